@@ -1,0 +1,163 @@
+"""Turns a MovieLens folder (or a GroupLens download) into the CSV input splits of the pipeline.
+
+One row per rating, joined with its user and movie features, written as `train/` and `eval/`
+under `<pipeline-root>/data/<fingerprint>/`. The fingerprint covers the source files' contents
+and every option, so an unchanged re-run reuses the same files and TFX's cache stays valid.
+The folder appears only complete: it is written elsewhere and renamed into place.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from components import features
+from components import movielens_download as download
+from components import movielens_formats as formats
+from components import movielens_splits as splits
+
+INGESTION_VERSION = 1  # bump when the written files change for the same inputs
+TRAIN, EVAL = 'train', 'eval'
+EXAMPLES_FILE = 'ratings.csv'
+CATALOGUE_FILE = 'movies.csv'
+INFO_FILE = 'dataset.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestionOptions:
+  data_dir: Optional[str] = None   # None: the cached or downloaded GroupLens copy
+  dataset: Optional[str] = None    # None: detected from the files (ml-100k when downloading)
+  split: str = splits.RANDOM
+  eval_fraction: float = 0.2
+  seed: int = 42
+  sample: Optional[int] = None     # use only the first N ratings of the file
+  cache_dir: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+  """Where the prepared splits are and what they hold."""
+  input_base: str                 # holds train/ and eval/, the CsvExampleGen input_base
+  catalogue_path: str             # every movie of the dataset, for serving the whole catalogue
+  info: Dict
+
+  @property
+  def dataset(self) -> str:
+    return self.info['dataset']
+
+  @property
+  def has_demographics(self) -> bool:
+    return self.info['has_demographics']
+
+
+def locate_data(options: IngestionOptions) -> str:
+  """The folder to read: the given one, else the cache, else a fresh verified download."""
+  if options.data_dir:
+    if not os.path.isdir(options.data_dir):
+      raise formats.IngestionError(options.data_dir, 'no such folder (--data-dir)')
+    return options.data_dir
+  dataset = options.dataset or formats.ML_100K
+  return (download.cached_dataset_dir(dataset, options.cache_dir)
+          or download.download_dataset(dataset, options.cache_dir))
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
+  names = sorted(n for n in os.listdir(data_dir) if os.path.isfile(os.path.join(data_dir, n)))
+  sources = {n: _sha256(os.path.join(data_dir, n)) for n in names}
+  key = json.dumps({'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
+                    'eval_fraction': options.eval_fraction, 'seed': options.seed,
+                    'sample': options.sample, 'sources': sources}, sort_keys=True)
+  return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _example_rows(data: formats.MovieLensData, ratings: formats.Ratings, columns: List[str]):
+  for user_id, movie_id, rating, timestamp in zip(ratings.user_id.tolist(),
+                                                 ratings.movie_id.tolist(),
+                                                 ratings.rating.tolist(),
+                                                 ratings.timestamp.tolist()):
+    movie = data.movies[movie_id]
+    row = {features.USER_ID: user_id, features.MOVIE_ID: movie_id,
+           features.LABEL: repr(float(rating)), features.TIMESTAMP: timestamp,
+           features.TITLE: movie.title, features.RELEASE_YEAR: movie.release_year,
+           features.GENRES: features.GENRE_SEPARATOR.join(movie.genres)}
+    if data.users is not None:
+      user = data.users[user_id]
+      row.update({features.AGE: user.age, features.GENDER: user.gender,
+                  features.OCCUPATION: user.occupation, features.ZIP_CODE: user.zip_code})
+    yield [row[c] for c in columns]
+
+
+def _write_csv(path: str, header: List[str], rows) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w', encoding='utf-8', newline='') as f:
+    writer = csv.writer(f, lineterminator='\n')
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedData:
+  """Reads, validates, joins and splits the ratings; returns the prepared input folder."""
+  data_dir = formats.resolve_data_dir(locate_data(options))
+  dataset = options.dataset or formats.detect_dataset(data_dir)
+  splits.validate_strategy(options.split, dataset)
+  if options.sample is not None and options.sample < 2:
+    raise ValueError(f'--sample must be at least 2 ratings, got {options.sample}')
+  target = os.path.join(output_root, 'data', _fingerprint(data_dir, dataset, options))
+  if os.path.isfile(os.path.join(target, INFO_FILE)):
+    with open(os.path.join(target, INFO_FILE), encoding='utf-8') as f:
+      info = json.load(f)
+    return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)
+
+  data = formats.read_movielens(data_dir, dataset)
+  ratings = data.ratings if options.sample is None else data.ratings.take(
+      slice(0, options.sample))
+  is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction, options.seed)
+  columns = features.raw_columns(data.has_demographics)
+
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  staging = tempfile.mkdtemp(prefix='.staging-', dir=os.path.dirname(target))
+  try:
+    for split_name, mask in ((TRAIN, ~is_eval), (EVAL, is_eval)):
+      _write_csv(os.path.join(staging, split_name, EXAMPLES_FILE), columns,
+                 _example_rows(data, ratings.take(mask), columns))
+    _write_csv(os.path.join(staging, CATALOGUE_FILE),
+               [features.MOVIE_ID, features.TITLE, features.RELEASE_YEAR, features.GENRES],
+               ([m.movie_id, m.title, m.release_year, features.GENRE_SEPARATOR.join(m.genres)]
+                for m in sorted(data.movies.values(), key=lambda m: m.movie_id)))
+    info = {
+        'dataset': dataset, 'source_dir': os.path.abspath(data_dir),
+        'has_demographics': data.has_demographics,
+        'rating_scale': dataclasses.asdict(data.scale),
+        'split': options.split, 'eval_fraction': options.eval_fraction, 'seed': options.seed,
+        'sample': options.sample, 'columns': columns,
+        'num_ratings': {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())},
+        'num_users': int(len(np.unique(ratings.user_id))),
+        'num_movies_rated': int(len(np.unique(ratings.movie_id))),
+        'num_movies': len(data.movies),
+    }
+    with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
+      json.dump(info, f, indent=2, sort_keys=True)
+    try:
+      os.rename(staging, target)
+    except OSError:
+      if not os.path.isfile(os.path.join(target, INFO_FILE)):  # not a concurrent twin: a real error
+        raise
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)

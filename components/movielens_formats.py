@@ -1,0 +1,399 @@
+"""Readers for the three MovieLens file formats, with errors that name file, line and problem.
+
+MovieLens ships in three layouts that differ in separators, encodings, rating scales and which
+side files exist. Each reader turns one layout into the same `MovieLensData`, and validates every
+row on the way: a malformed row stops ingestion with `IngestionError("file:line: problem")`
+instead of being dropped or surfacing later as a deep traceback inside Beam.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import re
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+ML_100K = 'ml-100k'
+ML_1M = 'ml-1m'
+ML_LATEST = 'ml-latest'
+DATASETS = (ML_100K, ML_1M, ML_LATEST)
+
+# The file whose presence identifies each format, and every file the format needs.
+_MARKER_FILES = {ML_100K: 'u.data', ML_1M: 'ratings.dat', ML_LATEST: 'ratings.csv'}
+_REQUIRED_FILES = {
+    ML_100K: ('u.data', 'u.item', 'u.user'),
+    ML_1M: ('ratings.dat', 'movies.dat', 'users.dat'),
+    ML_LATEST: ('ratings.csv', 'movies.csv'),
+}
+
+# Genre flag order of ML-100K's u.item (the same list as its u.genre file).
+ML_100K_GENRES = (
+    'unknown', 'Action', 'Adventure', 'Animation', "Children's", 'Comedy', 'Crime',
+    'Documentary', 'Drama', 'Fantasy', 'Film-Noir', 'Horror', 'Musical', 'Mystery', 'Romance',
+    'Sci-Fi', 'Thriller', 'War', 'Western')
+
+# ML-1M codes occupations as integers; its README lists the names.
+ML_1M_OCCUPATIONS = (
+    'other', 'academic/educator', 'artist', 'clerical/admin', 'college/grad student',
+    'customer service', 'doctor/health care', 'executive/managerial', 'farmer', 'homemaker',
+    'K-12 student', 'lawyer', 'programmer', 'retired', 'sales/marketing', 'scientist',
+    'self-employed', 'technician/engineer', 'tradesman/craftsman', 'unemployed', 'writer')
+ML_1M_AGE_CODES = (1, 18, 25, 35, 45, 50, 56)
+
+UNKNOWN_YEAR = 0  # release_year written when the dataset gives no date for a movie
+_YEAR_IN_TITLE = re.compile(r'\((\d{4})(?:[-–]\d{0,4})?\)\s*$')
+
+
+class IngestionError(ValueError):
+  """Bad input data; the message names the file, the line (when there is one) and the problem."""
+
+  def __init__(self, path: str, problem: str, line: Optional[int] = None):
+    self.path, self.line, self.problem = path, line, problem
+    where = f'{path}:{line}' if line is not None else path
+    super().__init__(f'{where}: {problem}')
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingScale:
+  low: float
+  high: float
+  step: float
+
+  def check(self, value: float) -> Optional[str]:
+    """Returns why `value` is not a rating of this scale, or None when it is one."""
+    if not self.low <= value <= self.high:
+      return f'rating {value:g} is outside the scale {self.low:g}..{self.high:g}'
+    steps = (value - self.low) / self.step
+    if abs(steps - round(steps)) > 1e-6:
+      return f'rating {value:g} is not a multiple of {self.step:g} on the scale {self.low:g}..{self.high:g}'
+    return None
+
+
+RATING_SCALES = {
+    ML_100K: RatingScale(1.0, 5.0, 1.0),
+    ML_1M: RatingScale(1.0, 5.0, 1.0),
+    ML_LATEST: RatingScale(0.5, 5.0, 0.5),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Movie:
+  movie_id: int
+  title: str
+  release_year: int
+  genres: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+  user_id: int
+  age: int
+  gender: str
+  occupation: str
+  zip_code: str
+
+
+@dataclasses.dataclass
+class Ratings:
+  """Column arrays, one entry per rating, in file order; `line` is the 1-based source line."""
+  user_id: np.ndarray
+  movie_id: np.ndarray
+  rating: np.ndarray
+  timestamp: np.ndarray
+  line: np.ndarray
+  path: str
+
+  def __len__(self) -> int:
+    return len(self.user_id)
+
+  def take(self, index) -> 'Ratings':
+    return Ratings(self.user_id[index], self.movie_id[index], self.rating[index],
+                   self.timestamp[index], self.line[index], self.path)
+
+
+@dataclasses.dataclass
+class MovieLensData:
+  dataset: str
+  data_dir: str
+  scale: RatingScale
+  ratings: Ratings
+  movies: Dict[int, Movie]
+  users: Optional[Dict[int, User]]  # None where the format has no user file (ML-latest)
+
+  @property
+  def has_demographics(self) -> bool:
+    return self.users is not None
+
+
+def detect_dataset(data_dir: str) -> str:
+  """Names the MovieLens format of the files in `data_dir`."""
+  if not os.path.isdir(data_dir):
+    raise IngestionError(data_dir, 'is not a folder')
+  found = [name for name, marker in _MARKER_FILES.items()
+           if os.path.exists(os.path.join(data_dir, marker))]
+  if len(found) == 1:
+    return found[0]
+  if not found:
+    markers = ', '.join(f'{m} ({d})' for d, m in _MARKER_FILES.items())
+    raise IngestionError(data_dir, f'unknown format: none of {markers} is there')
+  raise IngestionError(data_dir, f'ambiguous format: files of {", ".join(found)} are all there; '
+                       'pass --dataset')
+
+
+def resolve_data_dir(data_dir: str) -> str:
+  """Accepts the folder itself or a folder holding one extracted MovieLens archive."""
+  if os.path.isdir(data_dir) and not any(
+      os.path.exists(os.path.join(data_dir, m)) for m in _MARKER_FILES.values()):
+    subdirs = [os.path.join(data_dir, d) for d in sorted(os.listdir(data_dir))
+               if os.path.isdir(os.path.join(data_dir, d))]
+    inner = [d for d in subdirs
+             if any(os.path.exists(os.path.join(d, m)) for m in _MARKER_FILES.values())]
+    if len(inner) == 1:
+      return inner[0]
+  return data_dir
+
+
+def read_movielens(data_dir: str, dataset: Optional[str] = None) -> MovieLensData:
+  """Reads and validates a MovieLens folder; `dataset` defaults to the detected format."""
+  data_dir = resolve_data_dir(data_dir)
+  dataset = dataset or detect_dataset(data_dir)
+  if dataset not in DATASETS:
+    raise IngestionError(data_dir, f'unknown dataset {dataset!r}; expected one of {DATASETS}')
+  for name in _REQUIRED_FILES[dataset]:
+    path = os.path.join(data_dir, name)
+    if not os.path.isfile(path):
+      raise IngestionError(path, f'missing file: the {dataset} format needs '
+                           f'{", ".join(_REQUIRED_FILES[dataset])}')
+  join = lambda name: os.path.join(data_dir, name)
+  if dataset == ML_100K:
+    movies = _read_100k_movies(join('u.item'))
+    users = _read_100k_users(join('u.user'))
+    ratings_path, sep, header = join('u.data'), '\t', False
+  elif dataset == ML_1M:
+    movies = _read_1m_movies(join('movies.dat'))
+    users = _read_1m_users(join('users.dat'))
+    ratings_path, sep, header = join('ratings.dat'), '::', False
+  else:
+    movies = _read_latest_movies(join('movies.csv'))
+    users = None
+    ratings_path, sep, header = join('ratings.csv'), ',', True
+  scale = RATING_SCALES[dataset]
+  ratings = read_ratings(ratings_path, sep, header, scale, movies, users)
+  return MovieLensData(dataset, data_dir, scale, ratings, movies, users)
+
+
+# ----------------------------------------------------------------------------- low-level reading
+
+def read_lines(path: str, encoding: str, header: Optional[Sequence[str]] = None,
+           sep: str = ',') -> Iterator[Tuple[int, str]]:
+  """Yields (line number, text) of the non-blank lines; an empty file is an error.
+
+  Decodes line by line so that a bad byte is reported with its line. With `header`, the first
+  line must be exactly those column names and is not yielded.
+  """
+  any_line = False
+  with open(path, 'rb') as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        text = raw.decode(encoding).rstrip('\r\n')
+      except UnicodeDecodeError as e:
+        raise IngestionError(path, f'bytes not valid {encoding} at column {e.start + 1}',
+                             number) from None
+      if number == 1 and header is not None:
+        got = [c.strip() for c in text.lstrip('\ufeff').split(sep)]
+        if got != list(header):
+          raise IngestionError(path, f'expected the header {sep.join(header)!r}, found {text!r}',
+                               number)
+        any_line = True
+        continue
+      if not text.strip():
+        raise IngestionError(path, 'blank line', number)
+      any_line = True
+      yield number, text
+  if not any_line:
+    raise IngestionError(path, 'empty file')
+
+
+def split_fields(path: str, number: int, text: str, sep: str, count: int) -> List[str]:
+  fields = text.split(sep)
+  if len(fields) != count:
+    raise IngestionError(path, f'expected {count} fields separated by {sep!r}, found {len(fields)}',
+                         number)
+  return fields
+
+
+def _csv_rows(path: str, header: Sequence[str]) -> Iterator[Tuple[int, List[str]]]:
+  """Yields (line number, fields) of a quoted CSV file (ML-latest), checking the header."""
+  lines = read_lines(path, 'utf-8', header=header)
+  for number, text in lines:
+    row = next(csv.reader(io.StringIO(text)), [])
+    if len(row) != len(header):
+      raise IngestionError(path, f'expected {len(header)} comma-separated fields, found {len(row)}',
+                           number)
+    yield number, row
+
+
+def parse_int(path: str, number: int, field: str, value: str) -> int:
+  try:
+    return int(value)
+  except ValueError:
+    hint = ' (a header line where none belongs?)' if number == 1 else ''
+    raise IngestionError(path, f'{field} {value!r} is not an integer{hint}', number) from None
+
+
+def parse_float(path: str, number: int, field: str, value: str) -> float:
+  try:
+    result = float(value)
+  except ValueError:
+    result = float('nan')
+  if not np.isfinite(result):
+    hint = ' (a header line where none belongs?)' if number == 1 else ''
+    raise IngestionError(path, f'{field} {value!r} is not a number{hint}', number)
+  return result
+
+
+def _unique(path: str, number: int, table: dict, key: int, what: str) -> None:
+  if key in table:
+    raise IngestionError(path, f'duplicate {what} {key}', number)
+
+
+# ----------------------------------------------------------------------------- side files
+
+def _year_from_title(title: str) -> int:
+  match = _YEAR_IN_TITLE.search(title)
+  return int(match.group(1)) if match else UNKNOWN_YEAR
+
+
+def _read_100k_movies(path: str) -> Dict[int, Movie]:
+  movies: Dict[int, Movie] = {}
+  n_fields = 5 + len(ML_100K_GENRES)
+  for number, text in read_lines(path, 'latin-1'):
+    f = split_fields(path, number, text, '|', n_fields)
+    movie_id = parse_int(path, number, 'movie id', f[0])
+    _unique(path, number, movies, movie_id, 'movie id')
+    flags = f[5:]
+    if any(flag not in ('0', '1') for flag in flags):
+      raise IngestionError(path, f'genre flags must be 0 or 1, found {"|".join(flags)}', number)
+    genres = tuple(g for g, flag in zip(ML_100K_GENRES, flags) if flag == '1') or ('unknown',)
+    date = f[2].strip()
+    year = UNKNOWN_YEAR
+    if date:
+      year_text = date.rsplit('-', 1)[-1]
+      if not (len(year_text) == 4 and year_text.isdigit()):
+        raise IngestionError(path, f'release date {date!r} is not of the form DD-Mon-YYYY', number)
+      year = int(year_text)
+    movies[movie_id] = Movie(movie_id, f[1].strip() or 'unknown', year, genres)
+  return movies
+
+
+def _read_1m_movies(path: str) -> Dict[int, Movie]:
+  movies: Dict[int, Movie] = {}
+  for number, text in read_lines(path, 'latin-1'):
+    f = split_fields(path, number, text, '::', 3)
+    movie_id = parse_int(path, number, 'movie id', f[0])
+    _unique(path, number, movies, movie_id, 'movie id')
+    genres = tuple(g for g in f[2].split('|') if g) or ('unknown',)
+    movies[movie_id] = Movie(movie_id, f[1].strip(), _year_from_title(f[1]), genres)
+  return movies
+
+
+def _read_latest_movies(path: str) -> Dict[int, Movie]:
+  movies: Dict[int, Movie] = {}
+  for number, (movie_id_text, title, genre_text) in _csv_rows(path, ('movieId', 'title', 'genres')):
+    movie_id = parse_int(path, number, 'movie id', movie_id_text)
+    _unique(path, number, movies, movie_id, 'movie id')
+    genres = tuple(g for g in genre_text.split('|') if g) or ('(no genres listed)',)
+    movies[movie_id] = Movie(movie_id, title.strip(), _year_from_title(title), genres)
+  return movies
+
+
+def _check_user(path: str, number: int, age: int, gender: str) -> None:
+  if not 0 < age < 130:
+    raise IngestionError(path, f'age {age} is not a plausible age', number)
+  if gender not in ('M', 'F'):
+    raise IngestionError(path, f'gender {gender!r} is not M or F', number)
+
+
+def _read_100k_users(path: str) -> Dict[int, User]:
+  users: Dict[int, User] = {}
+  for number, text in read_lines(path, 'latin-1'):
+    f = split_fields(path, number, text, '|', 5)
+    user_id = parse_int(path, number, 'user id', f[0])
+    _unique(path, number, users, user_id, 'user id')
+    age = parse_int(path, number, 'age', f[1])
+    _check_user(path, number, age, f[2])
+    users[user_id] = User(user_id, age, f[2], f[3].strip(), f[4].strip())
+  return users
+
+
+def _read_1m_users(path: str) -> Dict[int, User]:
+  users: Dict[int, User] = {}
+  for number, text in read_lines(path, 'latin-1'):
+    f = split_fields(path, number, text, '::', 5)
+    user_id = parse_int(path, number, 'user id', f[0])
+    _unique(path, number, users, user_id, 'user id')
+    age = parse_int(path, number, 'age', f[2])
+    if age not in ML_1M_AGE_CODES:
+      raise IngestionError(path, f'age code {age} is not one of {ML_1M_AGE_CODES}', number)
+    _check_user(path, number, age, f[1])
+    code = parse_int(path, number, 'occupation', f[3])
+    if not 0 <= code < len(ML_1M_OCCUPATIONS):
+      raise IngestionError(path, f'occupation code {code} is not in 0..{len(ML_1M_OCCUPATIONS) - 1}',
+                           number)
+    users[user_id] = User(user_id, age, f[1], ML_1M_OCCUPATIONS[code], f[4].strip())
+  return users
+
+
+# ----------------------------------------------------------------------------- ratings
+
+def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
+                 movies: Dict[int, Movie], users: Optional[Dict[int, User]]) -> Ratings:
+  """Reads a ratings file (user, movie, rating, timestamp) and checks every row against the
+  scale, the movie and user tables, and for duplicate (user, movie) pairs."""
+  columns = ('userId', 'movieId', 'rating', 'timestamp')
+  rows = (read_lines(path, 'utf-8', header=columns, sep=sep) if header
+          else read_lines(path, 'latin-1'))
+  user_ids, movie_ids, values, times, line_numbers = [], [], [], [], []
+  for number, text in rows:
+    f = split_fields(path, number, text, sep, 4)
+    user_id = parse_int(path, number, 'user id', f[0])
+    movie_id = parse_int(path, number, 'movie id', f[1])
+    rating = parse_float(path, number, 'rating', f[2])
+    timestamp = parse_int(path, number, 'timestamp', f[3])
+    problem = scale.check(rating)
+    if problem:
+      raise IngestionError(path, problem, number)
+    if movie_id not in movies:
+      raise IngestionError(path, f'unknown movie id {movie_id} (not in the movies file)', number)
+    if users is not None and user_id not in users:
+      raise IngestionError(path, f'unknown user id {user_id} (not in the users file)', number)
+    user_ids.append(user_id)
+    movie_ids.append(movie_id)
+    values.append(rating)
+    times.append(timestamp)
+    line_numbers.append(number)
+  ratings = Ratings(np.asarray(user_ids, np.int64), np.asarray(movie_ids, np.int64),
+                    np.asarray(values, np.float32), np.asarray(times, np.int64),
+                    np.asarray(line_numbers, np.int64), path)
+  check_no_duplicates(ratings)
+  return ratings
+
+
+def check_no_duplicates(ratings: Ratings) -> None:
+  """Raises on the first (user, movie) pair rated twice, naming both lines."""
+  keys = ratings.user_id * (int(ratings.movie_id.max(initial=0)) + 1) + ratings.movie_id
+  order = np.argsort(keys, kind='stable')
+  same = np.nonzero(keys[order][1:] == keys[order][:-1])[0]
+  if len(same):
+    # Report the duplicate that appears earliest in the file.
+    second = order[same + 1]
+    i = int(np.argmin(ratings.line[second]))
+    first_row, dup_row = order[same[i]], second[i]
+    raise IngestionError(
+        ratings.path,
+        f'duplicate rating of movie {ratings.movie_id[dup_row]} by user {ratings.user_id[dup_row]} '
+        f'(first rated on line {ratings.line[first_row]})', int(ratings.line[dup_row]))

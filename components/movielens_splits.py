@@ -1,0 +1,83 @@
+"""Train/eval split strategies: seeded random, temporal, and ML-100K's published folds.
+
+Quality claims on MovieLens are only comparable under the published protocols, so the
+canonical folds (u1..u5 five-fold, ua/ub with ten ratings per user held out) are read from
+the dataset's own files rather than re-drawn.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Tuple
+
+import numpy as np
+
+from components import movielens_formats as formats
+
+RANDOM, TEMPORAL = 'random', 'temporal'
+CANONICAL_FOLDS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
+STRATEGIES = (RANDOM, TEMPORAL) + tuple(f'canonical:{fold}' for fold in CANONICAL_FOLDS)
+
+
+def validate_strategy(strategy: str, dataset: str) -> None:
+  if strategy not in STRATEGIES:
+    raise ValueError(f'unknown split {strategy!r}; expected one of {", ".join(STRATEGIES)}')
+  if strategy.startswith('canonical:') and dataset != formats.ML_100K:
+    raise ValueError(f'split {strategy!r} uses the published ML-100K fold files; '
+                     f'dataset {dataset} has none (use random or temporal)')
+
+
+def eval_mask(data: formats.MovieLensData, ratings: formats.Ratings, strategy: str,
+              eval_fraction: float = 0.2, seed: int = 42) -> np.ndarray:
+  """A boolean array over `ratings`: True where the rating goes to the eval split."""
+  validate_strategy(strategy, data.dataset)
+  n = len(ratings)
+  if strategy.startswith('canonical:'):
+    return _canonical_mask(data, ratings, strategy.split(':', 1)[1])
+  if not 0.0 < eval_fraction < 1.0:
+    raise ValueError(f'eval fraction must be between 0 and 1, got {eval_fraction}')
+  n_eval = int(round(n * eval_fraction))
+  if n >= 2:
+    n_eval = min(max(n_eval, 1), n - 1)  # both splits non-empty
+  mask = np.zeros(n, dtype=bool)
+  if strategy == RANDOM:
+    order = np.random.default_rng(seed).permutation(n)
+  else:  # TEMPORAL: the latest ratings are evaluated; ties keep file order
+    order = np.argsort(ratings.timestamp, kind='stable')[::-1]
+  mask[order[:n_eval]] = True
+  return mask
+
+
+def _read_fold_keys(path: str, key_of) -> Tuple[np.ndarray, np.ndarray]:
+  """Reads a fold file (the u.data format); returns its (user, movie) keys and line numbers."""
+  keys, lines = [], []
+  for number, text in formats.read_lines(path, 'latin-1'):
+    f = formats.split_fields(path, number, text, '\t', 4)
+    user_id = formats.parse_int(path, number, 'user id', f[0])
+    movie_id = formats.parse_int(path, number, 'movie id', f[1])
+    keys.append(key_of(user_id, movie_id))
+    lines.append(number)
+  return np.asarray(keys, np.int64), np.asarray(lines, np.int64)
+
+
+def _canonical_mask(data: formats.MovieLensData, ratings: formats.Ratings,
+                    fold: str) -> np.ndarray:
+  all_ratings = data.ratings
+  width = int(max(all_ratings.movie_id.max(initial=0), 0)) + 1
+  key_of = lambda user, movie: int(user) * width + int(movie) if 0 <= movie < width else -1
+  known = set((all_ratings.user_id * width + all_ratings.movie_id).tolist())
+  test_keys = set()
+  for suffix in ('base', 'test'):
+    path = os.path.join(data.data_dir, f'{fold}.{suffix}')
+    if not os.path.isfile(path):
+      raise formats.IngestionError(path, f'missing file: split canonical:{fold} needs '
+                                   f'{fold}.base and {fold}.test')
+    keys, lines = _read_fold_keys(path, key_of)
+    unknown = [i for i, k in enumerate(keys.tolist()) if k not in known]
+    if unknown:
+      raise formats.IngestionError(path, 'rating not found in u.data', int(lines[unknown[0]]))
+    if suffix == 'test':
+      test_keys = set(keys.tolist())
+  return np.fromiter(((u * width + m) in test_keys
+                      for u, m in zip(ratings.user_id.tolist(), ratings.movie_id.tolist())),
+                     dtype=bool, count=len(ratings))
