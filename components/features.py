@@ -44,7 +44,8 @@ USER_INDEX = 'user_index'
 MOVIE_INDEX = 'movie_index'
 GENRE_IDS = 'genre_ids'
 TITLE_TOKEN_IDS = 'title_token_ids'
-RELEASE_YEAR_Z = 'release_year_z'
+RELEASE_BUCKET = 'release_bucket'  # decade bucket, 0 = unknown year
+NUM_RELEASE_BUCKETS = 12             # 0 unknown, 1 before 1930, ..., 11 from 2020
 AGE_BUCKET = 'age_bucket'
 GENDER_ID = 'gender_id'
 OCCUPATION_ID = 'occupation_id'

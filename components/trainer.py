@@ -1,0 +1,66 @@
+"""The Trainer's `run_fn`, shared by both models; `custom_config['model_name']` picks one.
+
+Training is deterministic for a given `seed`: weights, shuffling and TF ops are all seeded.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Keras 2 (tf_keras), as TFX/TFT/TFMA expect
+
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from absl import logging  # noqa: E402
+
+from components import collaborative_filtering  # noqa: E402
+from components import content_based  # noqa: E402
+from components import features as f  # noqa: E402
+from components import model_io  # noqa: E402
+
+CONTENT_BASED = 'content_based'
+COLLABORATIVE_FILTERING = 'collaborative_filtering'
+MODEL_NAMES = (CONTENT_BASED, COLLABORATIVE_FILTERING)
+
+
+def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
+                has_demographics: bool, global_mean: float) -> tf.keras.Model:
+  common = dict(embedding_dim=int(hparams['embedding_dim']), l2=float(hparams['l2']),
+                global_mean=global_mean, seed=int(hparams['seed']))
+  size = lambda vocab: model_io.vocabulary_size(tf_transform_output, vocab)
+  if name == COLLABORATIVE_FILTERING:
+    return collaborative_filtering.CollaborativeFilteringModel(
+        num_users=size(f.USER_VOCAB), num_movies=size(f.MOVIE_VOCAB), **common)
+  if name == CONTENT_BASED:
+    padded = lambda vocab: model_io.padded_vocabulary_size(tf_transform_output, vocab)
+    vocab_sizes = {f.MOVIE_INDEX: size(f.MOVIE_VOCAB), f.USER_INDEX: size(f.USER_VOCAB),
+                   f.GENRE_IDS: padded(f.GENRE_VOCAB), f.TITLE_TOKEN_IDS: padded(f.TITLE_VOCAB)}
+    if has_demographics:
+      vocab_sizes.update({f.GENDER_ID: size(f.GENDER_VOCAB),
+                          f.OCCUPATION_ID: size(f.OCCUPATION_VOCAB),
+                          f.ZIP_PREFIX_ID: size(f.ZIP_VOCAB)})
+    return content_based.ContentBasedModel(vocab_sizes, has_demographics, **common)
+  raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point."""
+  config = fn_args.custom_config
+  name, hparams = config['model_name'], config['hparams']
+  seed = int(hparams['seed'])
+  tf.keras.utils.set_random_seed(seed)
+  tf.config.experimental.enable_op_determinism()
+
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
+  batch_size = int(hparams['batch_size'])
+  train = model_io.input_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
+                                 batch_size, shuffle=True, seed=seed)
+  global_mean = model_io.mean_label(train)
+  model = build_model(name, tf_transform_output, hparams, has_demographics, global_mean)
+  model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
+                loss=tf.keras.losses.MeanSquaredError(),
+                metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
+  history = model.fit(train, epochs=int(hparams['epochs']), verbose=0)
+  logging.info('%s: training RMSE by epoch %s', name,
+               [round(v, 4) for v in history.history['rmse']])
+  model_io.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
+                                tuple(config['rating_range']))

@@ -1,0 +1,93 @@
+"""`create_pipeline(...)`: the TFX DAG, independent of where it runs.
+
+CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> AnomaliesGate
+-> Transform -> per model: Trainer -> Evaluator (baseline: latest blessed model of that name)
+-> Pusher (only when blessed).
+"""
+
+import os
+from typing import Dict, List, Optional
+
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+from tfx.proto import example_gen_pb2
+
+from components import anomalies_gate
+from components import evaluation
+from components import ingestion
+from components import typed_csv_example_gen
+from pipeline import configs
+
+
+def node_ids(model_name: str) -> Dict[str, str]:
+  """The component ids of one model's branch, for finding its results in ML Metadata."""
+  return {'trainer': f'Trainer_{model_name}', 'resolver': f'LatestBlessedModel_{model_name}',
+          'evaluator': f'Evaluator_{model_name}', 'pusher': f'Pusher_{model_name}'}
+
+
+def create_pipeline(
+    settings: configs.PipelineSettings,
+    input_base: str,
+    schema_path: str,
+    rating_range: List[float],
+    model_names=configs.MODEL_NAMES,
+    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+) -> tfx.dsl.Pipeline:
+  """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/)."""
+  example_gen = typed_csv_example_gen.CsvExampleGen(
+      input_base=input_base,
+      input_config=example_gen_pb2.Input(splits=[
+          example_gen_pb2.Input.Split(name=split, pattern=f'{split}/*.csv')
+          for split in (ingestion.TRAIN, ingestion.EVAL)]))
+  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
+  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
+  gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
+                                      schema=schema_gen.outputs['schema'])
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=gate.outputs['validated_schema'],
+      module_file=configs.PREPROCESSING_MODULE)
+  components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
+
+  for model_name in model_names:
+    ids = node_ids(model_name)
+    trainer = tfx.components.Trainer(
+        module_file=configs.TRAINER_MODULE,
+        examples=transform.outputs['transformed_examples'],
+        transform_graph=transform.outputs['transform_graph'],
+        schema=gate.outputs['validated_schema'],
+        custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
+                       'rating_range': list(rating_range)}).with_id(ids['trainer'])
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=ids['trainer'], output_key='model'),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=ids['evaluator'],
+                                       output_key='blessing')).with_id(ids['resolver'])
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs['examples'],
+        model=trainer.outputs['model'],
+        baseline_model=baseline.outputs['model'],
+        example_splits=[ingestion.EVAL],
+        eval_config=evaluation.eval_config(settings.rmse_upper_bound,
+                                           settings.max_rmse_increase)).with_id(ids['evaluator'])
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs['model'],
+        model_blessing=evaluator.outputs['blessing'],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.join(settings.serving_dir, model_name)))).with_id(
+                    ids['pusher'])
+    components += [trainer, baseline, evaluator, pusher]
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=settings.pipeline_name,
+      pipeline_root=settings.pipeline_root,
+      components=components,
+      enable_cache=settings.enable_cache,
+      metadata_connection_config=metadata_connection_config,
+      beam_pipeline_args=list(settings.beam_pipeline_args),
+  )

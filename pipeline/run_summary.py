@@ -1,0 +1,190 @@
+"""The run summary: what each model scored, whether it was blessed, and what was pushed.
+
+Read back from ML Metadata and the Evaluator's and Pusher's artifacts, not from the runner's
+memory, so it also reports components that were served from the cache. Written atomically to
+`<output-dir>/run_summary.json`.
+"""
+
+import datetime
+import json
+import os
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components import evaluation
+from components import ingestion
+from pipeline import configs
+from pipeline import pipeline as pipeline_def
+from pipeline.progress import ComponentProgress
+
+SUMMARY_FILE = 'run_summary.json'
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_EXECUTION_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+class _Metadata:
+  """Read-only questions to the run's ML Metadata store."""
+
+  def __init__(self, settings: configs.PipelineSettings, since: datetime.datetime):
+    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(settings.metadata_path)
+    self.store = metadata_store.MetadataStore(config)
+    self.pipeline_name = settings.pipeline_name
+    self.since_ms = int(since.timestamp() * 1000) - 1000
+
+  def execution(self, node_id: str) -> Optional[metadata_store_pb2.Execution]:
+    """The newest execution of `node_id` that started in this run."""
+    context = self.store.get_context_by_type_and_name('node', f'{self.pipeline_name}.{node_id}')
+    if context is None:
+      return None
+    executions = [e for e in self.store.get_executions_by_context(context.id)
+                  if e.create_time_since_epoch >= self.since_ms]
+    return max(executions, key=lambda e: e.id) if executions else None
+
+  def outputs(self, execution: metadata_store_pb2.Execution) -> Dict[str, metadata_store_pb2.Artifact]:
+    """The execution's output artifacts by output key."""
+    events = [e for e in self.store.get_events_by_execution_ids([execution.id])
+              if e.type in _OUTPUT_EVENTS]
+    artifacts = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
+    result = {}
+    for event in events:
+      key = event.path.steps[0].key if event.path.steps else ''
+      result[key] = artifacts[event.artifact_id]
+    return result
+
+
+def _custom(artifact: metadata_store_pb2.Artifact, key: str):
+  value = artifact.custom_properties.get(key)
+  if value is None:
+    return None
+  return getattr(value, value.WhichOneof('value'))
+
+
+def _metrics(evaluation_uri: str) -> Dict[str, float]:
+  """Overall-slice metrics of the candidate model."""
+  try:
+    result = tfma.load_eval_result(evaluation_uri, model_name='candidate')
+  except Exception:  # pylint: disable=broad-except  (no baseline: single, unnamed model)
+    result = tfma.load_eval_result(evaluation_uri)
+  overall = next((m for key, m in result.slicing_metrics if not key), None)
+  if overall is None:
+    return {}
+  values = {}
+  for name, value in overall[''][''].items():
+    if isinstance(value, dict) and 'doubleValue' in value:
+      values[name] = value['doubleValue']
+  names = {evaluation.RMSE: 'rmse', evaluation.MAE: 'mae', evaluation.MSE: 'mse',
+           evaluation.EXAMPLE_COUNT: 'example_count'}
+  out = {short: values[long] for long, short in names.items() if long in values}
+  if 'example_count' in out:
+    out['example_count'] = int(out['example_count'])
+  return out
+
+
+def _validation_failures(evaluation_uri: str) -> List[str]:
+  result = tfma.load_validation_result(evaluation_uri)
+  failures = []
+  for per_slice in result.metric_validations_per_slice:
+    for failure in per_slice.failures:
+      failures.append(f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
+                      f' fails {failure.metric_threshold}'.replace('\n', ' ').strip())
+  return failures or ([] if result.validation_ok else ['validation failed'])
+
+
+def _served_version(settings: configs.PipelineSettings, model_name: str) -> Optional[str]:
+  """The highest numeric version under the model's serving folder (what TF Serving serves)."""
+  folder = os.path.join(settings.serving_dir, model_name)
+  if not os.path.isdir(folder):
+    return None
+  versions = [d for d in os.listdir(folder) if d.isdigit()]
+  return os.path.join(folder, max(versions, key=int)) if versions else None
+
+
+def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str) -> Dict:
+  ids = pipeline_def.node_ids(name)
+  summary = {'name': name, 'metrics': {}, 'blessed': False, 'pushed': False,
+             'pushed_version_path': None, 'why_not_pushed': None, 'baseline_model': None}
+  evaluator = md.execution(ids['evaluator'])
+  if evaluator is None:
+    summary['why_not_pushed'] = 'the run stopped before this model was evaluated'
+    return summary
+  outputs = md.outputs(evaluator)
+  if 'evaluation' in outputs:
+    summary['metrics'] = _metrics(outputs['evaluation'].uri)
+  if 'blessing' in outputs:
+    summary['blessed'] = bool(_custom(outputs['blessing'], 'blessed'))
+  resolver = md.execution(ids['resolver'])
+  if resolver is not None:
+    baseline = md.outputs(resolver).get('model')
+    summary['baseline_model'] = baseline.uri if baseline is not None else None
+  if not summary['blessed'] and 'evaluation' in outputs:
+    summary['why_not_pushed'] = 'not blessed: ' + '; '.join(
+        _validation_failures(outputs['evaluation'].uri))
+  pusher = md.execution(ids['pusher'])
+  pushed = md.outputs(pusher).get('pushed_model') if pusher is not None else None
+  if pushed is not None and _custom(pushed, 'pushed'):
+    summary['pushed'] = True
+    summary['pushed_version_path'] = _custom(pushed, 'pushed_destination')
+  elif summary['blessed'] and summary['why_not_pushed'] is None:
+    summary['why_not_pushed'] = 'the run stopped before the push'
+  summary['serving_version_path'] = _served_version(settings, name)
+  return summary
+
+
+def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
+          model_names: Sequence[str], progress: ComponentProgress,
+          started_at: datetime.datetime, pipeline_seconds: float, ingestion_seconds: float,
+          error: Optional[str]) -> Dict:
+  md = _Metadata(settings, started_at)
+  components = []
+  for node_id in progress.order:
+    execution = md.execution(node_id)
+    components.append({
+        'id': node_id, 'seconds': progress.durations.get(node_id),
+        'state': _EXECUTION_STATES.get(execution.last_known_state, 'UNKNOWN')
+                 if execution is not None else 'NOT_RECORDED'})
+  return {
+      'status': 'failed' if error else 'succeeded',
+      'error': error,
+      'started_at': started_at.isoformat(timespec='seconds'),
+      'seconds': {'ingestion': round(ingestion_seconds, 2),
+                  'pipeline': round(pipeline_seconds, 2)},
+      'output_dir': settings.output_dir,
+      'data': prepared.info | {'input_base': prepared.input_base},
+      'thresholds': {'rmse_upper_bound': settings.rmse_upper_bound,
+                     'max_rmse_increase_vs_baseline': settings.max_rmse_increase},
+      'components': components,
+      'models': [_model_summary(md, settings, name) for name in model_names],
+  }
+
+
+def write(summary: Dict, output_dir: str) -> str:
+  os.makedirs(output_dir, exist_ok=True)
+  path = os.path.join(output_dir, SUMMARY_FILE)
+  fd, tmp = tempfile.mkstemp(dir=output_dir, prefix='.run_summary-')
+  with os.fdopen(fd, 'w', encoding='utf-8') as f:
+    json.dump(summary, f, indent=2)
+  os.replace(tmp, path)
+  return path
+
+
+def render(summary: Dict) -> str:
+  """A short human summary of the run."""
+  lines = [f'Run {summary["status"]} in {summary["seconds"]["pipeline"]:.1f} s '
+           f'(+{summary["seconds"]["ingestion"]:.1f} s data preparation).']
+  if summary['error']:
+    lines.append(f'  {summary["error"]}')
+  for model in summary['models']:
+    m = model['metrics']
+    score = (f'RMSE {m["rmse"]:.4f}  MAE {m["mae"]:.4f}  on {m["example_count"]} ratings'
+             if {'rmse', 'mae', 'example_count'} <= m.keys() else 'not evaluated')
+    if model['pushed']:
+      outcome = f'blessed, pushed to {model["pushed_version_path"]}'
+    else:
+      outcome = ('blessed, ' if model['blessed'] else '') + f'not pushed: {model["why_not_pushed"]}'
+    lines.append(f'  {model["name"]:24s} {score}; {outcome}')
+  return '\n'.join(lines)
