@@ -12,16 +12,22 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import warnings  # noqa: E402
+
+# google-api-core warns on import that Python 3.10 support is ending; TFX 1.16 needs 3.10.
+warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
+
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 
 from components import ingestion  # noqa: E402
 from components import movielens_download  # noqa: E402
 from components import movielens_formats  # noqa: E402
 from components import movielens_splits  # noqa: E402
 from pipeline import configs  # noqa: E402
+from pipeline import progress  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -83,14 +89,20 @@ def main(argv=None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   info = prepared.info
+  ingestion_seconds = time.monotonic() - started
   print(f'  {info["dataset"]}: {info["num_ratings"]["train"]} train / '
         f'{info["num_ratings"]["eval"]} eval ratings ({info["split"]} split) in '
-        f'{time.monotonic() - started:.1f} s -> {prepared.input_base}', file=sys.stderr)
+        f'{ingestion_seconds:.1f} s -> {prepared.input_base}', file=sys.stderr)
 
-  warnings.filterwarnings('ignore')
-  from pipeline import local  # pylint: disable=import-outside-toplevel  (imports TFX)
-  return local.run(settings, prepared, args.models, verbose=args.verbose,
-                   ingestion_seconds=time.monotonic() - started)
+  log_path = os.path.join(settings.output_dir, 'logs',
+                          f'run-{time.strftime("%Y%m%dT%H%M%S")}.log')
+  output = (contextlib.nullcontext(sys.stderr) if args.verbose
+            else progress.capture_output(log_path))
+  with output as terminal:
+    from pipeline import local  # pylint: disable=import-outside-toplevel  (imports TFX, noisily)
+    return local.run(settings, prepared, args.models, terminal,
+                     log_path if not args.verbose else 'the output above',
+                     ingestion_seconds=ingestion_seconds)
 
 
 if __name__ == '__main__':

@@ -16,9 +16,7 @@ from components import content_based  # noqa: E402
 from components import features as f  # noqa: E402
 from components import model_io  # noqa: E402
 
-CONTENT_BASED = 'content_based'
-COLLABORATIVE_FILTERING = 'collaborative_filtering'
-MODEL_NAMES = (CONTENT_BASED, COLLABORATIVE_FILTERING)
+from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
 
 def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,

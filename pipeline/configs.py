@@ -8,22 +8,22 @@ import dataclasses
 import os
 from typing import Dict, List, Optional
 
-from components import trainer
+from components import model_names as names
 
 PIPELINE_NAME = 'movielens-recommender'
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENTS_DIR = os.path.join(PROJECT_DIR, 'components')
 PREPROCESSING_MODULE = os.path.join(COMPONENTS_DIR, 'preprocessing.py')
 TRAINER_MODULE = os.path.join(COMPONENTS_DIR, 'trainer.py')
-MODEL_NAMES = trainer.MODEL_NAMES
+MODEL_NAMES = names.MODEL_NAMES
 
 
 def default_hparams() -> Dict[str, Dict]:
   """Per-model hyperparameters (chosen on a validation split carved from training data)."""
   return {
-      trainer.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
+      names.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
                                   batch_size=512, epochs=10, seed=42),
-      trainer.COLLABORATIVE_FILTERING: dict(embedding_dim=32, l2=1e-4, learning_rate=0.005,
+      names.COLLABORATIVE_FILTERING: dict(embedding_dim=32, l2=1e-4, learning_rate=0.005,
                                             batch_size=512, epochs=10, seed=42),
   }
 

@@ -1,63 +1,86 @@
 """Live progress of a local run: which component runs now, and how long each one took.
 
-TFX's LocalDagRunner announces each component through absl logging ("Component X is running."
-/ "... is finished."). This handler turns those two messages into one line per component and
-keeps the durations for the run summary, while the rest of TFX's INFO chatter stays hidden.
+TFX, Beam, TensorFlow and pip (installing the user-code wheel) write hundreds of log lines to
+stdout and stderr, from Python and from C++. During a run, `capture_output` sends all of it to
+`<output-dir>/logs/run-<time>.log`, and `track_components` times every component launch of the
+local runner and prints one line per component on the real terminal.
 """
 
-import logging
+import contextlib
+import os
 import sys
 import time
-from typing import Dict, List, Optional, TextIO
-
-_RUNNING = 'Component %s is running.'
-_FINISHED = 'Component %s is finished.'
+from typing import Dict, Iterator, List, Optional, TextIO
 
 
-class ComponentProgress(logging.Handler):
+
+class ComponentProgress:
   """Prints `[n] Component ... done in 12.3 s` lines and records durations."""
 
-  def __init__(self, stream: TextIO = sys.stderr):
-    super().__init__(level=logging.INFO)
+  def __init__(self, stream: TextIO):
     self.stream = stream
     self.durations: Dict[str, float] = {}
     self.order: List[str] = []
     self.current: Optional[str] = None
-    self._started = 0.0
+    self.failed_node: Optional[str] = None
 
-  def emit(self, record: logging.LogRecord) -> None:
-    if record.msg not in (_RUNNING, _FINISHED) or not record.args:
-      return
-    node_id = str(record.args[0])
-    now = time.monotonic()
-    if record.msg == _RUNNING:
-      self.current, self._started = node_id, now
-      self.order.append(node_id)
-      self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
-    else:
-      seconds = now - self._started
-      self.durations[node_id] = round(seconds, 2)
-      self.current = None
-      self.stream.write(f'done in {seconds:.1f} s\n')
+  def started(self, node_id: str) -> None:
+    self.current = node_id
+    self.order.append(node_id)
+    self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
     self.stream.flush()
 
-  def failed(self) -> None:
-    """Ends the current component's line when the run stops inside it."""
-    if self.current is not None:
-      self.stream.write('FAILED\n')
-      self.stream.flush()
+  def finished(self, node_id: str, seconds: float, ok: bool) -> None:
+    self.durations[node_id] = round(seconds, 2)
+    self.current = None
+    if not ok:
+      self.failed_node = node_id
+    self.stream.write(f'{"done" if ok else "FAILED"} in {seconds:.1f} s\n')
+    self.stream.flush()
 
 
-def attach(verbose: bool = False) -> ComponentProgress:
-  """Routes TFX's component announcements to a ComponentProgress; hides other INFO logs
-  unless `verbose`."""
-  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
-  progress = ComponentProgress()
-  absl_logger = logging.getLogger('absl')
-  absl_logger.setLevel(logging.INFO)
-  absl_logger.addHandler(progress)
-  if not verbose:
-    absl_logging.get_absl_handler().setLevel(logging.WARNING)
-    for handler in logging.getLogger().handlers:
-      handler.setLevel(logging.WARNING)
-  return progress
+@contextlib.contextmanager
+def track_components(progress: ComponentProgress) -> Iterator[ComponentProgress]:
+  """Times each `Launcher.launch()` of the local runner (the same for cached components)."""
+  from tfx.orchestration.portable import launcher as launcher_lib  # pylint: disable=import-outside-toplevel
+  original = launcher_lib.Launcher.launch
+
+  def launch(self, *args, **kwargs):
+    node_id = self._pipeline_node.node_info.id  # pylint: disable=protected-access
+    progress.started(node_id)
+    started, ok = time.monotonic(), False
+    try:
+      result = original(self, *args, **kwargs)
+      ok = True
+      return result
+    finally:
+      progress.finished(node_id, time.monotonic() - started, ok)
+
+  launcher_lib.Launcher.launch = launch
+  try:
+    yield progress
+  finally:
+    launcher_lib.Launcher.launch = original
+
+
+@contextlib.contextmanager
+def capture_output(log_path: str) -> Iterator[TextIO]:
+  """Redirects file descriptors 1 and 2 to `log_path`; yields a stream to the real terminal."""
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  saved_out, saved_err = os.dup(1), os.dup(2)
+  terminal = os.fdopen(os.dup(2), 'w', buffering=1)
+  with open(log_path, 'ab') as log:
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+      yield terminal
+    finally:
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os.dup2(saved_out, 1)
+      os.dup2(saved_err, 2)
+      os.close(saved_out)
+      os.close(saved_err)
+      terminal.close()

@@ -64,25 +64,23 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   return getattr(value, value.WhichOneof('value'))
 
 
-def _metrics(evaluation_uri: str) -> Dict[str, float]:
-  """Overall-slice metrics of the candidate model."""
-  try:
-    result = tfma.load_eval_result(evaluation_uri, model_name='candidate')
-  except Exception:  # pylint: disable=broad-except  (no baseline: single, unnamed model)
-    result = tfma.load_eval_result(evaluation_uri)
-  overall = next((m for key, m in result.slicing_metrics if not key), None)
-  if overall is None:
-    return {}
-  values = {}
-  for name, value in overall[''][''].items():
-    if isinstance(value, dict) and 'doubleValue' in value:
-      values[name] = value['doubleValue']
+def _metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+  """Overall-slice metrics by model: 'candidate', and 'baseline' when there was one."""
   names = {evaluation.RMSE: 'rmse', evaluation.MAE: 'mae', evaluation.MSE: 'mse',
            evaluation.EXAMPLE_COUNT: 'example_count'}
-  out = {short: values[long] for long, short in names.items() if long in values}
-  if 'example_count' in out:
-    out['example_count'] = int(out['example_count'])
-  return out
+  by_model: Dict[str, Dict[str, float]] = {}
+  for metrics in tfma.load_metrics(evaluation_uri):
+    if metrics.slice_key.single_slice_keys:
+      continue  # only the overall slice here
+    for entry in metrics.metric_keys_and_values:
+      key = entry.key
+      if key.is_diff or key.name not in names or not entry.value.HasField('double_value'):
+        continue
+      model = 'baseline' if key.model_name == 'baseline' else 'candidate'
+      value = entry.value.double_value.value
+      by_model.setdefault(model, {})[names[key.name]] = (
+          int(value) if key.name == evaluation.EXAMPLE_COUNT else value)
+  return by_model
 
 
 def _validation_failures(evaluation_uri: str) -> List[str]:
@@ -114,7 +112,9 @@ def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str)
     return summary
   outputs = md.outputs(evaluator)
   if 'evaluation' in outputs:
-    summary['metrics'] = _metrics(outputs['evaluation'].uri)
+    by_model = _metrics(outputs['evaluation'].uri)
+    summary['metrics'] = by_model.get('candidate', {})
+    summary['baseline_metrics'] = by_model.get('baseline')
   if 'blessing' in outputs:
     summary['blessed'] = bool(_custom(outputs['blessing'], 'blessed'))
   resolver = md.execution(ids['resolver'])
