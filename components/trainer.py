@@ -9,7 +9,6 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Keras 2 (tf_keras), as TFX/
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
-from absl import logging  # noqa: E402
 
 from components import collaborative_filtering  # noqa: E402
 from components import content_based  # noqa: E402
@@ -58,7 +57,8 @@ def run_fn(fn_args) -> None:
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   history = model.fit(train, epochs=int(hparams['epochs']), verbose=0)
-  logging.info('%s: training RMSE by epoch %s', name,
-               [round(v, 4) for v in history.history['rmse']])
+  # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
+  print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
+        flush=True)
   model_io.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
                                 tuple(config['rating_range']))

@@ -1,0 +1,110 @@
+"""The real pipeline (TFX components, Beam DirectRunner, SQLite ML Metadata) on real ratings.
+
+A few thousand ratings of MovieLens 100K, two epochs: slow enough to be one test module, fast
+enough for every CI run. The second run must come entirely from TFX's cache.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from components import features
+from tests.conftest import PROJECT_DIR
+
+SAMPLE = 3000
+MODELS = ('content_based', 'collaborative_filtering')
+
+
+def _run(data_dir, output_dir, *extra):
+  command = [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
+             '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
+             '--output-dir', output_dir, *extra]
+  result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
+  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    return result, json.load(f)
+
+
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory):
+  data_dir = os.environ.get('MOVIELENS_100K_DIR') or os.path.join(
+      os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
+  if not os.path.isfile(os.path.join(data_dir, 'u.data')):
+    pytest.skip(f'the real MovieLens 100K folder is not at {data_dir}')
+  output_dir = str(tmp_path_factory.mktemp('run'))
+  result, summary = _run(data_dir, output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  return data_dir, output_dir, result, summary
+
+
+def test_both_models_are_evaluated_blessed_and_pushed(finished_run):
+  _, output_dir, result, summary = finished_run
+  assert summary['status'] == 'succeeded' and summary['error'] is None
+  assert summary['data']['num_ratings'] == {'train': 2400, 'eval': 600}
+  assert [m['name'] for m in summary['models']] == list(MODELS)
+  for model in summary['models']:
+    metrics = model['metrics']
+    assert metrics['example_count'] == 600
+    assert 0.0 < metrics['mae'] <= metrics['rmse'] < 1.5
+    assert metrics['mse'] == pytest.approx(metrics['rmse'] ** 2, rel=1e-4)
+    assert model['blessed'] is True and model['pushed'] is True
+    path = model['pushed_version_path']
+    assert os.path.dirname(path) == os.path.join(output_dir, 'serving', model['name'])
+    assert os.path.basename(path).isdigit()
+    assert os.path.isfile(os.path.join(path, 'saved_model.pb'))
+    assert model['name'] in result.stdout  # the human summary names each model
+
+
+def test_progress_names_every_component_with_its_time(finished_run):
+  _, _, result, summary = finished_run
+  ids = [c['id'] for c in summary['components']]
+  for expected in ('CsvExampleGen', 'StatisticsGen', 'ImportSchemaGen', 'ExampleValidator',
+                   'AnomaliesGate', 'Transform', 'Trainer_content_based',
+                   'Evaluator_collaborative_filtering', 'Pusher_content_based'):
+    assert expected in ids
+    assert f'{expected} ... done in ' in result.stderr
+  assert all(c['state'] == 'COMPLETE' and c['seconds'] >= 0 for c in summary['components'])
+
+
+def test_pushed_serving_default_predicts_a_rating(finished_run):
+  _, _, _, summary = finished_run
+  example = tf.train.Example(features=tf.train.Features(feature={
+      'user_id': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'196'])),
+      'movie_id': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'242'])),
+      'timestamp': tf.train.Feature(int64_list=tf.train.Int64List(value=[881250949])),
+      'age': tf.train.Feature(int64_list=tf.train.Int64List(value=[49])),
+      'gender': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'M'])),
+      'occupation': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'writer'])),
+      'zip_code': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'55105'])),
+      'title': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'Kolya (1996)'])),
+      'release_year': tf.train.Feature(int64_list=tf.train.Int64List(value=[1997])),
+      'genres': tf.train.Feature(bytes_list=tf.train.BytesList(value=[b'Comedy'])),
+  })).SerializeToString()
+  unseen = tf.train.Example()
+  unseen.CopyFrom(tf.train.Example.FromString(example))
+  unseen.features.feature['user_id'].bytes_list.value[:] = [b'no-such-user']
+  unseen.features.feature['movie_id'].bytes_list.value[:] = [b'no-such-movie']
+  for model in summary['models']:
+    loaded = tf.saved_model.load(model['pushed_version_path'])  # as TF Serving loads it
+    signature = loaded.signatures['serving_default']
+    assert list(signature.structured_input_signature[1]) == ['examples']
+    ratings = signature(examples=tf.constant([example, unseen.SerializeToString()]))
+    values = ratings[features.LABEL].numpy().tolist()
+    assert len(values) == 2
+    assert all(math.isfinite(v) and 1.0 <= v <= 5.0 for v in values), values
+
+
+def test_unchanged_rerun_comes_from_the_cache(finished_run):
+  data_dir, output_dir, _, first = finished_run
+  result, summary = _run(data_dir, output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  states = {c['id']: c['state'] for c in summary['components']}
+  assert states['Transform'] == 'CACHED' and states['Trainer_content_based'] == 'CACHED'
+  assert states['Evaluator_collaborative_filtering'] == 'CACHED'
+  for before, after in zip(first['models'], summary['models']):
+    assert after['metrics'] == before['metrics']
+    assert after['serving_version_path'] == before['pushed_version_path']

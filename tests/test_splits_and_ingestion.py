@@ -1,0 +1,124 @@
+"""Split strategies and the prepared CSV input splits."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from components import features
+from components import ingestion
+from components import movielens_formats as formats
+from components import movielens_splits as splits
+from tests import movielens_fixtures as fx
+
+
+def _data(tmp_path):
+  return formats.read_movielens(fx.ml100k(tmp_path / 'src'))
+
+
+def test_random_split_is_seeded_and_sized(tmp_path):
+  data = _data(tmp_path)
+  a = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=1)
+  b = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=1)
+  assert a.sum() == 2 and (a == b).all()
+  others = [splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=s) for s in range(2, 6)]
+  assert any((other != a).any() for other in others)
+
+
+def test_temporal_split_evaluates_the_latest_ratings(tmp_path):
+  data = _data(tmp_path)
+  mask = splits.eval_mask(data, data.ratings, splits.TEMPORAL, 0.3)
+  cutoff = data.ratings.timestamp[mask].min()
+  assert mask.sum() == 3
+  assert (data.ratings.timestamp[~mask] <= cutoff).all()
+
+
+def test_canonical_fold_uses_the_published_files(tmp_path):
+  folder = fx.ml100k(tmp_path / 'src')
+  fx.write(os.path.join(folder, 'u1.test'), fx.ML_100K_RATINGS[2:4])
+  fx.write(os.path.join(folder, 'u1.base'), fx.ML_100K_RATINGS[:2] + fx.ML_100K_RATINGS[4:])
+  data = formats.read_movielens(folder)
+  mask = splits.eval_mask(data, data.ratings, 'canonical:u1')
+  assert mask.tolist() == [False, False, True, True] + [False] * 6
+
+
+def test_canonical_fold_errors(tmp_path):
+  folder = fx.ml100k(tmp_path / 'src')
+  data = formats.read_movielens(folder)
+  with pytest.raises(formats.IngestionError, match=r'u2\.base: missing file'):
+    splits.eval_mask(data, data.ratings, 'canonical:u2')
+  fx.write(os.path.join(folder, 'u2.base'), fx.ML_100K_RATINGS)
+  fx.write(os.path.join(folder, 'u2.test'), ['1\t4\t5\t881250949'])
+  with pytest.raises(formats.IngestionError, match=r'u2\.test:1: rating not found in u\.data'):
+    splits.eval_mask(data, data.ratings, 'canonical:u2')
+  latest = formats.read_movielens(fx.ml_latest(tmp_path / 'latest'))
+  with pytest.raises(ValueError, match='has none'):
+    splits.eval_mask(latest, latest.ratings, 'canonical:u1')
+
+
+def test_canonical_u1_on_real_data(ml100k_dir):
+  data = formats.read_movielens(ml100k_dir)
+  mask = splits.eval_mask(data, data.ratings, 'canonical:u1')
+  assert mask.sum() == 20_000  # u1.test has 20,000 ratings
+
+
+def _read(path):
+  with open(path, encoding='utf-8', newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_prepare_examples_joins_and_splits(tmp_path):
+  options = ingestion.IngestionOptions(data_dir=fx.ml100k(tmp_path / 'src'), seed=3)
+  prepared = ingestion.prepare_examples(options, str(tmp_path / 'out'))
+  train = _read(os.path.join(prepared.input_base, 'train', 'ratings.csv'))
+  evaluation = _read(os.path.join(prepared.input_base, 'eval', 'ratings.csv'))
+  assert len(train) == 8 and len(evaluation) == 2
+  assert list(train[0]) == features.raw_columns(True)
+  rows = {(r['user_id'], r['movie_id']): r for r in train + evaluation}
+  assert len(rows) == 10
+  row = rows[('2', '3')]
+  assert row == {'user_id': '2', 'movie_id': '3', 'rating': '2.0', 'timestamp': '881250952',
+                 'age': '53', 'gender': 'F', 'occupation': 'other', 'zip_code': '01002',
+                 'title': 'Caf\xe9 au Lait (1994)', 'release_year': '1994', 'genres': 'Drama'}
+  assert rows[('1', '2')]['genres'] == 'Action|Sci-Fi'
+  assert prepared.info['num_ratings'] == {'train': 8, 'eval': 2}
+  catalogue = _read(prepared.catalogue_path)
+  assert [m['movie_id'] for m in catalogue] == ['1', '2', '3', '4']
+
+
+def test_prepare_examples_without_demographics(tmp_path):
+  options = ingestion.IngestionOptions(data_dir=fx.ml_latest(tmp_path / 'src'))
+  prepared = ingestion.prepare_examples(options, str(tmp_path / 'out'))
+  rows = _read(os.path.join(prepared.input_base, 'train', 'ratings.csv'))
+  assert list(rows[0]) == features.raw_columns(False)
+  assert 'age' not in rows[0] and not prepared.has_demographics
+  assert prepared.info['rating_scale'] == {'low': 0.5, 'high': 5.0, 'step': 0.5}
+
+
+def test_prepare_examples_reuses_identical_output(tmp_path):
+  options = ingestion.IngestionOptions(data_dir=fx.ml100k(tmp_path / 'src'), sample=6)
+  first = ingestion.prepare_examples(options, str(tmp_path / 'out'))
+  stamp = os.stat(os.path.join(first.input_base, 'train', 'ratings.csv')).st_mtime_ns
+  second = ingestion.prepare_examples(options, str(tmp_path / 'out'))
+  assert second.input_base == first.input_base
+  assert os.stat(os.path.join(second.input_base, 'train', 'ratings.csv')).st_mtime_ns == stamp
+  assert sum(second.info['num_ratings'].values()) == 6
+  other = ingestion.prepare_examples(
+      ingestion.IngestionOptions(data_dir=options.data_dir, sample=6, split=splits.TEMPORAL),
+      str(tmp_path / 'out'))
+  assert other.input_base != first.input_base
+
+
+def test_bad_input_leaves_nothing_behind(tmp_path):
+  folder = fx.ml100k(tmp_path / 'src', ratings=fx.ML_100K_RATINGS + ['1\t1\t9\t1'])
+  out = tmp_path / 'out'
+  with pytest.raises(formats.IngestionError, match=r'u\.data:11: rating 9'):
+    ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=folder), str(out))
+  assert not os.path.exists(out / 'data') or os.listdir(out / 'data') == []
+
+
+def test_missing_data_dir(tmp_path):
+  with pytest.raises(formats.IngestionError, match='no such folder'):
+    ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=str(tmp_path / 'nope')),
+                               str(tmp_path / 'out'))
