@@ -96,11 +96,11 @@ def main(argv=None) -> int:
 
   log_path = os.path.join(settings.output_dir, 'logs',
                           f'run-{time.strftime("%Y%m%dT%H%M%S")}.log')
-  output = (contextlib.nullcontext(sys.stderr) if args.verbose
+  output = (contextlib.nullcontext((sys.stdout, sys.stderr)) if args.verbose
             else progress.capture_output(log_path))
-  with output as terminal:
+  with output as (stdout, stderr):
     from pipeline import local  # pylint: disable=import-outside-toplevel  (imports TFX, noisily)
-    return local.run(settings, prepared, args.models, terminal,
+    return local.run(settings, prepared, args.models, stdout, stderr,
                      log_path if not args.verbose else 'the output above',
                      ingestion_seconds=ingestion_seconds)
 

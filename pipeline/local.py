@@ -16,9 +16,9 @@ from pipeline import schema as schema_lib
 
 
 def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
-        model_names: Sequence[str], terminal: TextIO, log_path: str,
+        model_names: Sequence[str], stdout: TextIO, stderr: TextIO, log_path: str,
         ingestion_seconds: float = 0.0) -> int:
-  """Runs the pipeline, printing progress and the summary to `terminal`.
+  """Runs the pipeline, printing progress to `stderr` and the summary to `stdout`.
 
   Returns the process exit code: 0 when the run finished, 1 when it failed.
   """
@@ -32,10 +32,10 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
           settings.metadata_path))
   started_at = datetime.datetime.now(datetime.timezone.utc)
   print(f'Running {len(tfx_pipeline.components)} components (logs: {log_path})',
-        file=terminal, flush=True)
+        file=stderr, flush=True)
   started = time.monotonic()
   error = None
-  progress = progress_lib.ComponentProgress(terminal)
+  progress = progress_lib.ComponentProgress(stderr)
   try:
     with progress_lib.track_components(progress):
       tfx.orchestration.LocalDagRunner().run(tfx_pipeline)
@@ -48,6 +48,6 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
                               pipeline_seconds=time.monotonic() - started,
                               ingestion_seconds=ingestion_seconds, error=error)
   path = run_summary.write(summary, settings.output_dir)
-  print(run_summary.render(summary), file=terminal)
-  print(f'Run summary: {path}', file=terminal, flush=True)
-  return 0 if error is None else 1
+  print(run_summary.render(summary), file=stdout)
+  print(f'Run summary: {path}', file=stdout, flush=True)
+  return 0 if summary['status'] == 'succeeded' else 1

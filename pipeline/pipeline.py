@@ -1,7 +1,8 @@
 """`create_pipeline(...)`: the TFX DAG, independent of where it runs.
 
 CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> AnomaliesGate
--> Transform -> per model: Trainer -> Evaluator (baseline: latest blessed model of that name)
+-> Transform -> per model: Trainer -> Evaluator (baseline: the latest blessed model of that name other
+than the candidate)
 -> Pusher (only when blessed).
 """
 
@@ -13,6 +14,7 @@ from tfx import v1 as tfx
 from tfx.proto import example_gen_pb2
 
 from components import anomalies_gate
+from components import baseline_resolver
 from components import evaluation
 from components import ingestion
 from components import typed_csv_example_gen
@@ -61,7 +63,8 @@ def create_pipeline(
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
                        'rating_range': list(rating_range)}).with_id(ids['trainer'])
     baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
+        candidate_run=trainer.outputs['model_run'],
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
                               producer_component_id=ids['trainer'], output_key='model'),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,

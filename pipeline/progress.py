@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 import time
-from typing import Dict, Iterator, List, Optional, TextIO
+from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
 
 
@@ -64,18 +64,20 @@ def track_components(progress: ComponentProgress) -> Iterator[ComponentProgress]
 
 
 @contextlib.contextmanager
-def capture_output(log_path: str) -> Iterator[TextIO]:
-  """Redirects file descriptors 1 and 2 to `log_path`; yields a stream to the real terminal."""
+def capture_output(log_path: str) -> Iterator[Tuple[TextIO, TextIO]]:
+  """Redirects file descriptors 1 and 2 to `log_path`; yields streams to the real stdout and
+  stderr."""
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
   sys.stdout.flush()
   sys.stderr.flush()
   saved_out, saved_err = os.dup(1), os.dup(2)
-  terminal = os.fdopen(os.dup(2), 'w', buffering=1)
+  real_out = os.fdopen(os.dup(1), 'w', buffering=1)
+  real_err = os.fdopen(os.dup(2), 'w', buffering=1)
   with open(log_path, 'ab') as log:
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     try:
-      yield terminal
+      yield real_out, real_err
     finally:
       sys.stdout.flush()
       sys.stderr.flush()
@@ -83,4 +85,5 @@ def capture_output(log_path: str) -> Iterator[TextIO]:
       os.dup2(saved_err, 2)
       os.close(saved_out)
       os.close(saved_err)
-      terminal.close()
+      real_out.close()
+      real_err.close()

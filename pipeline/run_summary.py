@@ -147,6 +147,9 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
         'id': node_id, 'seconds': progress.durations.get(node_id),
         'state': _EXECUTION_STATES.get(execution.last_known_state, 'UNKNOWN')
                  if execution is not None else 'NOT_RECORDED'})
+  failed = [c['id'] for c in components if c['state'] == 'FAILED']
+  if failed and error is None:  # e.g. a resolver: the local runner logs it and goes on
+    error = f'{", ".join(failed)} failed (see the log)'
   return {
       'status': 'failed' if error else 'succeeded',
       'error': error,
