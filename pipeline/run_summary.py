@@ -47,8 +47,15 @@ class _Metadata:
 
   def outputs(self, execution: metadata_store_pb2.Execution) -> Dict[str, metadata_store_pb2.Artifact]:
     """The execution's output artifacts by output key."""
+    return self._artifacts(execution, _OUTPUT_EVENTS)
+
+  def inputs(self, execution: metadata_store_pb2.Execution) -> Dict[str, metadata_store_pb2.Artifact]:
+    """The execution's input artifacts by input key."""
+    return self._artifacts(execution, (metadata_store_pb2.Event.INPUT,))
+
+  def _artifacts(self, execution, event_types) -> Dict[str, metadata_store_pb2.Artifact]:
     events = [e for e in self.store.get_events_by_execution_ids([execution.id])
-              if e.type in _OUTPUT_EVENTS]
+              if e.type in event_types]
     artifacts = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
     result = {}
     for event in events:
@@ -117,10 +124,8 @@ def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str)
     summary['baseline_metrics'] = by_model.get('baseline')
   if 'blessing' in outputs:
     summary['blessed'] = bool(_custom(outputs['blessing'], 'blessed'))
-  resolver = md.execution(ids['resolver'])
-  if resolver is not None:
-    baseline = md.outputs(resolver).get('model')
-    summary['baseline_model'] = baseline.uri if baseline is not None else None
+  baseline = md.inputs(evaluator).get('baseline_model')
+  summary['baseline_model'] = baseline.uri if baseline is not None else None
   if not summary['blessed'] and 'evaluation' in outputs:
     summary['why_not_pushed'] = 'not blessed: ' + '; '.join(
         _validation_failures(outputs['evaluation'].uri))
