@@ -1,4 +1,4 @@
-"""Input pipelines and the serving export shared by both models.
+"""Training input and the serving export shared by both models.
 
 Both models read Transform's output the same way and export the same TF Serving contract:
 `serving_default` takes serialized tf.Example (raw features; the label is not needed), runs the
@@ -6,8 +6,10 @@ Transform graph inside the SavedModel and returns the predicted `rating`, clippe
 dataset's rating scale.
 """
 
+import dataclasses
 from typing import Dict, List, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
@@ -17,26 +19,41 @@ from components import features
 RATING_OUTPUT = 'rating'
 
 
-def input_dataset(file_pattern: List[str], data_accessor, tf_transform_output: tft.TFTransformOutput,
-                  batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-  """One pass over transformed examples as (features, rating) batches."""
-  return data_accessor.tf_dataset_factory(
+@dataclasses.dataclass
+class Examples:
+  """Transformed examples held in memory, in a canonical order."""
+  features: Dict[str, np.ndarray]
+  labels: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+def load_examples(file_pattern: List[str], data_accessor,
+                  tf_transform_output: tft.TFTransformOutput) -> Examples:
+  """Reads every transformed example once and sorts them by (user, movie).
+
+  Beam writes examples in no fixed order, so training on them as read would differ from run to
+  run. Sorted by the (user, movie) pair (unique per rating), the order depends only on the
+  data, and Keras' seeded per-epoch shuffle makes training repeatable for a given seed.
+  """
+  dataset = data_accessor.tf_dataset_factory(
       file_pattern,
-      tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL,
-                                     num_epochs=1, shuffle=shuffle, shuffle_seed=seed,
-                                     shuffle_buffer_size=100_000),
-      tf_transform_output.transformed_metadata.schema).prefetch(tf.data.AUTOTUNE)
+      tfxio.TensorFlowDatasetOptions(batch_size=65_536, label_key=features.LABEL, num_epochs=1,
+                                     shuffle=False),
+      tf_transform_output.transformed_metadata.schema)
+  batches = list(dataset.as_numpy_iterator())
+  if not batches:
+    raise ValueError(f'no examples in {file_pattern}')
+  columns = {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]}
+  return canonical_order(columns, np.concatenate([b[1] for b in batches]))
 
 
-def mean_label(dataset: tf.data.Dataset) -> float:
-  """The mean rating of a (features, rating) dataset: the models' starting global bias."""
-  total, count = dataset.reduce(
-      (tf.constant(0.0, tf.float64), tf.constant(0, tf.int64)),
-      lambda acc, batch: (acc[0] + tf.reduce_sum(tf.cast(batch[1], tf.float64)),
-                          acc[1] + tf.size(batch[1], out_type=tf.int64)))
-  if int(count) == 0:
-    raise ValueError('the training split is empty')
-  return float(total / tf.cast(count, tf.float64))
+def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:
+  """The examples sorted by (user index, movie index)."""
+  order = np.lexsort((columns[features.MOVIE_INDEX], columns[features.USER_INDEX]))
+  return Examples({name: values[order] for name, values in columns.items()},
+                  labels[order].astype(np.float32))
 
 
 def vocabulary_size(tf_transform_output: tft.TFTransformOutput, name: str) -> int:

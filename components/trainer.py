@@ -48,15 +48,14 @@ def run_fn(fn_args) -> None:
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
-  batch_size = int(hparams['batch_size'])
-  train = model_io.input_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                                 batch_size, shuffle=True, seed=seed)
-  global_mean = model_io.mean_label(train)
-  model = build_model(name, tf_transform_output, hparams, has_demographics, global_mean)
+  train = model_io.load_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+  model = build_model(name, tf_transform_output, hparams, has_demographics,
+                      global_mean=float(train.labels.mean()))
   model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
-  history = model.fit(train, epochs=int(hparams['epochs']), verbose=0)
+  history = model.fit(train.features, train.labels, batch_size=int(hparams['batch_size']),
+                      epochs=int(hparams['epochs']), shuffle=True, verbose=0)
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
