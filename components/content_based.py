@@ -23,10 +23,15 @@ def _masked_mean(embedded: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
 class ContentBasedModel(tf.keras.Model):
   """Predicts a rating [B] from transformed content features."""
 
+  movie_feature_names = (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET, f.MOVIE_INDEX)
+  popularity_for_unknown_users = False  # an unknown user is scored from their features
+
   def __init__(self, vocab_sizes: Dict[str, int], has_demographics: bool, embedding_dim: int,
                l2: float, global_mean: float, seed: int, **kwargs):
     super().__init__(**kwargs)
     self.has_demographics = has_demographics
+    self.user_feature_names = ((f.AGE_BUCKET, f.GENDER_ID, f.OCCUPATION_ID, f.ZIP_PREFIX_ID)
+                               if has_demographics else (f.USER_INDEX,))
     regularizer = tf.keras.regularizers.l2(l2)
     counter = iter(range(1000))
 
@@ -73,10 +78,17 @@ class ContentBasedModel(tf.keras.Model):
         self.movie_id_embedding(inputs[f.MOVIE_INDEX]),
     ], axis=-1)
 
-  def call(self, inputs, training=False):
+  def user_representation(self, inputs):
+    """(vector [B, D], bias [B]) of the users described by `inputs`."""
     user_raw = self.user_features(inputs)
-    user = self.user_tower(user_raw)
-    movie = self.movie_tower(self.movie_features(inputs))
-    bias = (tf.squeeze(self.movie_bias(inputs[f.MOVIE_INDEX]), -1)
-            + tf.squeeze(self.user_bias(user_raw), -1))
-    return self.global_bias + bias + tf.reduce_sum(user * movie, axis=-1)
+    return self.user_tower(user_raw), tf.squeeze(self.user_bias(user_raw), -1)
+
+  def movie_representation(self, inputs):
+    """(vector [M, D], bias [M]) of the movies described by `inputs`."""
+    return (self.movie_tower(self.movie_features(inputs)),
+            tf.squeeze(self.movie_bias(inputs[f.MOVIE_INDEX]), -1))
+
+  def call(self, inputs, training=False):
+    user, user_bias = self.user_representation(inputs)
+    movie, movie_bias = self.movie_representation(inputs)
+    return self.global_bias + user_bias + movie_bias + tf.reduce_sum(user * movie, axis=-1)

@@ -8,7 +8,7 @@ more than an allowed margin (LOWER_IS_BETTER).
 import tensorflow_model_analysis as tfma
 
 from components import features
-from components import model_io
+from components import signatures
 
 RMSE, MAE, MSE, EXAMPLE_COUNT = ('root_mean_squared_error', 'mean_absolute_error',
                                  'mean_squared_error', 'example_count')
@@ -22,7 +22,7 @@ def eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.EvalC
           absolute={'value': max_rmse_increase}))
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=features.LABEL,
-                                  prediction_key=model_io.RATING_OUTPUT)],
+                                  prediction_key=signatures.RATING)],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[
           tfma.MetricConfig(class_name='ExampleCount'),

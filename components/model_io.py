@@ -1,13 +1,8 @@
-"""Training input and the serving export shared by both models.
-
-Both models read Transform's output the same way and export the same TF Serving contract:
-`serving_default` takes serialized tf.Example (raw features; the label is not needed), runs the
-Transform graph inside the SavedModel and returns the predicted `rating`, clipped to the
-dataset's rating scale.
-"""
+"""Training input shared by both models: Transform's output read into memory, in a fixed order,
+and the sizes of Transform's vocabularies."""
 
 import dataclasses
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -15,8 +10,6 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from components import features
-
-RATING_OUTPUT = 'rating'
 
 
 @dataclasses.dataclass
@@ -64,21 +57,3 @@ def vocabulary_size(tf_transform_output: tft.TFTransformOutput, name: str) -> in
 def padded_vocabulary_size(tf_transform_output: tft.TFTransformOutput, name: str) -> int:
   """Like `vocabulary_size`, plus the padding id 0 of padded token features."""
   return vocabulary_size(tf_transform_output, name) + 1
-
-
-def export_serving_model(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
-                         export_dir: str, rating_range: Tuple[float, float]) -> None:
-  """Saves `model` as a SavedModel with the `serving_default` signature."""
-  model.tft_layer = tf_transform_output.transform_features_layer()
-  raw_spec = tf_transform_output.raw_feature_spec()
-  raw_spec.pop(features.LABEL, None)
-  low, high = rating_range
-
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
-  def serve_tf_examples(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
-    raw = tf.io.parse_example(serialized, raw_spec)
-    transformed = model.tft_layer(raw)
-    rating = tf.clip_by_value(model(transformed, training=False), low, high)
-    return {RATING_OUTPUT: rating}
-
-  model.save(export_dir, save_format='tf', signatures={'serving_default': serve_tf_examples})

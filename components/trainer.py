@@ -14,6 +14,7 @@ from components import collaborative_filtering  # noqa: E402
 from components import content_based  # noqa: E402
 from components import features as f  # noqa: E402
 from components import model_io  # noqa: E402
+from components import signatures  # noqa: E402
 
 from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
@@ -59,5 +60,6 @@ def run_fn(fn_args) -> None:
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
-  model_io.export_serving_model(model, tf_transform_output, fn_args.serving_model_dir,
-                                tuple(config['rating_range']))
+  signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
+                    tuple(config['rating_range']),
+                    signatures.Catalogue.load(config['catalogue_path']), train)

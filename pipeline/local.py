@@ -27,7 +27,8 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       schema_lib.schema_for_dataset(prepared.has_demographics, scale['low'], scale['high']),
       settings.pipeline_root)
   tfx_pipeline = pipeline_def.create_pipeline(
-      settings, prepared.input_base, schema_path, [scale['low'], scale['high']], model_names,
+      settings, prepared.input_base, prepared.catalogue_path, schema_path,
+      [scale["low"], scale["high"]], model_names,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           settings.metadata_path))
   started_at = datetime.datetime.now(datetime.timezone.utc)

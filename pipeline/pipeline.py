@@ -30,12 +30,14 @@ def node_ids(model_name: str) -> Dict[str, str]:
 def create_pipeline(
     settings: configs.PipelineSettings,
     input_base: str,
+    catalogue_path: str,
     schema_path: str,
     rating_range: List[float],
     model_names=configs.MODEL_NAMES,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx.dsl.Pipeline:
-  """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/)."""
+  """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/); the
+  models serve every movie of `catalogue_path` (ingestion's movies.csv)."""
   example_gen = typed_csv_example_gen.CsvExampleGen(
       input_base=input_base,
       input_config=example_gen_pb2.Input(splits=[
@@ -61,7 +63,8 @@ def create_pipeline(
         transform_graph=transform.outputs['transform_graph'],
         schema=gate.outputs['validated_schema'],
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
-                       'rating_range': list(rating_range)}).with_id(ids['trainer'])
+                       'rating_range': list(rating_range),
+                       'catalogue_path': catalogue_path}).with_id(ids['trainer'])
     baseline = tfx.dsl.Resolver(
         strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
         candidate_run=trainer.outputs['model_run'],

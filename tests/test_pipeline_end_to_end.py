@@ -4,12 +4,14 @@ A few thousand ratings of MovieLens 100K, two epochs: slow enough to be one test
 enough for every CI run. The second run must come entirely from TFX's cache.
 """
 
+import csv
 import json
 import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -124,3 +126,79 @@ def test_retrained_model_is_compared_with_the_blessed_one_and_can_be_refused(fin
   assert 'not blessed: root_mean_squared_error' in model['why_not_pushed']
   assert model['serving_version_path'] == before['pushed_version_path']  # still served
   assert 'not pushed' in result.stdout
+
+
+def _pushed(summary, name):
+  model = next(m for m in summary['models'] if m['name'] == name)
+  return tf.saved_model.load(model['pushed_version_path'])
+
+
+def _rated_in_training(summary, user_id):
+  path = os.path.join(summary['data']['input_base'], 'train', 'ratings.csv')
+  with open(path, encoding='utf-8') as f:
+    return {row['movie_id'] for row in csv.DictReader(f) if row['user_id'] == user_id}
+
+
+def _user_features(name, values):
+  if name != 'content_based':
+    return {}
+  age, gender, occupation, zip_code = zip(*values)
+  return dict(age=tf.constant(age, tf.int64), gender=tf.constant(gender),
+              occupation=tf.constant(occupation), zip_code=tf.constant(zip_code))
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_signatures_and_their_contract(finished_run, name):
+  _, _, _, summary = finished_run
+  loaded = _pushed(summary, name)
+  assert set(loaded.signatures) >= {'serving_default', 'predict_rating', 'recommend',
+                                     'similar_movies'}
+  user_inputs = {'age', 'gender', 'occupation', 'zip_code'} if name == 'content_based' else set()
+  assert set(loaded.signatures['predict_rating'].structured_input_signature[1]) == \
+      {'user_id', 'movie_id'} | user_inputs
+  assert set(loaded.signatures['recommend'].structured_input_signature[1]) == \
+      {'user_id', 'k', 'exclude_movie_ids'} | user_inputs
+
+  # predict_rating: known, unknown user and unknown movie all get a finite rating in scale.
+  ratings = loaded.signatures['predict_rating'](
+      user_id=tf.constant(['196', 'no-such-user', '196']),
+      movie_id=tf.constant(['242', '242', 'no-such-movie']),
+      **_user_features(name, [(-1, '', '', ''), (30, 'F', 'writer', '55105'), (-1, '', '', '')]))
+  values = ratings['rating'].numpy()
+  assert values.shape == (3,) and ratings['rating'].dtype == tf.float32
+  assert np.isfinite(values).all() and ((1.0 <= values) & (values <= 5.0)).all()
+
+  # recommend: k best per row, never a movie rated in training or asked to be excluded.
+  user = '196'
+  seen = _rated_in_training(summary, user)
+  assert seen, 'user 196 should have training ratings in the sample'
+  first = loaded.signatures['recommend'](
+      user_id=tf.constant([user]), k=tf.constant([10], tf.int32),
+      exclude_movie_ids=tf.zeros([1, 0], tf.string), **_user_features(name, [(-1, '', '', '')]))
+  top = [m.decode() for m in first['movie_ids'].numpy()[0]]
+  assert len(top) == 10 and len(set(top)) == 10 and not set(top) & seen
+  scores = first['scores'].numpy()[0]
+  assert (np.diff(scores) <= 1e-6).all()  # best first
+  assert all(t.decode() for t in first['titles'].numpy()[0])
+  again = loaded.signatures['recommend'](
+      user_id=tf.constant([user, 'no-such-user']), k=tf.constant([10, 3], tf.int32),
+      exclude_movie_ids=tf.constant([[top[0], top[1]], ['', '']]),
+      **_user_features(name, [(-1, '', '', ''), (30, 'F', 'writer', '55105')]))
+  ids = again['movie_ids'].numpy()
+  assert not {top[0], top[1]} & {m.decode() for m in ids[0]}
+  assert [m.decode() for m in ids[0][:8]] == top[2:]
+  assert all(ids[1][:3]) and not any(ids[1][3:])  # the unknown user gets k=3, then blanks
+
+  # similar_movies: k neighbours, not the movie itself, cosine in [-1, 1].
+  similar = loaded.signatures['similar_movies'](movie_id=tf.constant(['50']),
+                                                k=tf.constant([5], tf.int32))
+  neighbours = [m.decode() for m in similar['movie_ids'].numpy()[0]]
+  assert len(neighbours) == 5 and '50' not in neighbours
+  assert (np.abs(similar['scores'].numpy()) <= 1.0 + 1e-5).all()
+
+  # Bad requests are errors, not wrong answers.
+  for bad in (dict(movie_id=tf.constant(['50']), k=tf.constant([0], tf.int32)),
+              dict(movie_id=tf.constant(['50']), k=tf.constant([10 ** 6], tf.int32)),
+              dict(movie_id=tf.constant(['no-such-movie']), k=tf.constant([3], tf.int32))):
+    with pytest.raises(tf.errors.InvalidArgumentError):
+      loaded.signatures['similar_movies'](**bad)
