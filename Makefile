@@ -48,3 +48,8 @@ lock:
 
 clean:
 	rm -rf runs .pytest_cache
+
+.PHONY: bench-quality
+# Canonical 5-fold and random 80/20 quality on ../shared/datasets/ml-100k (about 10 minutes).
+bench-quality: $(STAMP)
+	$(PY) -m bench.quality $(ARGS)

@@ -39,17 +39,12 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
   raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
 
 
-def run_fn(fn_args) -> None:
-  """TFX Trainer entry point."""
-  config = fn_args.custom_config
-  name, hparams = config['model_name'], config['hparams']
-  seed = int(hparams['seed'])
-  tf.keras.utils.set_random_seed(seed)
+def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
+              train: model_io.Examples) -> tf.keras.Model:
+  """Builds and trains one model on in-memory transformed examples (seeded: repeatable)."""
+  tf.keras.utils.set_random_seed(int(hparams['seed']))
   tf.config.experimental.enable_op_determinism()
-
-  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
-  train = model_io.load_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
   model = build_model(name, tf_transform_output, hparams, has_demographics,
                       global_mean=float(train.labels.mean()))
   model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
@@ -60,6 +55,15 @@ def run_fn(fn_args) -> None:
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
+  return model
+
+
+def run_fn(fn_args) -> None:
+  """TFX Trainer entry point."""
+  config = fn_args.custom_config
+  tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  train = model_io.load_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+  model = fit_model(config['model_name'], tf_transform_output, config['hparams'], train)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
                     tuple(config['rating_range']),
                     signatures.Catalogue.load(config['catalogue_path']), train)

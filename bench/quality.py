@@ -1,0 +1,251 @@
+"""Quality benchmark on MovieLens 100K: `python -m bench.quality` (or `make bench-quality`).
+
+Runs the project's own preprocessing (`preprocessing_fn` through tf.Transform's Beam
+implementation) and training code (`components.trainer.fit_model`) outside TFX's orchestration,
+so that many splits fit in minutes, and scores the predictions on:
+
+1. the canonical five folds u1..u5 (train uN.base, test uN.test): RMSE and MAE per fold, mean
+   and standard deviation, for both models;
+2. a seeded random 80/20 split: RMSE, MAE and MSE, next to the seed document's MSE claims;
+and, on the same splits, the global-mean and the regularised user/item-bias baselines.
+
+Writes bench/results/quality.json and bench/results/quality.md (command, date, machine, commit).
+Hyperparameters are those of pipeline/configs.py; nothing here is tuned on a test fold.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from typing import Dict, List  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from components import features as f  # noqa: E402
+from components import movielens_formats as formats  # noqa: E402
+from components import movielens_splits as splits  # noqa: E402
+from components.model_names import MODEL_NAMES  # noqa: E402
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
+RESULTS_DIR = os.path.join(PROJECT_DIR, 'bench', 'results')
+SEED_CLAIMS_MSE = {'content_based': 0.84, 'collaborative_filtering': 0.95}
+
+
+def raw_columns(data: formats.MovieLensData, ratings: formats.Ratings) -> Dict[str, np.ndarray]:
+  """The raw features of each rating, as ingestion writes them (one array per column)."""
+  movies = [data.movies[m] for m in ratings.movie_id.tolist()]
+  users = [data.users[u] for u in ratings.user_id.tolist()]
+  encode = lambda values: np.array([v.encode('utf-8') for v in values], dtype=object)
+  return {
+      f.USER_ID: encode(str(u) for u in ratings.user_id.tolist()),
+      f.MOVIE_ID: encode(str(m) for m in ratings.movie_id.tolist()),
+      f.LABEL: ratings.rating.astype(np.float32),
+      f.TIMESTAMP: ratings.timestamp.astype(np.int64),
+      f.AGE: np.array([u.age for u in users], np.int64),
+      f.GENDER: encode(u.gender for u in users),
+      f.OCCUPATION: encode(u.occupation for u in users),
+      f.ZIP_CODE: encode(u.zip_code for u in users),
+      f.TITLE: encode(m.title for m in movies),
+      f.RELEASE_YEAR: np.array([m.release_year for m in movies], np.int64),
+      f.GENRES: encode(f.GENRE_SEPARATOR.join(m.genres) for m in movies),
+  }
+
+
+def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
+  """tf.Transform's analysis of `preprocessing_fn` over the training ratings."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
+  import tensorflow_transform.beam as tft_beam  # pylint: disable=import-outside-toplevel
+  from tfx_bsl.public import tfxio  # pylint: disable=import-outside-toplevel
+  from components import preprocessing  # pylint: disable=import-outside-toplevel
+  from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
+
+  schema = schema_lib.schema_for_dataset(True, 1.0, 5.0)
+  def example(i):
+    feature = {}
+    for name, values in train_columns.items():
+      value = values[i]
+      if isinstance(value, bytes):
+        feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+      elif isinstance(value, (np.floating, float)):
+        feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+      else:
+        feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+  serialized = [example(i) for i in range(len(train_columns[f.LABEL]))]
+  source = tfxio.TFExampleBeamRecord(physical_format='inmem', telemetry_descriptors=['bench'],
+                                     schema=schema)
+  output_dir = os.path.join(temp_dir, 'transform')
+  with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=os.path.join(temp_dir, 'tmp')):
+    record_batches = (pipeline | beam.Create(serialized, reshuffle=False)
+                      | source.BeamSource())
+    transform_fn = ((record_batches, source.TensorAdapterConfig())
+                    | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn))
+    _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+  return tft.TFTransformOutput(output_dir)
+
+
+def transform(tft_output, columns: Dict[str, np.ndarray]):
+  """Applies the saved Transform graph (as serving does) and returns model-ready Examples."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from components import model_io  # pylint: disable=import-outside-toplevel
+  layer = tft_output.transform_features_layer()
+  raw = {name: values for name, values in columns.items() if name != f.LABEL}
+  chunks: List[Dict[str, np.ndarray]] = []
+  n = len(columns[f.LABEL])
+  for start in range(0, n, 50_000):
+    batch = {name: tf.constant(list(v[start:start + 50_000]) if v.dtype == object
+                               else v[start:start + 50_000])[:, tf.newaxis]
+             for name, v in raw.items()}
+    chunks.append({name: t.numpy() for name, t in layer(batch).items()})
+  merged = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+  return model_io.Examples(merged, columns[f.LABEL].astype(np.float32))
+
+
+def bias_baseline(train_users, train_movies, train_y, test_users, test_movies,
+                  user_reg: float = 10.0, movie_reg: float = 25.0) -> np.ndarray:
+  """Regularised user and movie biases (Koren 2010, section 2.1), one pass each."""
+  mean = train_y.mean()
+  movie_bias: Dict[int, float] = {}
+  residual = train_y - mean
+  for movie in np.unique(train_movies):
+    mask = train_movies == movie
+    movie_bias[movie] = residual[mask].sum() / (movie_reg + mask.sum())
+  residual = residual - np.array([movie_bias[m] for m in train_movies])
+  user_bias: Dict[int, float] = {}
+  for user in np.unique(train_users):
+    mask = train_users == user
+    user_bias[user] = residual[mask].sum() / (user_reg + mask.sum())
+  return (mean + np.array([user_bias.get(u, 0.0) for u in test_users])
+          + np.array([movie_bias.get(m, 0.0) for m in test_movies]))
+
+
+def scores(predictions: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
+  predictions = np.clip(predictions, 1.0, 5.0)
+  error = predictions - truth
+  return {'rmse': float(np.sqrt(np.mean(error ** 2))), 'mae': float(np.mean(np.abs(error))),
+          'mse': float(np.mean(error ** 2)), 'n': int(len(truth))}
+
+
+def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict[str, float]]:
+  from components import trainer  # pylint: disable=import-outside-toplevel
+  train = data.ratings.take(~is_test)
+  test = data.ratings.take(is_test)
+  results = {
+      'global_mean': scores(np.full(len(test), train.rating.mean()), test.rating),
+      'bias_baseline': scores(bias_baseline(train.user_id, train.movie_id, train.rating,
+                                            test.user_id, test.movie_id), test.rating),
+  }
+  with tempfile.TemporaryDirectory() as temp_dir:
+    tft_output = analyze(raw_columns(data, train), temp_dir)
+    train_examples = transform(tft_output, raw_columns(data, train))
+    test_examples = transform(tft_output, raw_columns(data, test))
+    for name in models:
+      model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
+      predicted = model.predict(test_examples.features, batch_size=8192, verbose=0)
+      results[name] = scores(predicted, test_examples.labels)
+  return results
+
+
+def summarize(per_fold: Dict[str, Dict[str, Dict[str, float]]]) -> Dict[str, Dict[str, float]]:
+  methods = next(iter(per_fold.values())).keys()
+  summary = {}
+  for method in methods:
+    rmse = [fold[method]['rmse'] for fold in per_fold.values()]
+    mae = [fold[method]['mae'] for fold in per_fold.values()]
+    summary[method] = {'rmse_mean': float(np.mean(rmse)), 'rmse_std': float(np.std(rmse)),
+                       'mae_mean': float(np.mean(mae)), 'mae_std': float(np.std(mae))}
+  return summary
+
+
+def _commit() -> str:
+  try:
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=PROJECT_DIR, check=True,
+                          capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def render(report: Dict) -> str:
+  lines = ['# Quality benchmark (MovieLens 100K)', '',
+           f'- command: `{report["command"]}`', f'- date: {report["date"]}',
+           f'- machine: {report["machine"]}', f'- commit: {report["commit"]}',
+           f'- wall time: {report["seconds"]:.0f} s', '',
+           '## Canonical 5-fold (train uN.base, test uN.test)', '',
+           '| method | ' + ' | '.join(f'{fold} RMSE' for fold in report['canonical']['folds'])
+           + ' | mean RMSE ± std | mean MAE ± std |',
+           '|---|' + '---|' * (len(report['canonical']['folds']) + 2)]
+  for method, summary in report['canonical']['summary'].items():
+    per_fold = ' | '.join(f'{report["canonical"]["folds"][fold][method]["rmse"]:.4f}'
+                          for fold in report['canonical']['folds'])
+    lines.append(f'| {method} | {per_fold} | {summary["rmse_mean"]:.4f} ± '
+                 f'{summary["rmse_std"]:.4f} | {summary["mae_mean"]:.4f} ± {summary["mae_std"]:.4f} |')
+  lines += ['', '## Seeded random 80/20 (seed 42)', '', '| method | RMSE | MAE | MSE | seed claim (MSE) |',
+            '|---|---|---|---|---|']
+  for method, result in report['random'].items():
+    claim = SEED_CLAIMS_MSE.get(method)
+    lines.append(f'| {method} | {result["rmse"]:.4f} | {result["mae"]:.4f} | {result["mse"]:.4f} '
+                 f'| {claim if claim is not None else ""} |')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_atomically(path: str, text: str) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.quality-')
+  with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+    handle.write(text)
+  os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--data-dir', default=DEFAULT_DATA)
+  parser.add_argument('--folds', nargs='+', default=['u1', 'u2', 'u3', 'u4', 'u5'])
+  parser.add_argument('--models', nargs='+', default=list(MODEL_NAMES), choices=MODEL_NAMES)
+  parser.add_argument('--results-dir', default=RESULTS_DIR)
+  args = parser.parse_args(argv)
+  from pipeline import configs  # pylint: disable=import-outside-toplevel
+  hparams = configs.default_hparams()
+  started = time.monotonic()
+  data = formats.read_movielens(args.data_dir)
+  if data.dataset != formats.ML_100K:
+    print(f'error: {args.data_dir} is {data.dataset}; this benchmark needs MovieLens 100K',
+          file=sys.stderr)
+    return 2
+  folds = {}
+  for fold in args.folds:
+    mask = splits.eval_mask(data, data.ratings, f'canonical:{fold}')
+    folds[fold] = evaluate_split(data, mask, hparams, args.models)
+    print(f'{fold}: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in folds[fold].items()),
+          flush=True)
+  random_split = evaluate_split(
+      data, splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42), hparams,
+      args.models)
+  print('random 80/20: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in random_split.items()))
+  report = {
+      'command': 'python -m bench.quality ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+      'machine': f'{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}',
+      'commit': _commit(), 'hparams': hparams,
+      'canonical': {'folds': folds, 'summary': summarize(folds)},
+      'random': random_split, 'seconds': time.monotonic() - started,
+  }
+  _write_atomically(os.path.join(args.results_dir, 'quality.json'), json.dumps(report, indent=2))
+  _write_atomically(os.path.join(args.results_dir, 'quality.md'), render(report))
+  print(render(report))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
