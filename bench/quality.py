@@ -18,6 +18,10 @@ import os
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import warnings  # noqa: E402
+
+warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
+
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
@@ -234,7 +238,8 @@ def main(argv=None) -> int:
       args.models)
   print('random 80/20: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in random_split.items()))
   report = {
-      'command': 'python -m bench.quality ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+      'command': ' '.join(['python -m bench.quality']
+                          + list(argv if argv is not None else sys.argv[1:])),
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'machine': f'{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}',
       'commit': _commit(), 'hparams': hparams,
