@@ -101,7 +101,8 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
 
 
 def transform(tft_output, columns: Dict[str, np.ndarray]):
-  """Applies the saved Transform graph (as serving does) and returns model-ready Examples."""
+  """Applies the saved Transform graph (as serving does) and returns model-ready Examples, in the
+  same canonical order as the Trainer reads them (so training matches the pipeline's)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components import model_io  # pylint: disable=import-outside-toplevel
   layer = tft_output.transform_features_layer()
@@ -114,7 +115,7 @@ def transform(tft_output, columns: Dict[str, np.ndarray]):
              for name, v in raw.items()}
     chunks.append({name: t.numpy() for name, t in layer(batch).items()})
   merged = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
-  return model_io.Examples(merged, columns[f.LABEL].astype(np.float32))
+  return model_io.canonical_order(merged, columns[f.LABEL])
 
 
 def bias_baseline(train_users, train_movies, train_y, test_users, test_movies,
