@@ -40,8 +40,11 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
 
 
 def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
-              train: model_io.Examples) -> tf.keras.Model:
-  """Builds and trains one model on in-memory transformed examples (seeded: repeatable)."""
+              train: model_io.Examples, callbacks=None) -> tf.keras.Model:
+  """Builds and trains one model on in-memory transformed examples (seeded: repeatable).
+
+  `callbacks` (Keras callbacks) let the tuning script watch validation error per epoch.
+  """
   tf.keras.utils.set_random_seed(int(hparams['seed']))
   tf.config.experimental.enable_op_determinism()
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
@@ -51,7 +54,8 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   history = model.fit(train.features, train.labels, batch_size=int(hparams['batch_size']),
-                      epochs=int(hparams['epochs']), shuffle=True, verbose=0)
+                      epochs=int(hparams['epochs']), shuffle=True, verbose=0,
+                      callbacks=callbacks)
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
