@@ -31,7 +31,6 @@ RAW_FEATURE_TYPES = {
 }
 # Present only where the dataset has a users file (ML-100K, ML-1M; not ML-latest).
 DEMOGRAPHIC_FEATURES = (AGE, GENDER, OCCUPATION, ZIP_CODE)
-MOVIE_FEATURES = (TITLE, RELEASE_YEAR, GENRES)
 
 GENRE_SEPARATOR = '|'
 MAX_GENRES = 12        # genres kept per movie (MovieLens has at most 10)

@@ -5,7 +5,6 @@ import dataclasses
 from typing import Dict, List
 
 import numpy as np
-import tensorflow as tf
 import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 

@@ -32,7 +32,6 @@ from components import model_io
 
 RATING = 'rating'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
-SIGNATURE_NAMES = ('serving_default', 'predict_rating', 'recommend', 'similar_movies')
 
 # Request user features: raw input name -> (transformed name, dtype, "not given" value).
 _USER_REQUEST_FEATURES = {

@@ -1,11 +1,7 @@
 """The typed CsvExampleGen conversion and the anomalies gate, on real Beam and TFDV."""
 
-import os
-
 import apache_beam as beam
 import pandas as pd
-import pytest
-import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from apache_beam.testing import util as beam_util
 from tfx.components.example_validator import executor as validator_executor
