@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument('--split', default=movielens_splits.RANDOM,
                       choices=movielens_splits.STRATEGIES, help='train/eval split strategy')
   parser.add_argument('--eval-fraction', type=float, default=0.2,
-                      help='eval share for random and temporal splits')
+                      help='eval share of the ratings (of the users for cold_users); not for canonical')
   parser.add_argument('--seed', type=int, default=42, help='seed of the random split')
   parser.add_argument('--sample', type=int, help='use only the first N ratings (quick runs)')
   parser.add_argument('--output-dir', default=os.path.join('.', 'runs', 'local'),

@@ -7,6 +7,10 @@ so that many splits fit in minutes, and scores the predictions on:
 1. the canonical five folds u1..u5 (train uN.base, test uN.test): RMSE and MAE per fold, mean
    and standard deviation, for both models;
 2. a seeded random 80/20 split: RMSE, MAE and MSE, next to the seed document's MSE claims;
+3. cold start: every rating of a seeded 10% of the users held out (users never seen in
+   training): RMSE next to the global-mean and item-mean baselines;
+4. top-10, Microsoft Recommenders' protocol (seeded 75/25 split of each user's ratings): P@10,
+   R@10, NDCG@10, MAP and coverage of the exported `recommend` signature, next to most-popular;
 and, on the same splits, the global-mean and the regularised user/item-bias baselines.
 
 Writes bench/results/quality.json and bench/results/quality.md (command, date, machine, commit).
@@ -71,6 +75,8 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
   import tensorflow_transform.beam as tft_beam  # pylint: disable=import-outside-toplevel
+  from tensorflow_transform.tf_metadata import dataset_metadata  # pylint: disable=import-outside-toplevel
+  from tensorflow_transform.tf_metadata import metadata_io  # pylint: disable=import-outside-toplevel
   from tfx_bsl.public import tfxio  # pylint: disable=import-outside-toplevel
   from components import preprocessing  # pylint: disable=import-outside-toplevel
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
@@ -97,6 +103,9 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
     transform_fn = ((record_batches, source.TensorAdapterConfig())
                     | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn))
     _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+  # The raw schema, as TFX's Transform writes it: the export's tf.Example parser needs it.
+  metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
+                             os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
   return tft.TFTransformOutput(output_dir)
 
 
@@ -143,6 +152,13 @@ def scores(predictions: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
           'mse': float(np.mean(error ** 2)), 'n': int(len(truth))}
 
 
+def _prepared(data, train, test, temp_dir):
+  """(tf.Transform output fitted on `train`, transformed train and test Examples)."""
+  tft_output = analyze(raw_columns(data, train), temp_dir)
+  return (tft_output, transform(tft_output, raw_columns(data, train)),
+          transform(tft_output, raw_columns(data, test)))
+
+
 def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict[str, float]]:
   from components import trainer  # pylint: disable=import-outside-toplevel
   train = data.ratings.take(~is_test)
@@ -153,13 +169,116 @@ def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict
                                             test.user_id, test.movie_id), test.rating),
   }
   with tempfile.TemporaryDirectory() as temp_dir:
-    tft_output = analyze(raw_columns(data, train), temp_dir)
-    train_examples = transform(tft_output, raw_columns(data, train))
-    test_examples = transform(tft_output, raw_columns(data, test))
+    tft_output, train_examples, test_examples = _prepared(data, train, test, temp_dir)
     for name in models:
       model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
       predicted = model.predict(test_examples.features, batch_size=8192, verbose=0)
       results[name] = scores(predicted, test_examples.labels)
+  return results
+
+
+def item_mean(train_movies, train_y, test_movies) -> np.ndarray:
+  """Each movie's mean training rating (the global mean for a movie without one)."""
+  sums = np.bincount(train_movies, weights=train_y)
+  counts = np.bincount(train_movies)
+  means = np.divide(sums, counts, out=np.full(len(sums), train_y.mean()), where=counts > 0)
+  known = test_movies < len(means)
+  return np.where(known, means[np.minimum(test_movies, len(means) - 1)], train_y.mean())
+
+
+def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, seed: int = 42):
+  """Users held out entirely: every rating of a seeded 10% of the users is a test rating."""
+  is_test = splits.eval_mask(data, data.ratings, splits.COLD_USERS, fraction, seed)
+  train, test = data.ratings.take(~is_test), data.ratings.take(is_test)
+  results = evaluate_split(data, is_test, hparams, models)
+  results['item_mean'] = scores(item_mean(train.movie_id, train.rating, test.movie_id),
+                                test.rating)
+  results['n_cold_users'] = int(len(np.unique(test.user_id)))
+  return results
+
+
+def catalogue_of(data: formats.MovieLensData):
+  """The serving catalogue (every movie of the dataset), as ingestion writes it."""
+  from components import signatures  # pylint: disable=import-outside-toplevel
+  movies = sorted(data.movies.values(), key=lambda m: m.movie_id)
+  return signatures.Catalogue([str(m.movie_id) for m in movies], [m.title for m in movies],
+                              [m.release_year for m in movies],
+                              [f.GENRE_SEPARATOR.join(m.genres) for m in movies])
+
+
+def ranking_metrics(recommended: Dict[str, List[str]], relevant: Dict[str, set], k: int,
+                    num_train_movies: int) -> Dict[str, float]:
+  """Microsoft Recommenders' definitions with binary relevance, averaged over users:
+  P@k = hits / k, R@k = hits / |relevant|, NDCG@k with gains 1 / log2(rank + 1),
+  MAP = sum of precision at each hit / |relevant|, coverage = distinct recommended movies /
+  distinct movies in training."""
+  discount = 1.0 / np.log2(np.arange(2, k + 2))
+  precision, recall, ndcg, average_precision = [], [], [], []
+  for user, truth in relevant.items():
+    hits = np.array([movie in truth for movie in recommended[user][:k]], dtype=float)
+    hits = np.pad(hits, (0, k - len(hits)))
+    precision.append(hits.sum() / k)
+    recall.append(hits.sum() / len(truth))
+    ndcg.append((hits * discount).sum() / discount[:min(len(truth), k)].sum())
+    average_precision.append((np.cumsum(hits) / np.arange(1, k + 1) * hits).sum() / len(truth))
+  shown = {movie for user in relevant for movie in recommended[user][:k]}
+  return {f'precision@{k}': float(np.mean(precision)), f'recall@{k}': float(np.mean(recall)),
+          f'ndcg@{k}': float(np.mean(ndcg)), 'map': float(np.mean(average_precision)),
+          'coverage': len(shown) / num_train_movies, 'users': len(relevant)}
+
+
+def recommend_with_signature(export_dir: str, user_ids: List[str], k: int) -> Dict[str, List[str]]:
+  """Top-k movie ids per user from the exported SavedModel's `recommend` signature (loaded the
+  way TF Serving loads it); the training history is excluded by the signature itself."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  recommend = tf.saved_model.load(export_dir).signatures['recommend']
+  inputs = recommend.structured_input_signature[1]
+  result = {}
+  for start in range(0, len(user_ids), 256):
+    batch = user_ids[start:start + 256]
+    request = {'user_id': tf.constant(batch), 'k': tf.fill([len(batch)], k),
+               'exclude_movie_ids': tf.fill([len(batch), 1], '')}
+    for name, spec in inputs.items():  # user features: "use the stored ones"
+      if name not in request:
+        request[name] = tf.fill([len(batch)], tf.constant(-1 if spec.dtype == tf.int64 else '',
+                                                          spec.dtype))
+    movie_ids = recommend(**request)['movie_ids'].numpy()
+    for user, row in zip(batch, movie_ids):
+      result[user] = [m.decode('utf-8') for m in row if m]
+  return result
+
+
+def evaluate_top_k(data, hparams, models, k: int = 10, fraction: float = 0.25, seed: int = 42):
+  """Microsoft Recommenders' top-k protocol: a seeded 75/25 split of each user's ratings; the
+  top k of all movies the user did not rate in training; relevant = rated in the test part."""
+  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components import trainer  # pylint: disable=import-outside-toplevel
+  is_test = splits.eval_mask(data, data.ratings, splits.PER_USER, fraction, seed)
+  train, test = data.ratings.take(~is_test), data.ratings.take(is_test)
+  relevant: Dict[str, set] = {}
+  for user, movie in zip(test.user_id.tolist(), test.movie_id.tolist()):
+    relevant.setdefault(str(user), set()).add(str(movie))
+  train_movies = np.unique(train.movie_id)
+  seen: Dict[str, set] = {}
+  for user, movie in zip(train.user_id.tolist(), train.movie_id.tolist()):
+    seen.setdefault(str(user), set()).add(str(movie))
+  counts = np.bincount(train.movie_id)
+  by_popularity = [str(m) for m in np.argsort(-counts, kind='stable') if counts[m] > 0]
+  popular = {user: [m for m in by_popularity if m not in seen[user]][:k] for user in relevant}
+  results = {'most_popular': ranking_metrics(popular, relevant, k, len(train_movies))}
+  users = sorted(relevant)
+  with tempfile.TemporaryDirectory() as temp_dir:
+    tft_output, train_examples, _ = _prepared(data, train, test, temp_dir)
+    for name in models:
+      model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
+      export_dir = os.path.join(temp_dir, 'export', name)
+      signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue_of(data),
+                        train_examples)
+      recommended = recommend_with_signature(export_dir, users, k)
+      leaked = sum(len(set(recommended[u]) & seen[u]) for u in users)
+      if leaked:
+        raise AssertionError(f'{name}: recommend returned {leaked} movies rated in training')
+      results[name] = ranking_metrics(recommended, relevant, k, len(train_movies))
   return results
 
 
@@ -186,22 +305,43 @@ def render(report: Dict) -> str:
   lines = ['# Quality benchmark (MovieLens 100K)', '',
            f'- command: `{report["command"]}`', f'- date: {report["date"]}',
            f'- machine: {report["machine"]}', f'- commit: {report["commit"]}',
-           f'- wall time: {report["seconds"]:.0f} s', '',
-           '## Canonical 5-fold (train uN.base, test uN.test)', '',
-           '| method | ' + ' | '.join(f'{fold} RMSE' for fold in report['canonical']['folds'])
-           + ' | mean RMSE ± std | mean MAE ± std |',
-           '|---|' + '---|' * (len(report['canonical']['folds']) + 2)]
-  for method, summary in report['canonical']['summary'].items():
-    per_fold = ' | '.join(f'{report["canonical"]["folds"][fold][method]["rmse"]:.4f}'
-                          for fold in report['canonical']['folds'])
-    lines.append(f'| {method} | {per_fold} | {summary["rmse_mean"]:.4f} ± '
-                 f'{summary["rmse_std"]:.4f} | {summary["mae_mean"]:.4f} ± {summary["mae_std"]:.4f} |')
-  lines += ['', '## Seeded random 80/20 (seed 42)', '', '| method | RMSE | MAE | MSE | seed claim (MSE) |',
-            '|---|---|---|---|---|']
-  for method, result in report['random'].items():
-    claim = SEED_CLAIMS_MSE.get(method)
-    lines.append(f'| {method} | {result["rmse"]:.4f} | {result["mae"]:.4f} | {result["mse"]:.4f} '
-                 f'| {claim if claim is not None else ""} |')
+           f'- wall time: {report["seconds"]:.0f} s']
+  if 'canonical' in report:
+    folds = report['canonical']['folds']
+    lines += ['', '## Canonical 5-fold (train uN.base, test uN.test)', '',
+              '| method | ' + ' | '.join(f'{fold} RMSE' for fold in folds)
+              + ' | mean RMSE ± std | mean MAE ± std |',
+              '|---|' + '---|' * (len(folds) + 2)]
+    for method, summary in report['canonical']['summary'].items():
+      per_fold = ' | '.join(f'{folds[fold][method]["rmse"]:.4f}' for fold in folds)
+      lines.append(f'| {method} | {per_fold} | {summary["rmse_mean"]:.4f} ± '
+                   f'{summary["rmse_std"]:.4f} | {summary["mae_mean"]:.4f} ± '
+                   f'{summary["mae_std"]:.4f} |')
+  if 'random' in report:
+    lines += ['', '## Seeded random 80/20 (seed 42)', '',
+              '| method | RMSE | MAE | MSE | seed claim (MSE) |', '|---|---|---|---|---|']
+    for method, result in report['random'].items():
+      claim = SEED_CLAIMS_MSE.get(method)
+      lines.append(f'| {method} | {result["rmse"]:.4f} | {result["mae"]:.4f} | '
+                   f'{result["mse"]:.4f} | {claim if claim is not None else ""} |')
+  if 'cold_start' in report:
+    cold = report['cold_start']
+    item = cold['item_mean']['rmse']
+    lines += ['', f'## Cold start: {cold["n_cold_users"]} users (10%, seed 42) held out '
+              'entirely, all their ratings tested', '',
+              '| method | RMSE | MAE | RMSE vs item mean |', '|---|---|---|---|']
+    for method, result in cold.items():
+      if isinstance(result, dict):
+        lines.append(f'| {method} | {result["rmse"]:.4f} | {result["mae"]:.4f} | '
+                     f'{100 * (result["rmse"] / item - 1):+.1f}% |')
+  if 'top_k' in report:
+    lines += ['', '## Top-10 (Microsoft Recommenders protocol: per-user 75/25 split, seed 42; '
+              'top 10 of the movies not rated in training, from the `recommend` signature; '
+              'relevant = rated in the test part)', '',
+              '| method | P@10 | R@10 | NDCG@10 | MAP | coverage |', '|---|---|---|---|---|---|']
+    for method, r in report['top_k'].items():
+      lines.append(f'| {method} | {r["precision@10"]:.4f} | {r["recall@10"]:.4f} | '
+                   f'{r["ndcg@10"]:.4f} | {r["map"]:.4f} | {r["coverage"]:.4f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -213,11 +353,15 @@ def _write_atomically(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+PROTOCOLS = ('canonical', 'random', 'cold_start', 'top_k')
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-dir', default=DEFAULT_DATA)
   parser.add_argument('--folds', nargs='+', default=['u1', 'u2', 'u3', 'u4', 'u5'])
   parser.add_argument('--models', nargs='+', default=list(MODEL_NAMES), choices=MODEL_NAMES)
+  parser.add_argument('--protocols', nargs='+', default=list(PROTOCOLS), choices=PROTOCOLS)
   parser.add_argument('--results-dir', default=RESULTS_DIR)
   args = parser.parse_args(argv)
   from pipeline import configs  # pylint: disable=import-outside-toplevel
@@ -228,25 +372,37 @@ def main(argv=None) -> int:
     print(f'error: {args.data_dir} is {data.dataset}; this benchmark needs MovieLens 100K',
           file=sys.stderr)
     return 2
-  folds = {}
-  for fold in args.folds:
-    mask = splits.eval_mask(data, data.ratings, f'canonical:{fold}')
-    folds[fold] = evaluate_split(data, mask, hparams, args.models)
-    print(f'{fold}: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in folds[fold].items()),
-          flush=True)
-  random_split = evaluate_split(
-      data, splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42), hparams,
-      args.models)
-  print('random 80/20: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in random_split.items()))
   report = {
       'command': ' '.join(['python -m bench.quality']
                           + list(argv if argv is not None else sys.argv[1:])),
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'machine': f'{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}',
       'commit': _commit(), 'hparams': hparams,
-      'canonical': {'folds': folds, 'summary': summarize(folds)},
-      'random': random_split, 'seconds': time.monotonic() - started,
   }
+  if 'canonical' in args.protocols:
+    folds = {}
+    for fold in args.folds:
+      mask = splits.eval_mask(data, data.ratings, f'canonical:{fold}')
+      folds[fold] = evaluate_split(data, mask, hparams, args.models)
+      print(f'{fold}: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in folds[fold].items()),
+            flush=True)
+    report['canonical'] = {'folds': folds, 'summary': summarize(folds)}
+  if 'random' in args.protocols:
+    report['random'] = evaluate_split(
+        data, splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42), hparams,
+        args.models)
+    print('random 80/20: ' + ', '.join(f'{m} {r["rmse"]:.4f}'
+                                       for m, r in report['random'].items()), flush=True)
+  if 'cold_start' in args.protocols:
+    report['cold_start'] = evaluate_cold_start(data, hparams, args.models)
+    print('cold start: ' + ', '.join(f'{m} {r["rmse"]:.4f}' for m, r in
+                                     report['cold_start'].items() if isinstance(r, dict)),
+          flush=True)
+  if 'top_k' in args.protocols:
+    report['top_k'] = evaluate_top_k(data, hparams, args.models)
+    print('top-k: ' + ', '.join(f'{m} NDCG@10 {r["ndcg@10"]:.4f}'
+                                for m, r in report['top_k'].items()), flush=True)
+  report['seconds'] = time.monotonic() - started
   _write_atomically(os.path.join(args.results_dir, 'quality.json'), json.dumps(report, indent=2))
   _write_atomically(os.path.join(args.results_dir, 'quality.md'), render(report))
   print(render(report))

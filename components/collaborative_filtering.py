@@ -1,52 +1,126 @@
-"""`collaborative_filtering`: biased matrix factorisation over user and movie ID embeddings.
+"""`collaborative_filtering`: a two-task model over user and movie ID embeddings.
 
-rating(u, m) = global + b_u + b_m + <p_u, q_m>, trained on squared error with L2 on the
-embeddings and biases. IDs unseen in training map to the OOV row, so they never fail; for
-recommendations an unseen user falls back to popularity (see components/signatures.py).
+Rating (SVD++, Koren 2008): rating(u, m) = global + b_u + b_m + <p_u + |N(u)|^-1/2 sum_{j in
+N(u)} y_j, q_m>, where N(u) are the movies u rated in training (the implicit signal of *what*
+a user chose to rate, which plain matrix factorisation ignores).
+
+Ranking: a rating-only model ranks the catalogue badly (it puts obscure movies with a high
+predicted rating first; Microsoft Recommenders measured NDCG@10 0.096 for SVD on ML-100K). So the
+same model also learns which movies a user picks: a softmax over the whole catalogue of the
+logit <[p_u + implicit(u), r_u], [q_m, s_m]> + c_m, with r_u, s_m extra ranking-only factors and
+c_m a popularity bias. The ranking head reuses the rating factors (the two tasks share the user
+and movie representations), and the loss is squared error + `retrieval_weight` x softmax cross
+entropy. Sharing helped both tasks on validation data carved from training data
+(`python -m bench.tune`): RMSE and NDCG@10 were better than with separate models.
+
+The softmax is exact (all movies are scored each step): for catalogues of thousands of movies it
+costs less than sampling and needs no correction. IDs unseen in training map to the OOV row (no
+history), so they never fail; for recommendations an unseen user falls back to popularity (see
+components/signatures.py).
 """
 
+from typing import Tuple
+
+import numpy as np
 import tensorflow as tf
 
 from components import features
 
 
 class CollaborativeFilteringModel(tf.keras.Model):
-  """Predicts a rating [B] from `user_index` and `movie_index` [B]."""
+  """Predicts a rating [B] from `user_index` and `movie_index` [B]; ranks with `ranking_*`."""
 
   user_feature_names = (features.USER_INDEX,)
   movie_feature_names = (features.MOVIE_INDEX,)
   popularity_for_unknown_users = True
 
   def __init__(self, num_users: int, num_movies: int, embedding_dim: int, l2: float,
-               global_mean: float, seed: int, **kwargs):
+               global_mean: float, seed: int, history: Tuple[np.ndarray, np.ndarray],
+               retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
+               retrieval_weight: float = 0.5, **kwargs):
+    """`history` is (user indices, movie indices) of the training ratings: N(u) above."""
     super().__init__(**kwargs)
-    regularizer = tf.keras.regularizers.l2(l2)
-    init = lambda offset: tf.keras.initializers.RandomNormal(stddev=0.05, seed=seed + offset)
-    self.user_embedding = tf.keras.layers.Embedding(
-        num_users, embedding_dim, embeddings_initializer=init(0),
-        embeddings_regularizer=regularizer, name='user_embedding')
-    self.movie_embedding = tf.keras.layers.Embedding(
-        num_movies, embedding_dim, embeddings_initializer=init(1),
-        embeddings_regularizer=regularizer, name='movie_embedding')
-    self.user_bias = tf.keras.layers.Embedding(
-        num_users, 1, embeddings_initializer='zeros', embeddings_regularizer=regularizer,
-        name='user_bias')
-    self.movie_bias = tf.keras.layers.Embedding(
-        num_movies, 1, embeddings_initializer='zeros', embeddings_regularizer=regularizer,
-        name='movie_bias')
+    self.num_movies = num_movies
+    self.retrieval_weight = retrieval_weight
+    counter = iter(range(100))
+
+    def embedding(name, rows, dim, l2_weight, stddev=0.05):
+      initializer = (tf.keras.initializers.RandomNormal(stddev=stddev, seed=seed + next(counter))
+                     if stddev else 'zeros')
+      return tf.keras.layers.Embedding(
+          rows, dim, embeddings_initializer=initializer,
+          embeddings_regularizer=tf.keras.regularizers.l2(l2_weight) if l2_weight else None,
+          name=name)
+
+    self.user_embedding = embedding('user_embedding', num_users, embedding_dim, l2)
+    self.movie_embedding = embedding('movie_embedding', num_movies, embedding_dim, l2)
+    self.implicit_embedding = embedding('implicit_embedding', num_movies, embedding_dim, l2, 0)
+    self.user_bias = embedding('user_bias', num_users, 1, l2, 0)
+    self.movie_bias = embedding('movie_bias', num_movies, 1, l2, 0)
     self.global_bias = tf.Variable(global_mean, dtype=tf.float32, name='global_bias')
+    self.user_ranking_embedding = embedding('user_ranking_embedding', num_users, retrieval_dim,
+                                            retrieval_l2)
+    self.movie_ranking_embedding = embedding('movie_ranking_embedding', num_movies,
+                                             retrieval_dim, retrieval_l2)
+    self.movie_ranking_bias = embedding('movie_ranking_bias', num_movies, 1, None, 0)
+
+    users, movies = (np.asarray(a, np.int64) for a in history)
+    order = np.lexsort((movies, users))
+    counts = np.bincount(users, minlength=num_users)
+    self.history_movies = tf.Variable(movies[order], trainable=False, name='history_movies')
+    self.history_splits = tf.Variable(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                                      trainable=False, name='history_splits')
+    self.history_scale = tf.Variable((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32),
+                                     trainable=False, name='history_scale')
+
+  def _user_factors(self, users: tf.Tensor) -> tf.Tensor:
+    """p_u + |N(u)|^-1/2 sum y_j for users [B] -> [B, D], computed once per distinct user."""
+    distinct, position = tf.unique(users)
+    history = tf.gather(
+        tf.RaggedTensor.from_row_splits(self.history_movies, self.history_splits), distinct)
+    implicit = tf.reduce_sum(tf.ragged.map_flat_values(self.implicit_embedding, history), axis=1)
+    implicit *= tf.gather(self.history_scale, distinct)[:, tf.newaxis]
+    return tf.gather(self.user_embedding(distinct) + implicit, position)
 
   def user_representation(self, inputs):
-    """(vector [B, D], bias [B]) of the users in `inputs`."""
+    """(vector [B, D], bias [B]) of the users in `inputs`, for the rating."""
     users = inputs[features.USER_INDEX]
-    return self.user_embedding(users), tf.squeeze(self.user_bias(users), -1)
+    return self._user_factors(users), tf.squeeze(self.user_bias(users), -1)
 
   def movie_representation(self, inputs):
-    """(vector [M, D], bias [M]) of the movies in `inputs`."""
+    """(vector [M, D], bias [M]) of the movies in `inputs`, for the rating."""
     movies = inputs[features.MOVIE_INDEX]
     return self.movie_embedding(movies), tf.squeeze(self.movie_bias(movies), -1)
+
+  def ranking_user(self, inputs):
+    """(vector [B, D + R], offset [B]) of the users: ranking score = offset + <vector, movie>
+    + movie bias (see `ranking_movies`)."""
+    users = inputs[features.USER_INDEX]
+    vector = tf.concat([self._user_factors(users), self.user_ranking_embedding(users)], axis=-1)
+    return vector, tf.zeros_like(vector[:, 0])
+
+  def ranking_movies(self, inputs):
+    """(vector [M, D + R], bias [M]) of the movies for ranking: the softmax logits' terms."""
+    movies = inputs[features.MOVIE_INDEX]
+    vector = tf.concat([self.movie_embedding(movies), self.movie_ranking_embedding(movies)],
+                       axis=-1)
+    return vector, tf.squeeze(self.movie_ranking_bias(movies), -1)
 
   def call(self, inputs, training=False):
     user, user_bias = self.user_representation(inputs)
     movie, movie_bias = self.movie_representation(inputs)
     return self.global_bias + user_bias + movie_bias + tf.reduce_sum(user * movie, axis=-1)
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+    """Squared rating error (+ L2) plus `retrieval_weight` x the catalogue softmax loss of
+    picking the rated movie."""
+    loss = super().compute_loss(x, y, y_pred, sample_weight)
+    if self.retrieval_weight:
+      user, offset = self.ranking_user(x)
+      movies, bias = self.ranking_movies(
+          {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
+      logits = offset[:, tf.newaxis] + tf.matmul(user, movies, transpose_b=True) + bias
+      loss += self.retrieval_weight * tf.reduce_mean(
+          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x[features.MOVIE_INDEX],
+                                                         logits=logits))
+    return loss

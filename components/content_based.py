@@ -88,6 +88,15 @@ class ContentBasedModel(tf.keras.Model):
     return (self.movie_tower(self.movie_features(inputs)),
             tf.squeeze(self.movie_bias(inputs[f.MOVIE_INDEX]), -1))
 
+  def ranking_user(self, inputs):
+    """Ranking is by predicted rating: (user vector [B, D], global + user bias [B])."""
+    vector, bias = self.user_representation(inputs)
+    return vector, self.global_bias + bias
+
+  def ranking_movies(self, inputs):
+    """(vector [M, D], bias [M]): with `ranking_user`, the predicted rating."""
+    return self.movie_representation(inputs)
+
   def call(self, inputs, training=False):
     user, user_bias = self.user_representation(inputs)
     movie, movie_bias = self.movie_representation(inputs)

@@ -1,4 +1,12 @@
-"""Train/eval split strategies: seeded random, temporal, and ML-100K's published folds.
+"""Train/eval split strategies: seeded random, per-user, cold-user, temporal, and ML-100K's
+published folds.
+
+- random: a seeded share of all ratings.
+- per_user: a seeded share of each user's ratings (Microsoft Recommenders' stratified split,
+  the protocol of their top-K tables).
+- cold_users: a seeded share of the users, with all their ratings (users never seen in
+  training: the cold-start protocol).
+- temporal: the latest ratings.
 
 Quality claims on MovieLens are only comparable under the published protocols, so the
 canonical folds (u1..u5 five-fold, ua/ub with ten ratings per user held out) are read from
@@ -14,9 +22,10 @@ import numpy as np
 
 from components import movielens_formats as formats
 
-RANDOM, TEMPORAL = 'random', 'temporal'
+RANDOM, PER_USER, COLD_USERS, TEMPORAL = 'random', 'per_user', 'cold_users', 'temporal'
 CANONICAL_FOLDS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')
-STRATEGIES = (RANDOM, TEMPORAL) + tuple(f'canonical:{fold}' for fold in CANONICAL_FOLDS)
+STRATEGIES = (RANDOM, PER_USER, COLD_USERS, TEMPORAL) + tuple(
+    f'canonical:{fold}' for fold in CANONICAL_FOLDS)
 
 
 def validate_strategy(strategy: str, dataset: str) -> None:
@@ -39,12 +48,32 @@ def eval_mask(data: formats.MovieLensData, ratings: formats.Ratings, strategy: s
   n_eval = int(round(n * eval_fraction))
   if n >= 2:
     n_eval = min(max(n_eval, 1), n - 1)  # both splits non-empty
+  if strategy == PER_USER:
+    return _per_user_mask(ratings.user_id, eval_fraction, seed)
+  if strategy == COLD_USERS:
+    users = np.unique(ratings.user_id)
+    n_cold = min(max(int(round(len(users) * eval_fraction)), 1), max(len(users) - 1, 1))
+    cold = np.random.default_rng(seed).permutation(users)[:n_cold]
+    return np.isin(ratings.user_id, cold)
   mask = np.zeros(n, dtype=bool)
   if strategy == RANDOM:
     order = np.random.default_rng(seed).permutation(n)
   else:  # TEMPORAL: the latest ratings are evaluated; ties keep file order
     order = np.argsort(ratings.timestamp, kind='stable')[::-1]
   mask[order[:n_eval]] = True
+  return mask
+
+
+def _per_user_mask(users: np.ndarray, eval_fraction: float, seed: int) -> np.ndarray:
+  """Per user, a seeded random round((1 - eval_fraction) * n) of their n ratings train; the
+  rest are evaluated."""
+  n = len(users)
+  order = np.lexsort((np.random.default_rng(seed).random(n), users))  # by user, shuffled within
+  _, starts, counts = np.unique(users[order], return_index=True, return_counts=True)
+  rank = np.arange(n) - np.repeat(starts, counts)
+  n_train = np.floor(counts * (1.0 - eval_fraction) + 0.5).astype(np.int64)
+  mask = np.zeros(n, dtype=bool)
+  mask[order] = rank >= np.repeat(n_train, counts)
   return mask
 
 

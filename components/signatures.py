@@ -5,10 +5,12 @@
   demographics, `age` int64 and `gender`, `occupation`, `zip_code` strings) -> `rating` [B].
 - `recommend`: `user_id` [B], `k` [B] int32, `exclude_movie_ids` [B, E] strings ('' pads), and
   the same user features as `predict_rating` -> `movie_ids`, `titles`, `scores` [B, max(k)],
-  best first. Movies the user rated in training are never recommended; ids in
+  best first by the model's ranking score (`content_based`: the predicted rating;
+  `collaborative_filtering`: its ranking head's logit, a log-probability of the user picking
+  the movie up to a per-user constant). Movies the user rated in training are never recommended; ids in
   `exclude_movie_ids` are excluded too.
 - `similar_movies`: `movie_id` [B], `k` [B] int32 -> the `k` nearest movies by cosine similarity
-  of the model's movie vectors, with titles.
+  of the model's movie ranking vectors, with titles.
 
 User features in a request (`age` >= 0, non-empty strings) override those stored for the user
 in training; send -1 / '' to use the stored ones. A user unknown to training is scored from the
@@ -101,7 +103,7 @@ class ServingTables(tf.Module):
         tf.lookup.KeyValueTensorInitializer(tf.constant(catalogue.movie_ids),
                                             tf.range(size, dtype=tf.int64)), default_value=-1)
 
-    vectors, biases = model.movie_representation(
+    vectors, biases = model.ranking_movies(
         {name: tf.constant(v[:size]) for name, v in movie_inputs.items()})
     self.movie_vectors = tf.Variable(vectors, trainable=False, name='movie_vectors')
     self.movie_biases = tf.Variable(biases, trainable=False, name='movie_biases')
@@ -224,8 +226,8 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     user_id, k = request.pop(f.USER_ID), request.pop('k')
     exclude = request.pop('exclude_movie_ids')
     index, user_inputs = users(user_id, request)
-    vectors, biases = model.user_representation(user_inputs)
-    scores = (model.global_bias + biases[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
+    vectors, offsets = model.ranking_user(user_inputs)
+    scores = (offsets[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
               + tf.matmul(vectors, tables.movie_vectors, transpose_b=True))
     if model.popularity_for_unknown_users:
       unknown = tf.equal(index, tables.unknown_user)[:, tf.newaxis]

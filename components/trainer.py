@@ -20,13 +20,17 @@ from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL
 
 
 def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
-                has_demographics: bool, global_mean: float) -> tf.keras.Model:
+                train: model_io.Examples) -> tf.keras.Model:
+  has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
   common = dict(embedding_dim=int(hparams['embedding_dim']), l2=float(hparams['l2']),
-                global_mean=global_mean, seed=int(hparams['seed']))
+                global_mean=float(train.labels.mean()), seed=int(hparams['seed']))
   size = lambda vocab: model_io.vocabulary_size(tf_transform_output, vocab)
   if name == COLLABORATIVE_FILTERING:
     return collaborative_filtering.CollaborativeFilteringModel(
-        num_users=size(f.USER_VOCAB), num_movies=size(f.MOVIE_VOCAB), **common)
+        num_users=size(f.USER_VOCAB), num_movies=size(f.MOVIE_VOCAB),
+        history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX]),
+        retrieval_dim=int(hparams['retrieval_dim']), retrieval_l2=float(hparams['retrieval_l2']),
+        retrieval_weight=float(hparams['retrieval_weight']), **common)
   if name == CONTENT_BASED:
     padded = lambda vocab: model_io.padded_vocabulary_size(tf_transform_output, vocab)
     vocab_sizes = {f.MOVIE_INDEX: size(f.MOVIE_VOCAB), f.USER_INDEX: size(f.USER_VOCAB),
@@ -47,9 +51,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   """
   tf.keras.utils.set_random_seed(int(hparams['seed']))
   tf.config.experimental.enable_op_determinism()
-  has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
-  model = build_model(name, tf_transform_output, hparams, has_demographics,
-                      global_mean=float(train.labels.mean()))
+  model = build_model(name, tf_transform_output, hparams, train)
   model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])

@@ -33,20 +33,23 @@ VOCAB = {f.MOVIE_INDEX: NUM_MOVIES, f.USER_INDEX: NUM_USERS, f.GENRE_IDS: 7,
          f.TITLE_TOKEN_IDS: 9, f.GENDER_ID: 3, f.OCCUPATION_ID: 5, f.ZIP_PREFIX_ID: 6}
 
 
-def _build(name, demographics=True):
+def _build(name, examples, demographics=True, retrieval_weight=0.5):
   common = dict(embedding_dim=4, l2=1e-4, global_mean=3.0, seed=7)
   if name == 'cf':
-    return collaborative_filtering.CollaborativeFilteringModel(NUM_USERS, NUM_MOVIES, **common)
+    return collaborative_filtering.CollaborativeFilteringModel(
+        NUM_USERS, NUM_MOVIES, history=(examples.features[f.USER_INDEX],
+                                        examples.features[f.MOVIE_INDEX]),
+        retrieval_dim=3, retrieval_weight=retrieval_weight, **common)
   return content_based.ContentBasedModel(VOCAB, demographics, **common)
 
 
-def _train(name, demographics=True):
+def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.5):
   tf.keras.utils.set_random_seed(7)
-  examples = _examples(demographics=demographics)
-  model = _build(name, demographics)
+  examples = examples or _examples(demographics=demographics)
+  model = _build(name, examples, demographics, retrieval_weight)
   model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
-  history = model.fit(examples.features, examples.labels, batch_size=16, epochs=3, shuffle=True,
-                      verbose=0)
+  history = model.fit(examples.features, examples.labels, batch_size=16, epochs=epochs,
+                      shuffle=True, verbose=0)
   return model, examples, history.history['loss']
 
 
@@ -67,6 +70,33 @@ def test_unseen_ids_use_the_oov_row(name):
   unseen[f.USER_INDEX][:] = NUM_USERS - 1
   unseen[f.MOVIE_INDEX][:] = NUM_MOVIES - 1
   assert np.isfinite(model(unseen).numpy()).all()
+
+
+@pytest.mark.parametrize('retrieval_weight', [0.5, 0.0])
+def test_cf_ranking_head_learns_which_movies_users_pick(retrieval_weight):
+  # Every user rated movies 0-2 (badly); nobody rated movies 5-7. A rating-only model has no
+  # reason to rank the picked movies first; the ranking head does.
+  users = np.repeat(np.arange(NUM_USERS - 1), 4)
+  movies = np.tile([0, 1, 2, 3], NUM_USERS - 1)
+  columns = {f.USER_INDEX: users.astype(np.int64), f.MOVIE_INDEX: movies.astype(np.int64)}
+  labels = np.where(movies < 3, 1.0, 5.0).astype(np.float32)
+  examples = model_io.canonical_order(columns, labels)
+  model, _, _ = _train('cf', examples=examples, epochs=40, retrieval_weight=retrieval_weight)
+  user, offset = model.ranking_user({f.USER_INDEX: tf.constant([0], tf.int64)})
+  vectors, bias = model.ranking_movies({f.MOVIE_INDEX: tf.range(NUM_MOVIES - 1, dtype=tf.int64)})
+  scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()[0]
+  picked_first = scores[:3].min() > scores[5:].max()
+  assert picked_first == (retrieval_weight > 0)
+
+
+def test_cf_rating_uses_what_the_user_rated():
+  # Users 0 and 1 differ only in history: zeroing user 1's history would change nothing if the
+  # implicit part were unused.
+  model, examples, _ = _train('cf', epochs=5)
+  pair = {f.USER_INDEX: tf.constant([0, 1], tf.int64), f.MOVIE_INDEX: tf.constant([2, 2], tf.int64)}
+  before = model(pair).numpy()
+  model.history_scale.assign(tf.zeros_like(model.history_scale))
+  assert not np.allclose(before, model(pair).numpy())
 
 
 def test_canonical_order_does_not_depend_on_the_read_order():
