@@ -13,7 +13,11 @@
   of the model's movie ranking vectors, with titles.
 
 User features in a request (`age` >= 0, non-empty strings) override those stored for the user
-in training; send -1 / '' to use the stored ones. A user unknown to training is scored from the
+in training; send -1 / '' to use the stored ones. `content_based` also takes `rated_movie_ids`
+[B, H] strings ('' pads) and `rated_ratings` [B, H] floats in `predict_rating` and `recommend`:
+a row that sends rated movies is scored from that rating profile instead of the stored training
+ratings (a new user's first ratings, no retraining); send [['']] and [[0]] to use the stored
+one. An unknown movie id or a rating off the scale there is an InvalidArgument error. A user unknown to training is scored from the
 request's features by `content_based` (missing ones take the most common training value) and,
 for `collaborative_filtering`, gets the most rated movies (scores are then rating counts). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
@@ -33,6 +37,7 @@ from components import features as f
 from components import model_io
 
 RATING = 'rating'
+RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
 
 # Request user features: raw input name -> (transformed name, dtype, "not given" value).
@@ -175,6 +180,22 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   def movies_by_position(position):
     return {name: tf.gather(table, position) for name, table in tables.movie_inputs.items()}
 
+  def request_profile(rated_movie_ids, rated_ratings):
+    """The rating profile inputs of the rows that send rated movies ('' pads)."""
+    given = tf.not_equal(rated_movie_ids, '')
+    ids = tf.ragged.boolean_mask(rated_movie_ids, given)
+    ratings = tf.ragged.boolean_mask(rated_ratings, given)
+    position = tables.position.lookup(ids.flat_values)
+    tf.debugging.assert_non_negative(
+        position, message='unknown movie_id in rated_movie_ids (not in the catalogue)')
+    tf.debugging.assert_greater_equal(ratings.flat_values, rating_range[0],
+                                      message='rated_ratings below the rating scale')
+    tf.debugging.assert_less_equal(ratings.flat_values, rating_range[1],
+                                   message='rated_ratings above the rating scale')
+    offset, taste = model.profile(movies_by_position(position), ratings)
+    return {model.PROFILE_OFFSET: offset, model.PROFILE_TASTE: taste,
+            model.HAS_PROFILE: ids.row_lengths() > 0}
+
   def top_k(scores, k, excluded):
     """Best-first top max(k) of [B, M] scores; entries past a row's k, or excluded, are blank."""
     tf.debugging.assert_greater(k, 0, message='k must be at least 1')
@@ -198,6 +219,19 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
                 for name in request_features}
+  takes_profile = hasattr(model, 'profile')
+  if takes_profile:
+    user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS)
+    user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)
+
+  def user_inputs_of(user_id, request):
+    """(user index, model inputs) of a request's users: stored, overridden by the request."""
+    request = dict(request)
+    profile = {}
+    if takes_profile:
+      profile = request_profile(request.pop(RATED_MOVIE_IDS), request.pop(RATED_RATINGS))
+    index, inputs = users(user_id, request)
+    return index, {**inputs, **profile}
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serving_default(examples):
@@ -210,7 +244,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   def predict_rating(request):
     request = dict(request)
     user_id, movie_id = request.pop(f.USER_ID), request.pop(f.MOVIE_ID)
-    _, user_inputs = users(user_id, request)
+    _, user_inputs = user_inputs_of(user_id, request)
     position = tables.position.lookup(movie_id)
     position = tf.where(position < 0, tf.cast(size, tf.int64), position)  # the unknown row
     rating = model({**user_inputs, **movies_by_position(position)}, training=False)
@@ -225,7 +259,9 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     request = dict(request)
     user_id, k = request.pop(f.USER_ID), request.pop('k')
     exclude = request.pop('exclude_movie_ids')
-    index, user_inputs = users(user_id, request)
+    if takes_profile:  # movies a new user says they rated are not recommended either
+      exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
+    index, user_inputs = user_inputs_of(user_id, request)
     vectors, offsets = model.ranking_user(user_inputs)
     scores = (offsets[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
               + tf.matmul(vectors, tables.movie_vectors, transpose_b=True))
@@ -234,7 +270,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
       scores = tf.where(unknown, tables.popularity[tf.newaxis, :], scores)
     batch = tf.shape(user_id)[0]
     seen = tf.RaggedTensor.from_row_splits(tables.seen_positions, tables.seen_splits)
-    excluded_ids = tf.RaggedTensor.from_tensor(exclude, padding='')
+    excluded_ids = tf.ragged.boolean_mask(exclude, tf.not_equal(exclude, ''))
     excluded = (mask_of(batch, tf.gather(seen, index))
                 | mask_of(batch, tf.ragged.map_flat_values(tables.position.lookup, excluded_ids))
                 | ~tables.recommendable[tf.newaxis, :])

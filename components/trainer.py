@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Keras 2 (tf_keras), as TFX/TFT/TFMA expect
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
@@ -39,7 +40,17 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
       vocab_sizes.update({f.GENDER_ID: size(f.GENDER_VOCAB),
                           f.OCCUPATION_ID: size(f.OCCUPATION_VOCAB),
                           f.ZIP_PREFIX_ID: size(f.ZIP_VOCAB)})
-    return content_based.ContentBasedModel(vocab_sizes, has_demographics, **common)
+    num_movies = size(f.MOVIE_VOCAB)
+    movies, first = np.unique(train.features[f.MOVIE_INDEX], return_index=True)
+    content = {}
+    for name in (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET):
+      values = train.features[name]
+      content[name] = np.zeros((num_movies,) + values.shape[1:], np.int64)
+      content[name][movies] = values[first]
+    return content_based.ContentBasedModel(
+        vocab_sizes, has_demographics,
+        history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX], train.labels),
+        movie_content=content, profile_shrinkage=float(hparams['profile_shrinkage']), **common)
   raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
 
 

@@ -28,7 +28,7 @@ def default_hparams() -> Dict[str, Dict]:
   """
   return {
       names.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
-                                batch_size=512, epochs=6, seed=42),
+                                batch_size=512, epochs=6, seed=42, profile_shrinkage=5.0),
       names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.003,
                                           batch_size=512, epochs=9, seed=42, retrieval_dim=32,
                                           retrieval_l2=3e-5, retrieval_weight=0.5),

@@ -25,3 +25,20 @@ def test_bias_baseline_shrinks_towards_the_mean():
   shrunk = quality.bias_baseline(users, movies, ratings, np.array([1]), np.array([10]),
                                  user_reg=0.0, movie_reg=2.0)
   assert 4.0 < shrunk[0] < 5.0
+
+
+def test_ranking_metrics_follow_microsoft_recommenders_definitions():
+  recommended = {'a': ['1', '2', '3'], 'b': ['4', '5', '6']}
+  relevant = {'a': {'1', '3', '9'}, 'b': {'7'}}
+  result = quality.ranking_metrics(recommended, relevant, k=3, num_train_movies=10)
+  assert result['precision@3'] == pytest.approx((2 / 3 + 0) / 2)
+  assert result['recall@3'] == pytest.approx((2 / 3 + 0) / 2)
+  discount = 1 / np.log2(np.arange(2, 5))
+  assert result['ndcg@3'] == pytest.approx((discount[0] + discount[2]) / discount.sum() / 2)
+  assert result['map'] == pytest.approx((1 + 2 / 3) / 3 / 2)  # divided by |relevant|
+  assert result['coverage'] == pytest.approx(0.6) and result['users'] == 2
+
+
+def test_item_mean_falls_back_to_the_global_mean():
+  predicted = quality.item_mean(np.array([1, 1, 2]), np.array([4.0, 2.0, 5.0]), np.array([1, 2, 7]))
+  np.testing.assert_allclose(predicted, [3.0, 5.0, 11.0 / 3])

@@ -40,7 +40,15 @@ def _build(name, examples, demographics=True, retrieval_weight=0.5):
         NUM_USERS, NUM_MOVIES, history=(examples.features[f.USER_INDEX],
                                         examples.features[f.MOVIE_INDEX]),
         retrieval_dim=3, retrieval_weight=retrieval_weight, **common)
-  return content_based.ContentBasedModel(VOCAB, demographics, **common)
+  content = {f.GENRE_IDS: np.zeros((NUM_MOVIES, f.MAX_GENRES), np.int64),
+             f.TITLE_TOKEN_IDS: np.zeros((NUM_MOVIES, f.MAX_TITLE_TOKENS), np.int64),
+             f.RELEASE_BUCKET: np.zeros(NUM_MOVIES, np.int64)}
+  for name, table in content.items():
+    table[examples.features[f.MOVIE_INDEX]] = examples.features[name]
+  return content_based.ContentBasedModel(
+      VOCAB, demographics, history=(examples.features[f.USER_INDEX],
+                                    examples.features[f.MOVIE_INDEX], examples.labels),
+      movie_content=content, **common)
 
 
 def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.5):

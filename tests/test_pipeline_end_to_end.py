@@ -139,12 +139,35 @@ def _rated_in_training(summary, user_id):
     return {row['movie_id'] for row in csv.DictReader(f) if row['user_id'] == user_id}
 
 
-def _user_features(name, values):
+def _user_features(name, values, rated=None):
+  """content_based's user inputs: demographics per row, and rated movies ('' = none)."""
   if name != 'content_based':
     return {}
   age, gender, occupation, zip_code = zip(*values)
+  rated = rated or [[('', 0.0)]] * len(values)
   return dict(age=tf.constant(age, tf.int64), gender=tf.constant(gender),
-              occupation=tf.constant(occupation), zip_code=tf.constant(zip_code))
+              occupation=tf.constant(occupation), zip_code=tf.constant(zip_code),
+              rated_movie_ids=tf.constant([[m for m, _ in row] for row in rated]),
+              rated_ratings=tf.constant([[r for _, r in row] for row in rated], tf.float32))
+
+
+def _check_rating_profile(loaded):
+  """content_based scores a new user from the ratings sent with the request."""
+  name, demographics = 'content_based', [(30, 'F', 'writer', '55105')]
+  likes = [[('50', 5.0), ('181', 5.0), ('172', 5.0)]]
+  hates = [[('50', 1.0), ('181', 1.0), ('172', 1.0)]]
+  predict = lambda rated: loaded.signatures['predict_rating'](
+      user_id=tf.constant(['new-user']), movie_id=tf.constant(['174']),
+      **_user_features(name, demographics, rated))['rating'].numpy()[0]
+  # Loving three Star Wars films predicts a higher rating for Raiders than hating them.
+  assert predict(likes) > predict(hates)
+  top = loaded.signatures['recommend'](
+      user_id=tf.constant(['new-user']), k=tf.constant([20], tf.int32),
+      exclude_movie_ids=tf.zeros([1, 0], tf.string), **_user_features(name, demographics, likes))
+  assert not {'50', '181', '172'} & {m.decode() for m in top['movie_ids'].numpy()[0]}
+  for bad in ([[('no-such-movie', 4.0)]], [[('50', 9.0)]]):
+    with pytest.raises(tf.errors.InvalidArgumentError):
+      predict(bad)
 
 
 @pytest.mark.parametrize('name', MODELS)
@@ -153,7 +176,8 @@ def test_signatures_and_their_contract(finished_run, name):
   loaded = _pushed(summary, name)
   assert set(loaded.signatures) >= {'serving_default', 'predict_rating', 'recommend',
                                      'similar_movies'}
-  user_inputs = {'age', 'gender', 'occupation', 'zip_code'} if name == 'content_based' else set()
+  user_inputs = ({'age', 'gender', 'occupation', 'zip_code', 'rated_movie_ids', 'rated_ratings'}
+                 if name == 'content_based' else set())
   assert set(loaded.signatures['predict_rating'].structured_input_signature[1]) == \
       {'user_id', 'movie_id'} | user_inputs
   assert set(loaded.signatures['recommend'].structured_input_signature[1]) == \
@@ -188,6 +212,9 @@ def test_signatures_and_their_contract(finished_run, name):
   assert not {top[0], top[1]} & {m.decode() for m in ids[0]}
   assert [m.decode() for m in ids[0][:8]] == top[2:]
   assert all(ids[1][:3]) and not any(ids[1][3:])  # the unknown user gets k=3, then blanks
+
+  if name == 'content_based':
+    _check_rating_profile(loaded)
 
   # similar_movies: k neighbours, not the movie itself, cosine in [-1, 1].
   similar = loaded.signatures['similar_movies'](movie_id=tf.constant(['50']),

@@ -50,13 +50,17 @@ def test_ml_latest_format_runs_end_to_end(tmp_path):
     assert model['pushed'] is True, model
     loaded = tf.saved_model.load(model['pushed_version_path'])
     recommend = loaded.signatures['recommend']
-    assert set(recommend.structured_input_signature[1]) == {'user_id', 'k', 'exclude_movie_ids'}
+    profile = ({'rated_movie_ids': tf.constant([[''], ['']]),
+                'rated_ratings': tf.zeros([2, 1])} if model['name'] == 'content_based' else {})
+    assert set(recommend.structured_input_signature[1]) == {'user_id', 'k', 'exclude_movie_ids',
+                                                            *profile}
     top = recommend(user_id=tf.constant(['1', 'no-such-user']), k=tf.constant([5, 5]),
-                    exclude_movie_ids=tf.zeros([2, 0], tf.string))
+                    exclude_movie_ids=tf.zeros([2, 0], tf.string), **profile)
     ids = top['movie_ids'].numpy()
     assert all(ids[0]) and all(ids[1])
     assert not {m.decode() for m in ids[0]} & seen
     rating = loaded.signatures['predict_rating'](
-        user_id=tf.constant(['1', 'no-such-user']), movie_id=tf.constant(['3', 'no-such-movie']))
+        user_id=tf.constant(['1', 'no-such-user']), movie_id=tf.constant(['3', 'no-such-movie']),
+        **profile)
     values = rating['rating'].numpy()
     assert np.isfinite(values).all() and ((0.5 <= values) & (values <= 5.0)).all()

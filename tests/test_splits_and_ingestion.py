@@ -62,6 +62,25 @@ def test_canonical_u1_on_real_data(ml100k_dir):
   assert mask.sum() == 20_000  # u1.test has 20,000 ratings
 
 
+def test_per_user_split_holds_out_a_share_of_each_user(ml100k_dir):
+  data = formats.read_movielens(ml100k_dir)
+  mask = splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=42)
+  assert (mask == splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=42)).all()
+  assert (mask != splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=7)).any()
+  users = data.ratings.user_id
+  for user in (1, 13, 405, 943):
+    own = users == user
+    assert mask[own].sum() == own.sum() - int(own.sum() * 0.75 + 0.5)
+
+
+def test_cold_users_split_holds_out_whole_users(ml100k_dir):
+  data = formats.read_movielens(ml100k_dir)
+  mask = splits.eval_mask(data, data.ratings, splits.COLD_USERS, 0.1, seed=42)
+  cold = set(data.ratings.user_id[mask].tolist())
+  assert len(cold) == 94  # 10% of 943 users
+  assert not cold & set(data.ratings.user_id[~mask].tolist())
+
+
 def _read(path):
   with open(path, encoding='utf-8', newline='') as f:
     return list(csv.DictReader(f))
