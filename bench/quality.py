@@ -186,6 +186,18 @@ def item_mean(train_movies, train_y, test_movies) -> np.ndarray:
   return np.where(known, means[np.minimum(test_movies, len(means) - 1)], train_y.mean())
 
 
+def _unset_user_inputs(specs, request, rows: int):
+  """The signature's inputs missing from `request`, each set to "not given" for `rows` rows:
+  user features -1 / '' (use the stored ones), rated movies none ('' / 0)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  unset = {}
+  for name, spec in specs.items():
+    if name not in request:
+      value = {tf.int64: -1, tf.string: '', tf.float32: 0.0}[spec.dtype]
+      unset[name] = tf.fill([rows] + [1] * (spec.shape.rank - 1), tf.constant(value, spec.dtype))
+  return unset
+
+
 def predict_with_signature(export_dir: str, ratings: formats.Ratings,
                            profiles: Dict[int, Tuple[List[str], List[float]]]) -> np.ndarray:
   """Predicted ratings from the exported SavedModel's `predict_rating` signature (loaded the way
@@ -208,10 +220,7 @@ def predict_with_signature(export_dir: str, ratings: formats.Ratings,
           [ids + [''] * (width - len(ids)) for ids, _ in rows])
       request[signatures.RATED_RATINGS] = tf.constant(
           [values + [0.0] * (width - len(values)) for _, values in rows], tf.float32)
-    for name, spec in specs.items():
-      if name not in request:  # user features: "use the stored ones / defaults"
-        request[name] = tf.fill([len(users)], tf.constant(-1 if spec.dtype == tf.int64 else '',
-                                                          spec.dtype))
+    request.update(_unset_user_inputs(specs, request, len(users)))
     predicted.append(predict(**request)[signatures.RATING].numpy())
   return np.concatenate(predicted)
 
@@ -313,10 +322,7 @@ def recommend_with_signature(export_dir: str, user_ids: List[str], k: int) -> Di
     batch = user_ids[start:start + 256]
     request = {'user_id': tf.constant(batch), 'k': tf.fill([len(batch)], k),
                'exclude_movie_ids': tf.fill([len(batch), 1], '')}
-    for name, spec in inputs.items():  # user features: "use the stored ones"
-      if name not in request:
-        request[name] = tf.fill([len(batch)], tf.constant(-1 if spec.dtype == tf.int64 else '',
-                                                          spec.dtype))
+    request.update(_unset_user_inputs(inputs, request, len(batch)))
     movie_ids = recommend(**request)['movie_ids'].numpy()
     for user, row in zip(batch, movie_ids):
       result[user] = [m.decode('utf-8') for m in row if m]
