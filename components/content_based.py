@@ -101,7 +101,8 @@ class ContentBasedModel(tf.keras.Model):
 
   def _sums(self, content: tf.Tensor, bias: tf.Tensor, ratings: tf.RaggedTensor):
     """Per row of `ratings` [R, None]: (sum of residuals [R], of residual x content [R, C],
-    count [R]) for rated movies with `content` [N, C] and `bias` [N] (N = flat ratings)."""
+    count [R], and the residuals [N] themselves) for rated movies with `content` [N, C] and
+    `bias` [N] (N = flat ratings)."""
     residual = ratings.flat_values - self.global_bias - bias
     rows = ratings.value_rowids()
     segments = ratings.nrows()
