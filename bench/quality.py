@@ -198,14 +198,14 @@ def _unset_user_inputs(specs, request, rows: int):
   return unset
 
 
-def predict_with_signature(export_dir: str, ratings: formats.Ratings,
+def predict_with_signature(saved_model, ratings: formats.Ratings,
                            profiles: Dict[int, Tuple[List[str], List[float]]]) -> np.ndarray:
   """Predicted ratings from the exported SavedModel's `predict_rating` signature (loaded the way
   TF Serving loads it). `profiles` (user -> rated movie ids, ratings) are sent with the request
   where the signature takes them; user features are left to the stored ones / defaults."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components import signatures  # pylint: disable=import-outside-toplevel
-  predict = tf.saved_model.load(export_dir).signatures['predict_rating']
+  predict = saved_model.signatures['predict_rating']
   specs = predict.structured_input_signature[1]
   width = max([len(ids) for ids, _ in profiles.values()] + [1])
   predicted = []
@@ -225,13 +225,28 @@ def predict_with_signature(export_dir: str, ratings: formats.Ratings,
   return np.concatenate(predicted)
 
 
+def exported_models(data, train, hparams, models, temp_dir):
+  """Trains each model on `train` and exports it with its signatures; yields (name, the
+  SavedModel loaded the way TF Serving loads it)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components import trainer  # pylint: disable=import-outside-toplevel
+  tft_output = analyze(raw_columns(data, train), temp_dir)
+  train_examples = transform(tft_output, raw_columns(data, train))
+  for name in models:
+    model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
+    export_dir = os.path.join(temp_dir, 'export', name)
+    signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue_of(data),
+                      train_examples)
+    yield name, tf.saved_model.load(export_dir)
+
+
 def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int = 10,
                         seed: int = 42):
   """Users held out of training entirely (a seeded 10%). Each sends `given` of their ratings
   (seeded) with the request, as a new user's first ratings; the rest are tested. Every method
   is scored on the same test ratings; `content_based` twice: from demographics only and with
   the given ratings as its profile."""
-  from components import trainer  # pylint: disable=import-outside-toplevel
   from components import signatures  # pylint: disable=import-outside-toplevel
   is_cold = splits.eval_mask(data, data.ratings, splits.COLD_USERS, fraction, seed)
   train, cold = data.ratings.take(~is_cold), data.ratings.take(is_cold)
@@ -260,25 +275,15 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
       'n_cold_users': len(profiles), 'given_per_user': given,
   }
   with tempfile.TemporaryDirectory() as temp_dir:
-    tft_output, train_examples, _ = _prepared(data, train, test, temp_dir)
-    for name in models:
-      model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
-      export_dir = os.path.join(temp_dir, 'export', name)
-      signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue_of(data),
-                        train_examples)
-      takes_profile = signatures.RATED_MOVIE_IDS in tf_signature_inputs(export_dir)
+    for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
+      takes_profile = (signatures.RATED_MOVIE_IDS in
+                       saved_model.signatures['predict_rating'].structured_input_signature[1])
       label = f'{name} (no ratings)' if takes_profile else name
-      results[label] = scores(predict_with_signature(export_dir, test, {}), test.rating)
+      results[label] = scores(predict_with_signature(saved_model, test, {}), test.rating)
       if takes_profile:
         results[f'{name} ({given} ratings sent)'] = scores(
-            predict_with_signature(export_dir, test, profiles), test.rating)
+            predict_with_signature(saved_model, test, profiles), test.rating)
   return results
-
-
-def tf_signature_inputs(export_dir: str) -> List[str]:
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  return list(tf.saved_model.load(export_dir).signatures['predict_rating']
-              .structured_input_signature[1])
 
 
 def catalogue_of(data: formats.MovieLensData):
@@ -311,11 +316,11 @@ def ranking_metrics(recommended: Dict[str, List[str]], relevant: Dict[str, set],
           'coverage': len(shown) / num_train_movies, 'users': len(relevant)}
 
 
-def recommend_with_signature(export_dir: str, user_ids: List[str], k: int) -> Dict[str, List[str]]:
+def recommend_with_signature(saved_model, user_ids: List[str], k: int) -> Dict[str, List[str]]:
   """Top-k movie ids per user from the exported SavedModel's `recommend` signature (loaded the
   way TF Serving loads it); the training history is excluded by the signature itself."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  recommend = tf.saved_model.load(export_dir).signatures['recommend']
+  recommend = saved_model.signatures['recommend']
   inputs = recommend.structured_input_signature[1]
   result = {}
   for start in range(0, len(user_ids), 256):
@@ -332,8 +337,6 @@ def recommend_with_signature(export_dir: str, user_ids: List[str], k: int) -> Di
 def evaluate_top_k(data, hparams, models, k: int = 10, fraction: float = 0.25, seed: int = 42):
   """Microsoft Recommenders' top-k protocol: a seeded 75/25 split of each user's ratings; the
   top k of all movies the user did not rate in training; relevant = rated in the test part."""
-  from components import signatures  # pylint: disable=import-outside-toplevel
-  from components import trainer  # pylint: disable=import-outside-toplevel
   is_test = splits.eval_mask(data, data.ratings, splits.PER_USER, fraction, seed)
   train, test = data.ratings.take(~is_test), data.ratings.take(is_test)
   relevant: Dict[str, set] = {}
@@ -349,13 +352,8 @@ def evaluate_top_k(data, hparams, models, k: int = 10, fraction: float = 0.25, s
   results = {'most_popular': ranking_metrics(popular, relevant, k, len(train_movies))}
   users = sorted(relevant)
   with tempfile.TemporaryDirectory() as temp_dir:
-    tft_output, train_examples, _ = _prepared(data, train, test, temp_dir)
-    for name in models:
-      model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
-      export_dir = os.path.join(temp_dir, 'export', name)
-      signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue_of(data),
-                        train_examples)
-      recommended = recommend_with_signature(export_dir, users, k)
+    for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
+      recommended = recommend_with_signature(saved_model, users, k)
       leaked = sum(len(set(recommended[u]) & seen[u]) for u in users)
       if leaked:
         raise AssertionError(f'{name}: recommend returned {leaked} movies rated in training')
