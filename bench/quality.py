@@ -109,9 +109,10 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
   return tft.TFTransformOutput(output_dir)
 
 
-def transform(tft_output, columns: Dict[str, np.ndarray]):
+def transform(tft_output, columns: Dict[str, np.ndarray], ordered: bool = True):
   """Applies the saved Transform graph (as serving does) and returns model-ready Examples, in the
-  same canonical order as the Trainer reads them (so training matches the pipeline's)."""
+  same canonical order as the Trainer reads them (so training matches the pipeline's), or, with
+  `ordered=False`, in the order of `columns`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components import model_io  # pylint: disable=import-outside-toplevel
   layer = tft_output.transform_features_layer()
@@ -124,6 +125,8 @@ def transform(tft_output, columns: Dict[str, np.ndarray]):
              for name, v in raw.items()}
     chunks.append({name: t.numpy() for name, t in layer(batch).items()})
   merged = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+  if not ordered:
+    return model_io.Examples(merged, columns[f.LABEL].astype(np.float32))
   return model_io.canonical_order(merged, columns[f.LABEL])
 
 
@@ -152,7 +155,7 @@ def scores(predictions: np.ndarray, truth: np.ndarray) -> Dict[str, float]:
           'mse': float(np.mean(error ** 2)), 'n': int(len(truth))}
 
 
-def _prepared(data, train, test, temp_dir):
+def prepared(data, train, test, temp_dir):
   """(tf.Transform output fitted on `train`, transformed train and test Examples)."""
   tft_output = analyze(raw_columns(data, train), temp_dir)
   return (tft_output, transform(tft_output, raw_columns(data, train)),
@@ -169,7 +172,7 @@ def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict
                                             test.user_id, test.movie_id), test.rating),
   }
   with tempfile.TemporaryDirectory() as temp_dir:
-    tft_output, train_examples, test_examples = _prepared(data, train, test, temp_dir)
+    tft_output, train_examples, test_examples = prepared(data, train, test, temp_dir)
     for name in models:
       model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
       predicted = model.predict(test_examples.features, batch_size=8192, verbose=0)
@@ -241,6 +244,19 @@ def exported_models(data, train, hparams, models, temp_dir):
     yield name, tf.saved_model.load(export_dir)
 
 
+def cold_users_split(data, ratings: formats.Ratings, fraction: float, given: int, seed: int):
+  """(train, shown, test) parts of `ratings`: a seeded `fraction` of the users is held out of
+  train; `given` of each held-out user's ratings (seeded) are shown (sent with the request, as
+  a new user's first ratings) and the rest are tested."""
+  is_cold = splits.eval_mask(data, ratings, splits.COLD_USERS, fraction, seed)
+  train, cold = ratings.take(~is_cold), ratings.take(is_cold)
+  rng = np.random.default_rng(seed)
+  is_given = np.zeros(len(cold), dtype=bool)
+  for user in np.unique(cold.user_id):
+    is_given[rng.permutation(np.nonzero(cold.user_id == user)[0])[:given]] = True
+  return train, cold.take(is_given), cold.take(~is_given)
+
+
 def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int = 10,
                         seed: int = 42):
   """Users held out of training entirely (a seeded 10%). Each sends `given` of their ratings
@@ -248,13 +264,7 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
   is scored on the same test ratings; `content_based` twice: from demographics only and with
   the given ratings as its profile."""
   from components import signatures  # pylint: disable=import-outside-toplevel
-  is_cold = splits.eval_mask(data, data.ratings, splits.COLD_USERS, fraction, seed)
-  train, cold = data.ratings.take(~is_cold), data.ratings.take(is_cold)
-  rng = np.random.default_rng(seed)
-  is_given = np.zeros(len(cold), dtype=bool)
-  for user in np.unique(cold.user_id):
-    is_given[rng.permutation(np.nonzero(cold.user_id == user)[0])[:given]] = True
-  shown, test = cold.take(is_given), cold.take(~is_given)
+  train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
   profiles: Dict[int, Tuple[List[str], List[float]]] = {}
   for user, movie, rating in zip(shown.user_id.tolist(), shown.movie_id.tolist(),
                                  shown.rating.tolist()):

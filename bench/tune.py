@@ -1,6 +1,7 @@
 """Chooses hyperparameters on validation data carved from the training data, never a test fold.
 
-    python -m bench.tune [--epochs 15] [--models ...] [--set MODEL.NAME=VALUE ...]
+    python -m bench.tune [--epochs 15] [--models ...] [--checks rating cold ranking]
+                         [--set MODEL.NAME=VALUE ...]
 
 Rating error: takes the seeded random 80/20 split of ML-100K (the pipeline's default), holds out
 10% of its *training* part (seed 0) as validation, trains each model with the settings of
@@ -11,6 +12,13 @@ Ranking (collaborative_filtering, whose ranking head `recommend` uses): takes th
 of the per-user 75/25 split (Microsoft Recommenders' protocol, seed 42), holds out 25% of each
 user's training ratings (seed 1) and prints the validation NDCG@10 after each epoch (top 10 of
 the movies not rated in the carved training part; relevant = rated in the validation part).
+
+Cold users (content_based, the model for users unseen in training): takes the training part of
+bench.quality's cold-start protocol (the users not held out there), holds out 10% of *its*
+users (seed 0, 1, 2), trains on the rest and prints, after each epoch, the validation RMSE on the
+held-out users' ratings, each user's profile built from 10 of their ratings (same seed) as a
+request would send them, and from demographics alone, relative to the item-mean baseline. Cold
+users are few (85 per carving), so this is repeated for --cold-seeds carvings and averaged.
 
 The values in pipeline/configs.py come from runs of this script (see its docstring).
 """
@@ -24,6 +32,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+from typing import Dict, List  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -31,7 +40,10 @@ from bench import quality  # noqa: E402
 from components import features as f  # noqa: E402
 from components import movielens_formats as formats  # noqa: E402
 from components import movielens_splits as splits  # noqa: E402
-from components.model_names import COLLABORATIVE_FILTERING, MODEL_NAMES  # noqa: E402
+from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
+
+COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
+CHECKS = ('rating', 'cold', 'ranking')
 
 
 def _overrides(settings, hparams):
@@ -74,11 +86,83 @@ def _ndcg_at_10(model, fit_examples, validation_examples) -> float:
   return quality.ranking_metrics(recommended, relevant, 10, len(movies))['ndcg@10']
 
 
+def _cold_rmse(model, shown, shown_users, held, held_users) -> Dict[str, float]:
+  """Validation RMSE on users unseen in training (transformed Examples in the order of their
+  raw user ids `*_users`): from each user's `shown` ratings sent as their profile, and from
+  their demographics alone."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  users, shown_rows = np.unique(shown_users, return_inverse=True)
+  order = np.argsort(shown_rows, kind='stable')
+  ratings = tf.RaggedTensor.from_value_rowids(shown.labels[order], shown_rows[order],
+                                              nrows=len(users))
+  offset, taste = model.profile(
+      {name: tf.constant(shown.features[name][order]) for name in model.movie_feature_names},
+      ratings)
+  rows = np.searchsorted(users, held_users)
+  with_profile = dict(held.features)
+  with_profile[model.PROFILE_OFFSET] = tf.gather(offset, rows)
+  with_profile[model.PROFILE_TASTE] = tf.gather(taste, rows)
+  with_profile[model.HAS_PROFILE] = tf.ones([len(rows)], tf.bool)
+  rmse = lambda inputs: quality.scores(model(inputs, training=False).numpy(), held.labels)['rmse']
+  return {'profile': rmse(with_profile), 'no_profile': rmse(held.features)}
+
+
+def _cold_validation(data, hparams, epochs: int, seed: int, temp_dir: str) -> Dict:
+  """content_based's validation RMSE per epoch on users carved (with `seed`) out of the
+  training users of bench.quality's cold-start protocol (see the module docstring)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from components import trainer  # pylint: disable=import-outside-toplevel
+  protocol_train, _, _ = quality.cold_users_split(data, data.ratings, COLD_FRACTION, COLD_GIVEN,
+                                                  seed=42)
+  fit, shown, held = quality.cold_users_split(data, protocol_train, COLD_FRACTION, COLD_GIVEN,
+                                              seed=seed)
+  tft_output = quality.analyze(quality.raw_columns(data, fit), temp_dir)
+  fit_examples = quality.transform(tft_output, quality.raw_columns(data, fit))
+  shown_examples = quality.transform(tft_output, quality.raw_columns(data, shown), ordered=False)
+  held_examples = quality.transform(tft_output, quality.raw_columns(data, held), ordered=False)
+
+  class ColdRmse(tf.keras.callbacks.Callback):
+    def __init__(self):
+      super().__init__()
+      self.history: List[Dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+      self.history.append(_cold_rmse(self.model, shown_examples, shown.user_id, held_examples,
+                                     held.user_id))
+
+  watcher = ColdRmse()
+  trainer.fit_model(CONTENT_BASED, tft_output, dict(hparams, epochs=epochs), fit_examples,
+                    callbacks=[watcher])
+  item_mean = quality.scores(quality.item_mean(fit.movie_id, fit.rating, held.movie_id),
+                             held.rating)['rmse']
+  return {'seed': seed, 'cold_users': len(np.unique(held.user_id)), 'item_mean_rmse': item_mean,
+          'rmse_by_epoch': [r['profile'] for r in watcher.history],
+          'rmse_no_profile_by_epoch': [r['no_profile'] for r in watcher.history]}
+
+
+def _cold_summary(runs: List[Dict]) -> Dict:
+  """Per epoch, the mean over carvings of RMSE relative to the item-mean baseline."""
+  relative = lambda key: np.mean([np.array(r[key]) / r['item_mean_rmse'] - 1 for r in runs], 0)
+  with_profile = relative('rmse_by_epoch')
+  best = int(np.argmin(with_profile))
+  return {'carvings': [{k: (np.round(v, 4).tolist() if isinstance(v, (list, float)) else v)
+                        for k, v in r.items()} for r in runs],
+          'given_per_user': COLD_GIVEN,
+          'rmse_vs_item_mean_by_epoch': [f'{100 * v:+.2f}%' for v in with_profile],
+          'no_profile_vs_item_mean_by_epoch': [f'{100 * v:+.2f}%'
+                                               for v in relative('rmse_no_profile_by_epoch')],
+          'best_epoch': best + 1, 'best_rmse_vs_item_mean': f'{100 * with_profile[best]:+.2f}%'}
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-dir', default=quality.DEFAULT_DATA)
   parser.add_argument('--epochs', type=int, default=15)
   parser.add_argument('--models', nargs='+', default=list(MODEL_NAMES), choices=MODEL_NAMES)
+  parser.add_argument('--checks', nargs='+', default=list(CHECKS), choices=CHECKS,
+                      help='which validation checks to run (default: all)')
+  parser.add_argument('--cold-seeds', nargs='+', type=int, default=[0, 1, 2],
+                      help='seeds of the cold-user validation carvings (results are averaged)')
   parser.add_argument('--set', action='append', default=[], metavar='MODEL.NAME=VALUE',
                       help='override a hyperparameter of pipeline/configs.py (repeatable)')
   args = parser.parse_args(argv)
@@ -113,9 +197,10 @@ def main(argv=None) -> int:
 
   results = {}
   with tempfile.TemporaryDirectory() as temp_dir:
-    tft_output, fit_examples, validation_examples = quality._prepared(  # pylint: disable=protected-access
-        data, fit, validation, os.path.join(temp_dir, 'rating'))
-    for name in args.models:
+    if 'rating' in args.checks:
+      tft_output, fit_examples, validation_examples = quality.prepared(
+          data, fit, validation, os.path.join(temp_dir, 'rating'))
+    for name in args.models if 'rating' in args.checks else []:
       model_hparams = dict(hparams[name], epochs=args.epochs)
       watcher = ValidationRmse(validation_examples)
       trainer.fit_model(name, tft_output, model_hparams, fit_examples, callbacks=[watcher])
@@ -125,10 +210,15 @@ def main(argv=None) -> int:
                        'best_epoch': best + 1,
                        'best_validation_rmse': round(watcher.history[best], 4)}
       print(json.dumps({name: results[name]}), flush=True)
-    if COLLABORATIVE_FILTERING in args.models:
+    if CONTENT_BASED in args.models and 'cold' in args.checks:
+      cold = _cold_summary([
+          _cold_validation(data, hparams[CONTENT_BASED], args.epochs, seed,
+                           os.path.join(temp_dir, f'cold-{seed}')) for seed in args.cold_seeds])
+      print(json.dumps({f'{CONTENT_BASED} cold users': cold}), flush=True)
+    if COLLABORATIVE_FILTERING in args.models and 'ranking' in args.checks:
       per_user = splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=42)
       fit, validation = _carve(data, data.ratings.take(~per_user), splits.PER_USER, 0.25, 1)
-      tft_output, fit_examples, validation_examples = quality._prepared(  # pylint: disable=protected-access
+      tft_output, fit_examples, validation_examples = quality.prepared(
           data, fit, validation, os.path.join(temp_dir, 'ranking'))
       watcher = ValidationNdcg(fit_examples, validation_examples)
       trainer.fit_model(COLLABORATIVE_FILTERING, tft_output,

@@ -15,8 +15,9 @@ entropy. Sharing helped both tasks on validation data carved from training data
 
 The softmax is exact (all movies are scored each step): for catalogues of thousands of movies it
 costs less than sampling and needs no correction. IDs unseen in training map to the OOV row (no
-history), so they never fail; for recommendations an unseen user falls back to popularity (see
-components/signatures.py).
+history), so they never fail; after training that row is set to the mean trained user
+(`fill_unknown_users`), so an unseen user's rating is an average user's; for recommendations an
+unseen user falls back to popularity (see components/signatures.py).
 """
 
 from typing import Tuple
@@ -110,6 +111,23 @@ class CollaborativeFilteringModel(tf.keras.Model):
     user, user_bias = self.user_representation(inputs)
     movie, movie_bias = self.movie_representation(inputs)
     return self.global_bias + user_bias + movie_bias + tf.reduce_sum(user * movie, axis=-1)
+
+  def fill_unknown_users(self) -> None:
+    """After training: users without training ratings (the OOV row, which training never
+    updates) take the mean trained user's factors and biases, so an unseen user is rated as an
+    average user would rate the movie (global + mean b_u + b_m + <mean p_u, q_m>) rather than
+    from an untrained row."""
+    counts = self.history_splits[1:] - self.history_splits[:-1]
+    known = tf.cast(tf.where(counts > 0)[:, 0], tf.int64)
+    unknown = tf.cast(tf.where(counts == 0), tf.int64)
+    if tf.size(unknown) == 0 or tf.size(known) == 0:
+      return
+    for table, mean in (
+        (self.user_embedding.embeddings, tf.reduce_mean(self._user_factors(known), axis=0)),
+        (self.user_bias.embeddings, tf.reduce_mean(self.user_bias(known), axis=0)),
+        (self.user_ranking_embedding.embeddings,
+         tf.reduce_mean(self.user_ranking_embedding(known), axis=0))):
+      table.scatter_nd_update(unknown, tf.tile(mean[tf.newaxis, :], [tf.shape(unknown)[0], 1]))
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
     """Squared rating error (+ L2) plus `retrieval_weight` x the catalogue softmax loss of

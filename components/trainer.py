@@ -69,6 +69,8 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   history = model.fit(train.features, train.labels, batch_size=int(hparams['batch_size']),
                       epochs=int(hparams['epochs']), shuffle=True, verbose=0,
                       callbacks=callbacks)
+  if hasattr(model, 'fill_unknown_users'):
+    model.fill_unknown_users()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)

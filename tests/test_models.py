@@ -107,6 +107,24 @@ def test_cf_rating_uses_what_the_user_rated():
   assert not np.allclose(before, model(pair).numpy())
 
 
+def test_cf_unknown_user_is_rated_as_the_mean_trained_user():
+  model, examples, _ = _train('cf', epochs=5)
+  known = tf.constant(np.unique(examples.features[f.USER_INDEX]), tf.int64)
+  movies = tf.range(NUM_MOVIES - 1, dtype=tf.int64)
+  ratings_of = lambda user: model({f.USER_INDEX: tf.fill(tf.shape(movies), user),
+                                   f.MOVIE_INDEX: movies}).numpy()
+  before = ratings_of(tf.constant(NUM_USERS - 1, tf.int64))
+  known_before = [ratings_of(u) for u in known]
+  model.fill_unknown_users()
+  after = ratings_of(tf.constant(NUM_USERS - 1, tf.int64))
+  # The mean user's rating of a movie is the mean of the trained users' ratings of it (the
+  # model is linear in the user's factors and bias); known users are untouched.
+  known_after = [ratings_of(u) for u in known]
+  np.testing.assert_array_equal(known_before, known_after)
+  np.testing.assert_allclose(after, np.mean(known_after, axis=0), rtol=1e-5)
+  assert not np.allclose(before, after)
+
+
 def test_canonical_order_does_not_depend_on_the_read_order():
   examples = _examples()
   shuffled = np.random.default_rng(3).permutation(N)
