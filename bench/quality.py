@@ -201,11 +201,22 @@ def _unset_user_inputs(specs, request, rows: int):
   return unset
 
 
-def predict_with_signature(saved_model, ratings: formats.Ratings,
+def user_request_features(data: formats.MovieLensData, user_ids: List[int], specs):
+  """The demographics of `user_ids` as a request sends them, for the inputs in `specs` (a new
+  user tells who they are; for a known user they equal the stored ones)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  users = [data.users[u] for u in user_ids] if data.users else []
+  columns = {f.AGE: lambda u: u.age, f.GENDER: lambda u: u.gender,
+             f.OCCUPATION: lambda u: u.occupation, f.ZIP_CODE: lambda u: u.zip_code}
+  return {name: tf.constant([value(u) for u in users], specs[name].dtype)
+          for name, value in columns.items() if name in specs and users}
+
+
+def predict_with_signature(saved_model, data: formats.MovieLensData, ratings: formats.Ratings,
                            profiles: Dict[int, Tuple[List[str], List[float]]]) -> np.ndarray:
   """Predicted ratings from the exported SavedModel's `predict_rating` signature (loaded the way
-  TF Serving loads it). `profiles` (user -> rated movie ids, ratings) are sent with the request
-  where the signature takes them; user features are left to the stored ones / defaults."""
+  TF Serving loads it). The users' demographics and their `profiles` (user -> rated movie ids,
+  ratings) are sent with the request where the signature takes them."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components import signatures  # pylint: disable=import-outside-toplevel
   predict = saved_model.signatures['predict_rating']
@@ -216,7 +227,8 @@ def predict_with_signature(saved_model, ratings: formats.Ratings,
     users = ratings.user_id[start:start + 1024].tolist()
     movies = ratings.movie_id[start:start + 1024].tolist()
     request = {f.USER_ID: tf.constant([str(u) for u in users]),
-               f.MOVIE_ID: tf.constant([str(m) for m in movies])}
+               f.MOVIE_ID: tf.constant([str(m) for m in movies]),
+               **user_request_features(data, users, specs)}
     if signatures.RATED_MOVIE_IDS in specs:
       rows = [profiles.get(u, ([], [])) for u in users]
       request[signatures.RATED_MOVIE_IDS] = tf.constant(
@@ -289,10 +301,10 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
       takes_profile = (signatures.RATED_MOVIE_IDS in
                        saved_model.signatures['predict_rating'].structured_input_signature[1])
       label = f'{name} (no ratings)' if takes_profile else name
-      results[label] = scores(predict_with_signature(saved_model, test, {}), test.rating)
+      results[label] = scores(predict_with_signature(saved_model, data, test, {}), test.rating)
       if takes_profile:
         results[f'{name} ({given} ratings sent)'] = scores(
-            predict_with_signature(saved_model, test, profiles), test.rating)
+            predict_with_signature(saved_model, data, test, profiles), test.rating)
   return results
 
 
