@@ -7,7 +7,9 @@ prefix (where a dataset has none, as MovieLens latest, the user ID embedding) an
 
   residual_j = r_uj - global - b_j          (how much more the user liked movie j than usual)
   offset_u   = sum_j residual_j / (n_u + shrinkage)
-  taste_u    = sum_j residual_j * content_j / (n_u + shrinkage)   (content_j: movie j's features)
+  taste_u    = sum_j [residual_j * content_j, content_j] / (n_u + shrinkage)
+               (content_j: movie j's features; the second half says what the user chose to
+               rate at all, which tells taste even where the ratings are average)
 
 rating = global + movie bias + user-feature bias + offset_u + <user vector, movie vector>.
 
@@ -100,14 +102,15 @@ class ContentBasedModel(tf.keras.Model):
                           for name, values in movie_content.items()}
 
   def _sums(self, content: tf.Tensor, bias: tf.Tensor, ratings: tf.RaggedTensor):
-    """Per row of `ratings` [R, None]: (sum of residuals [R], of residual x content [R, C],
-    count [R], and the residuals [N] themselves) for rated movies with `content` [N, C] and
-    `bias` [N] (N = flat ratings)."""
+    """Per row of `ratings` [R, None]: (sum of residuals [R], of [residual x content, content]
+    [R, 2C], count [R], and the residuals [N] themselves) for rated movies with `content` [N, C]
+    and `bias` [N] (N = flat ratings)."""
     residual = ratings.flat_values - self.global_bias - bias
     rows = ratings.value_rowids()
     segments = ratings.nrows()
+    weighted = tf.concat([residual[:, tf.newaxis] * content, content], axis=-1)
     return (tf.math.unsorted_segment_sum(residual, rows, segments),
-            tf.math.unsorted_segment_sum(residual[:, tf.newaxis] * content, rows, segments),
+            tf.math.unsorted_segment_sum(weighted, rows, segments),
             tf.cast(ratings.row_lengths(), tf.float32), residual)
 
   def _shrunk(self, residual_sum, taste_sum, count):
@@ -115,7 +118,7 @@ class ContentBasedModel(tf.keras.Model):
     return residual_sum / denominator, taste_sum / denominator[:, tf.newaxis]
 
   def profile(self, movie_inputs: Dict[str, tf.Tensor], ratings: tf.RaggedTensor):
-    """(offset [B], taste [B, C]) from rated movies: `movie_inputs` are the movie features of
+    """(offset [B], taste [B, 2C]) from rated movies: `movie_inputs` are the movie features of
     `ratings.flat_values`' movies, `ratings` [B, None] the ratings given, row by row."""
     bias = tf.squeeze(self.movie_bias(movie_inputs[f.MOVIE_INDEX]), -1)
     residual_sum, taste_sum, count, _ = self._sums(self.movie_features(movie_inputs), bias,
@@ -152,9 +155,12 @@ class ContentBasedModel(tf.keras.Model):
       own = tf.equal(tf.gather(movies, position), leave_out[:, tf.newaxis])
       own_residual = tf.reduce_sum(
           tf.where(own, tf.gather(ratings.with_flat_values(residual), position), 0.0), axis=1)
+      own_count = tf.cast(tf.reduce_any(own, axis=1), tf.float32)
+      own_content = tf.gather(content, leave_out)
       residual_sum -= own_residual
-      taste_sum -= own_residual[:, tf.newaxis] * tf.gather(content, leave_out)
-      count -= tf.cast(tf.reduce_any(own, axis=1), tf.float32)
+      taste_sum -= tf.concat([own_residual[:, tf.newaxis] * own_content,
+                              own_count[:, tf.newaxis] * own_content], axis=-1)
+      count -= own_count
     return self._shrunk(residual_sum, taste_sum, count)
 
   def user_features(self, inputs) -> tf.Tensor:
