@@ -50,6 +50,6 @@ clean:
 	rm -rf runs .pytest_cache
 
 .PHONY: bench-quality
-# Canonical 5-fold and random 80/20 quality on ../shared/datasets/ml-100k (about 10 minutes).
+# The quality benchmark on ../shared/datasets/ml-100k: canonical 5-fold, random 80/20, cold start, top-10 (about 22 minutes).
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality $(ARGS)
