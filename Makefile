@@ -8,6 +8,7 @@ PY          := $(VENV)/bin/python
 PYTHON      ?= python3.10
 STAMP       := $(VENV)/.installed
 DATA_ARG    := $(if $(MOVIELENS_DIR),--data-dir $(MOVIELENS_DIR),)
+CHROMIUM    ?= /usr/bin/chromium
 
 # TFX/TFT/TFMA need Keras 2: tf.keras must be tf_keras before TensorFlow is first imported.
 export TF_USE_LEGACY_KERAS := 1
@@ -35,8 +36,14 @@ $(STAMP): requirements.lock setup.py
 run: $(STAMP)
 	$(PY) local_runner.py $(DATA_ARG) $(ARGS)
 
-test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) $(CHROMIUM)
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The report test renders the run report in headless Chromium: Debian's package, installed once.
+$(CHROMIUM):
+	@command -v apt-get >/dev/null 2>&1 || { echo "error: $(CHROMIUM) not found; install Chromium and pass CHROMIUM=/path/to/chromium" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 # Regenerates requirements.lock from requirements.in in a scratch venv.
 lock:

@@ -1,32 +1,60 @@
-"""The TFMA evaluation of each model: metrics, and the thresholds that decide blessing.
+"""The TFMA evaluation of each model: metrics, slices, and the thresholds that decide blessing.
 
 A model is blessed (and pushed) only if its RMSE on the eval split is at most an absolute bound
 and, when a previously blessed model of the same name exists, not worse than that baseline by
 more than an allowed margin (LOWER_IS_BETTER).
+
+Besides the error metrics, the mean label and mean prediction (calibration in the large), a
+calibration plot (ratings grouped by predicted value: mean rating against mean prediction, and
+the histogram of predictions), and per user (TFMA query metrics, query = `user_id`) NDCG@5 and
+NDCG@10 of the user's eval ratings ordered by predicted rating, with the rating as the gain.
+Every metric is computed overall and per slice (components/slicing.py).
 """
+
+import json
 
 import tensorflow_model_analysis as tfma
 
 from components import features
 from components import signatures
+from components import slicing
 
 RMSE, MAE, MSE, EXAMPLE_COUNT = ('root_mean_squared_error', 'mean_absolute_error',
                                  'mean_squared_error', 'example_count')
+MEAN_LABEL, MEAN_PREDICTION, NDCG, CALIBRATION_PLOT = (
+    'mean_label', 'mean_prediction', 'ndcg', 'calibration_plot')
+NDCG_CUTOFFS = (5, 10)
+CALIBRATION_BUCKETS = 40  # prediction buckets over the rating scale
 
 
-def eval_config(rmse_upper_bound: float, max_rmse_increase: float) -> tfma.EvalConfig:
+def eval_config(rmse_upper_bound: float, max_rmse_increase: float,
+                rating_range=(1.0, 5.0), has_demographics: bool = True) -> tfma.EvalConfig:
   rmse_threshold = tfma.MetricThreshold(
       value_threshold=tfma.GenericValueThreshold(upper_bound={'value': rmse_upper_bound}),
       change_threshold=tfma.GenericChangeThreshold(
           direction=tfma.MetricDirection.LOWER_IS_BETTER,
           absolute={'value': max_rmse_increase}))
+  low, high = (float(v) for v in rating_range)
   return tfma.EvalConfig(
       model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=features.LABEL,
                                   prediction_key=signatures.RATING)],
-      slicing_specs=[tfma.SlicingSpec()],
-      metrics_specs=[tfma.MetricsSpec(metrics=[
-          tfma.MetricConfig(class_name='ExampleCount'),
-          tfma.MetricConfig(class_name='MeanSquaredError'),
-          tfma.MetricConfig(class_name='MeanAbsoluteError'),
-          tfma.MetricConfig(class_name='RootMeanSquaredError', threshold=rmse_threshold),
-      ])])
+      slicing_specs=slicing.slicing_specs(has_demographics),
+      metrics_specs=[
+          tfma.MetricsSpec(metrics=[
+              tfma.MetricConfig(class_name='ExampleCount'),
+              tfma.MetricConfig(class_name='MeanSquaredError'),
+              tfma.MetricConfig(class_name='MeanAbsoluteError'),
+              # The blessing looks at the overall slice only (a small slice is noisy).
+              tfma.MetricConfig(class_name='RootMeanSquaredError', per_slice_thresholds=[
+                  tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                               threshold=rmse_threshold)]),
+              tfma.MetricConfig(class_name='MeanLabel'),
+              tfma.MetricConfig(class_name='MeanPrediction'),
+              tfma.MetricConfig(class_name='CalibrationPlot', config=json.dumps(
+                  {'num_buckets': CALIBRATION_BUCKETS, 'left': low, 'right': high})),
+          ]),
+          tfma.MetricsSpec(query_key=features.USER_ID, metrics=[
+              tfma.MetricConfig(class_name='NDCG', config=json.dumps(
+                  {'gain_key': features.LABEL, 'top_k_list': list(NDCG_CUTOFFS)})),
+          ]),
+      ])

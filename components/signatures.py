@@ -19,7 +19,8 @@ a row that sends rated movies is scored from that rating profile instead of the 
 ratings (a new user's first ratings, no retraining); send [['']] and [[0]] to use the stored
 one. An unknown movie id or a rating off the scale there is an InvalidArgument error. A user unknown to training is scored from the
 request's features by `content_based` (missing ones take the most common training value) and,
-for `collaborative_filtering`, gets the most rated movies (scores are then rating counts). Every
+for `collaborative_filtering`, gets the most rated movies (scores are then rating counts). For TFMA, `transformed_features` maps serialized
+ratings to the slice features of components/slicing.py (not a client API). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
 movie vectors are saved inside the SavedModel.
 """
@@ -35,6 +36,7 @@ import tensorflow_transform as tft
 
 from components import features as f
 from components import model_io
+from components import slicing
 
 RATING = 'rating'
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
@@ -132,6 +134,8 @@ class ServingTables(tf.Module):
     self.seen_splits = tf.Variable(
         np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64),
         trainable=False, name='seen_splits')
+    self.user_rating_counts = tf.Variable(np.bincount(users, minlength=num_users),
+                                          trainable=False, name='user_rating_counts')
     self.popularity = tf.Variable(
         np.bincount(rated[rated >= 0], minlength=size).astype(np.float32), trainable=False,
         name='popularity')
@@ -288,7 +292,29 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     itself = tf.one_hot(position, size, on_value=True, off_value=False)
     return top_k(similarity, request['k'], itself | ~tables.recommendable[tf.newaxis, :])
 
+  age_groups = tf.constant(slicing.age_group_names())
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  def transformed_features(examples):
+    """The slice features of serialized ratings, for TFMA (see components/slicing.py)."""
+    raw = tf.io.parse_example(examples, raw_spec)
+    transformed = model.tft_layer(raw)
+    position = tables.position.lookup(tf.reshape(raw[f.MOVIE_ID], [-1]))
+    movie_counts = tf.where(position >= 0, tf.gather(tables.popularity, tf.maximum(position, 0)),
+                            0.0)
+    user_counts = tf.gather(tables.user_rating_counts, transformed[f.USER_INDEX])
+    result = {
+        slicing.GENRE: slicing.genres_of(tf.reshape(raw[f.GENRES], [-1])),
+        slicing.USER_ACTIVITY: slicing.bucket_names(user_counts, slicing.USER_ACTIVITY_BUCKETS),
+        slicing.MOVIE_POPULARITY: slicing.bucket_names(tf.cast(movie_counts, tf.int64),
+                                                       slicing.MOVIE_POPULARITY_BUCKETS),
+    }
+    if f.AGE_BUCKET in transformed:
+      result[slicing.AGE_GROUP] = tf.gather(age_groups, transformed[f.AGE_BUCKET])
+    return result
+
   model.save(export_dir, save_format='tf', signatures={
+      slicing.SIGNATURE: transformed_features,
       'serving_default': serving_default,
       'predict_rating': predict_rating.get_concrete_function(),
       'recommend': recommend.get_concrete_function(),

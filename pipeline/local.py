@@ -1,4 +1,4 @@
-"""One local run: schema, DAG, LocalDagRunner with progress, then the run summary."""
+"""One local run: schema, DAG, LocalDagRunner with progress, then the run summary and report."""
 
 import datetime
 import time
@@ -11,6 +11,7 @@ from components import ingestion
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 from pipeline import progress as progress_lib
+from pipeline import report
 from pipeline import run_summary
 from pipeline import schema as schema_lib
 
@@ -28,7 +29,7 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       settings.pipeline_root)
   tfx_pipeline = pipeline_def.create_pipeline(
       settings, prepared.input_base, prepared.catalogue_path, schema_path,
-      [scale["low"], scale["high"]], model_names,
+      [scale["low"], scale["high"]], model_names, prepared.has_demographics,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
           settings.metadata_path))
   started_at = datetime.datetime.now(datetime.timezone.utc)
@@ -51,4 +52,10 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   path = run_summary.write(summary, settings.output_dir)
   print(run_summary.render(summary), file=stdout)
   print(f'Run summary: {path}', file=stdout, flush=True)
+  try:
+    print(f'Report: {report.write_report(settings.output_dir)}', file=stdout, flush=True)
+  except Exception as e:  # pylint: disable=broad-except  (the run itself is reported above)
+    print(f'error: the report could not be written: {type(e).__name__}: {e}', file=stderr,
+          flush=True)
+    return 1
   return 0 if summary['status'] == 'succeeded' else 1

@@ -34,10 +34,12 @@ def create_pipeline(
     schema_path: str,
     rating_range: List[float],
     model_names=configs.MODEL_NAMES,
+    has_demographics: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx.dsl.Pipeline:
   """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/); the
-  models serve every movie of `catalogue_path` (ingestion's movies.csv)."""
+  models serve every movie of `catalogue_path` (ingestion's movies.csv). `has_demographics`:
+  whether the data has user demographics (which the Evaluator then slices by)."""
   example_gen = typed_csv_example_gen.CsvExampleGen(
       input_base=input_base,
       input_config=example_gen_pb2.Input(splits=[
@@ -79,7 +81,8 @@ def create_pipeline(
         baseline_model=baseline.outputs['model'],
         example_splits=[ingestion.EVAL],
         eval_config=evaluation.eval_config(settings.rmse_upper_bound,
-                                           settings.max_rmse_increase)).with_id(ids['evaluator'])
+                                           settings.max_rmse_increase, rating_range,
+                                           has_demographics)).with_id(ids['evaluator'])
     pusher = tfx.components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],

@@ -7,6 +7,7 @@ memory, so it also reports components that were served from the cache. Written a
 
 import datetime
 import json
+import math
 import os
 import tempfile
 from typing import Dict, List, Optional, Sequence
@@ -71,23 +72,60 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
   return getattr(value, value.WhichOneof('value'))
 
 
-def _metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
-  """Overall-slice metrics by model: 'candidate', and 'baseline' when there was one."""
-  names = {evaluation.RMSE: 'rmse', evaluation.MAE: 'mae', evaluation.MSE: 'mse',
-           evaluation.EXAMPLE_COUNT: 'example_count'}
-  by_model: Dict[str, Dict[str, float]] = {}
+_METRIC_NAMES = {evaluation.RMSE: 'rmse', evaluation.MAE: 'mae', evaluation.MSE: 'mse',
+                 evaluation.EXAMPLE_COUNT: 'example_count', evaluation.MEAN_LABEL: 'mean_label',
+                 evaluation.MEAN_PREDICTION: 'mean_prediction', evaluation.NDCG: 'ndcg'}
+OVERALL = 'overall'
+
+
+def _slice_name(slice_key) -> str:
+  """'overall', or 'feature:value' (TFMA's single-feature slices)."""
+  parts = []
+  for key in slice_key.single_slice_keys:
+    value = key.WhichOneof('kind')
+    value = getattr(key, value) if value else ''
+    parts.append(f'{key.column}:{value.decode() if isinstance(value, bytes) else value}')
+  return ','.join(parts) or OVERALL
+
+
+def _metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, float]]]:
+  """Metrics by model ('candidate', and 'baseline' when there was one), then by slice."""
+  by_model: Dict[str, Dict[str, Dict[str, float]]] = {}
   for metrics in tfma.load_metrics(evaluation_uri):
-    if metrics.slice_key.single_slice_keys:
-      continue  # only the overall slice here
+    slice_name = _slice_name(metrics.slice_key)
     for entry in metrics.metric_keys_and_values:
       key = entry.key
-      if key.is_diff or key.name not in names or not entry.value.HasField('double_value'):
+      if key.is_diff or key.name not in _METRIC_NAMES or not entry.value.HasField('double_value'):
         continue
+      name = _METRIC_NAMES[key.name]
+      if key.sub_key.HasField('top_k'):
+        name += f'@{key.sub_key.top_k.value}'
       model = 'baseline' if key.model_name == 'baseline' else 'candidate'
       value = entry.value.double_value.value
-      by_model.setdefault(model, {})[names[key.name]] = (
+      by_model.setdefault(model, {}).setdefault(slice_name, {})[name] = (
           int(value) if key.name == evaluation.EXAMPLE_COUNT else value)
   return by_model
+
+
+def _calibration(evaluation_uri: str) -> List[Dict[str, float]]:
+  """The candidate's overall calibration plot: per prediction bucket with ratings in it, the
+  bucket's bounds, how many ratings, their mean rating and mean prediction."""
+  buckets = []
+  for plots in tfma.load_plots(evaluation_uri):
+    if plots.slice_key.single_slice_keys:
+      continue
+    for entry in plots.plot_keys_and_values:
+      if entry.key.model_name == 'baseline' or not entry.value.HasField('calibration_histogram_buckets'):
+        continue
+      for bucket in entry.value.calibration_histogram_buckets.buckets:
+        count = bucket.num_weighted_examples.value
+        if count > 0 and math.isfinite(bucket.lower_threshold_inclusive):
+          buckets.append({'low': bucket.lower_threshold_inclusive,
+                          'high': bucket.upper_threshold_exclusive, 'count': int(count),
+                          'mean_label': bucket.total_weighted_label.value / count,
+                          'mean_prediction':
+                              bucket.total_weighted_refined_prediction.value / count})
+  return buckets
 
 
 def _validation_failures(evaluation_uri: str) -> List[str]:
@@ -119,9 +157,14 @@ def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str)
     return summary
   outputs = md.outputs(evaluator)
   if 'evaluation' in outputs:
+    summary['evaluation_uri'] = outputs['evaluation'].uri
     by_model = _metrics(outputs['evaluation'].uri)
-    summary['metrics'] = by_model.get('candidate', {})
-    summary['baseline_metrics'] = by_model.get('baseline')
+    candidate = by_model.get('candidate', {})
+    summary['metrics'] = candidate.get(OVERALL, {})
+    summary['baseline_metrics'] = by_model.get('baseline', {}).get(OVERALL)
+    summary['slices'] = {name: values for name, values in sorted(candidate.items())
+                         if name != OVERALL}
+    summary['calibration'] = _calibration(outputs['evaluation'].uri)
   if 'blessing' in outputs:
     summary['blessed'] = bool(_custom(outputs['blessing'], 'blessed'))
   baseline = md.inputs(evaluator).get('baseline_model')
@@ -155,6 +198,14 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   failed = [c['id'] for c in components if c['state'] == 'FAILED']
   if failed and error is None:  # e.g. a resolver: the local runner logs it and goes on
     error = f'{", ".join(failed)} failed (see the log)'
+  artifacts = {}
+  for node_id, key in (('StatisticsGen', 'statistics'), ('ExampleValidator', 'anomalies')):
+    execution = md.execution(node_id)
+    artifact = md.outputs(execution).get(key) if execution is not None else None
+    if artifact is not None:
+      splits = artifact.properties.get('split_names')
+      artifacts[key] = {'uri': artifact.uri,
+                        'splits': json.loads(splits.string_value) if splits else []}
   return {
       'status': 'failed' if error else 'succeeded',
       'error': error,
@@ -166,6 +217,7 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       'thresholds': {'rmse_upper_bound': settings.rmse_upper_bound,
                      'max_rmse_increase_vs_baseline': settings.max_rmse_increase},
       'components': components,
+      'artifacts': artifacts,
       'models': [_model_summary(md, settings, name) for name in model_names],
   }
 

@@ -100,6 +100,92 @@ def test_pushed_serving_default_predicts_a_rating(finished_run):
     assert all(math.isfinite(v) and 1.0 <= v <= 5.0 for v in values), values
 
 
+SLICE_FEATURES = ('gender', 'occupation', 'age_group', 'genre', 'user_activity',
+                  'movie_popularity')
+
+
+def _ratings(summary, split):
+  with open(os.path.join(summary['data']['input_base'], split, 'ratings.csv'),
+            encoding='utf-8') as f:
+    return list(csv.DictReader(f))
+
+
+def test_slice_and_query_metrics_on_real_data(finished_run):
+  _, _, _, summary = finished_run
+  train, evaluated = _ratings(summary, 'train'), _ratings(summary, 'eval')
+  user_counts, movie_counts = {}, {}
+  for row in train:
+    user_counts[row['user_id']] = user_counts.get(row['user_id'], 0) + 1
+    movie_counts[row['movie_id']] = movie_counts.get(row['movie_id'], 0) + 1
+  cold = sum(1 for row in evaluated if row['user_id'] not in user_counts)
+  popular = sum(1 for row in evaluated if movie_counts.get(row['movie_id'], 0) >= 100)
+  mean_label = sum(float(row['rating']) for row in evaluated) / len(evaluated)
+  for model in summary['models']:
+    slices, overall = model['slices'], model['metrics']
+    assert {name.partition(':')[0] for name in slices} == set(SLICE_FEATURES)
+    for feature in SLICE_FEATURES:
+      in_feature = [v for name, v in slices.items() if name.startswith(feature + ':')]
+      total = sum(v['example_count'] for v in in_feature)
+      if feature == 'genre':  # a movie counts in each of its genres
+        assert total > len(evaluated)
+      else:  # every rating in exactly one slice of the feature
+        assert total == len(evaluated), feature
+      for values in in_feature:
+        assert values['mse'] == pytest.approx(values['rmse'] ** 2, rel=1e-4)
+    assert {'gender:F', 'gender:M', 'genre:Drama', 'genre:Comedy'} <= set(slices)
+    # User activity and movie popularity are counted in the model's training data.
+    assert slices.get('user_activity:cold (0)', {}).get('example_count', 0) == cold
+    assert slices.get('movie_popularity:popular (100+)', {}).get('example_count', 0) == popular
+    assert overall['mean_label'] == pytest.approx(mean_label, rel=1e-5)
+    assert 1.0 <= overall['mean_prediction'] <= 5.0
+    assert 0.0 < overall['ndcg@5'] <= 1.0 and 0.0 < overall['ndcg@10'] <= 1.0
+    buckets = model['calibration']
+    assert sum(b['count'] for b in buckets) == len(evaluated)
+    assert all(b['low'] <= b['mean_prediction'] <= b['high'] for b in buckets)
+
+
+def _report(output_dir):
+  """The run report rendered by headless Chromium: (DOM, images, images that loaded)."""
+  from tests import browser  # pylint: disable=import-outside-toplevel
+  return browser.render(os.path.join(output_dir, 'report', 'index.html'))
+
+
+def _cell_numbers(dom, table_id):
+  table = dom.split(f'id="{table_id}"', 1)[1].split('</table>', 1)[0]
+  cells = [c.split('</td>', 1)[0] for c in table.split('<td>')[1:]]
+  return [float(c.replace(',', '')) for c in cells if c.replace(',', '').replace('.', '', 1).isdigit()]
+
+
+def test_report_renders_with_the_run_numbers_and_every_image(finished_run):
+  _, output_dir, result, _ = finished_run
+  assert f'Report: {os.path.join(output_dir, "report", "index.html")}' in result.stdout
+  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    summary = json.load(f)  # the latest run in this folder, which the report shows
+  dom, images, loaded = _report(output_dir)
+  assert images >= 2 * len(summary['models']) + 1 and loaded == images
+  for model in summary['models']:
+    numbers = _cell_numbers(dom, f'metrics-{model["name"]}')
+    for key in ('rmse', 'mae', 'mse', 'ndcg@10'):
+      assert round(model['metrics'][key], 4) in numbers, key
+    assert model['metrics']['example_count'] in numbers
+    gender = _cell_numbers(dom, f'slices-{model["name"]}-gender')
+    assert round(model['slices']['gender:F']['rmse'], 4) in gender
+  assert 'id="statistics-train"' in dom and 'id="anomalies"' in dom  # data: none found
+
+
+def test_report_is_rebuilt_from_a_finished_run_without_rerunning(finished_run):
+  _, output_dir, _, _ = finished_run
+  os.remove(os.path.join(output_dir, 'report', 'index.html'))
+  result = subprocess.run([sys.executable, '-m', 'pipeline.report', output_dir], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert os.path.isfile(os.path.join(output_dir, 'report', 'index.html'))
+  assert not [n for n in os.listdir(output_dir) if n.startswith('.report')]  # no leftovers
+  missing = subprocess.run([sys.executable, '-m', 'pipeline.report', output_dir + '-none'],
+                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
+  assert missing.returncode == 2 and 'holds no finished run' in missing.stderr
+
+
 def test_unchanged_rerun_comes_from_the_cache(finished_run):
   data_dir, output_dir, _, first = finished_run
   result, summary = _run(data_dir, output_dir)
@@ -126,6 +212,9 @@ def test_retrained_model_is_compared_with_the_blessed_one_and_can_be_refused(fin
   assert 'not blessed: root_mean_squared_error' in model['why_not_pushed']
   assert model['serving_version_path'] == before['pushed_version_path']  # still served
   assert 'not pushed' in result.stdout
+  dom, _, _ = _report(output_dir)  # the report says why
+  verdict = dom.split('id="model-collaborative_filtering"', 1)[1].split('</p>', 1)[0]
+  assert 'Not pushed: not blessed: root_mean_squared_error' in verdict
 
 
 def _pushed(summary, name):

@@ -48,6 +48,9 @@ def test_ml_latest_format_runs_end_to_end(tmp_path):
     seen = {row['movie_id'] for row in csv.DictReader(f) if row['user_id'] == '1'}
   for model in summary['models']:
     assert model['pushed'] is True, model
+    # No demographics in ML-latest: those slices are simply not there.
+    assert {name.partition(':')[0] for name in model['slices']} == {
+        'genre', 'user_activity', 'movie_popularity'}
     loaded = tf.saved_model.load(model['pushed_version_path'])
     recommend = loaded.signatures['recommend']
     profile = ({'rated_movie_ids': tf.constant([[''], ['']]),

@@ -1,0 +1,298 @@
+"""The run report: one static HTML page with PNG plots, readable offline in any browser.
+
+    python -m pipeline.report <output-dir>      (also written at the end of every local run)
+
+Built from a finished run's `run_summary.json` and the artifacts it names (TFDV statistics and
+anomalies, TFMA's evaluation), without rerunning anything. Writes `<output-dir>/report/`
+(`index.html` and its images) into a temporary folder first and swaps it in whole, so a reader
+never sees half a report.
+"""
+
+import html
+import json
+import os
+import shutil
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+REPORT_DIR = 'report'
+SLICE_FEATURES = ('gender', 'occupation', 'age_group', 'genre', 'user_activity',
+                  'movie_popularity')
+_METRIC_COLUMNS = (('rmse', 'RMSE'), ('mae', 'MAE'), ('mse', 'MSE'),
+                   ('example_count', 'ratings'), ('mean_label', 'mean rating'),
+                   ('mean_prediction', 'mean prediction'), ('ndcg@5', 'NDCG@5'),
+                   ('ndcg@10', 'NDCG@10'))
+
+
+class ReportError(RuntimeError):
+  """The output directory does not hold a finished run."""
+
+
+def _format(value) -> str:
+  if value is None:
+    return ''
+  if isinstance(value, bool):
+    return 'yes' if value else 'no'
+  if isinstance(value, int):
+    return f'{value:,}'
+  if isinstance(value, float):
+    return f'{value:.4f}'
+  return str(value)
+
+
+def _table(header: Sequence[str], rows: List[Sequence], table_id: Optional[str] = None) -> str:
+  attrs = f' id="{html.escape(table_id)}"' if table_id else ''
+  head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
+  body = ''.join('<tr>' + ''.join(f'<td>{html.escape(_format(v))}</td>' for v in row) + '</tr>'
+                 for row in rows)
+  return f'<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _plt():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def _save(fig, folder: str, name: str) -> str:
+  fig.tight_layout()
+  fig.savefig(os.path.join(folder, name), dpi=90)
+  _plt().close(fig)
+  return name
+
+
+def _value_order():
+  """Bucketed slice values in their natural order (the rest sort alphabetically)."""
+  from components import slicing  # pylint: disable=import-outside-toplevel
+  return {slicing.AGE_GROUP: list(slicing.age_group_names()),
+          slicing.USER_ACTIVITY: [name for _, name in slicing.USER_ACTIVITY_BUCKETS],
+          slicing.MOVIE_POPULARITY: [name for _, name in slicing.MOVIE_POPULARITY_BUCKETS]}
+
+
+def _slices_by_feature(slices: Dict[str, Dict]) -> Dict[str, List]:
+  grouped: Dict[str, List] = {}
+  for name, values in slices.items():
+    feature, _, value = name.partition(':')
+    grouped.setdefault(feature, []).append((value, values))
+  order = {f: i for i, f in enumerate(SLICE_FEATURES)}
+  natural = _value_order()
+  rank = lambda feature, value: (natural[feature].index(value)
+                                 if value in natural.get(feature, []) else 99, value)
+  return {f: sorted(grouped[f], key=lambda row, f=f: rank(f, row[0]))
+          for f in sorted(grouped, key=lambda f: (order.get(f, 99), f))}
+
+
+def _slice_chart(model_name: str, grouped: Dict[str, List], overall: Optional[float],
+                 folder: str) -> Optional[str]:
+  if not grouped:
+    return None
+  plt = _plt()
+  fig, axes = plt.subplots(len(grouped), 1, figsize=(9, 2.2 + 0.22 * sum(
+      len(v) for v in grouped.values())), squeeze=False)
+  for axis, (feature, rows) in zip(axes[:, 0], grouped.items()):
+    labels = [value for value, _ in rows]
+    rmse = [values.get('rmse', 0.0) for _, values in rows]
+    axis.barh(range(len(rows)), rmse, color='#4c72b0')
+    axis.set_yticks(range(len(rows)), labels, fontsize=8)
+    axis.invert_yaxis()
+    if overall is not None:
+      axis.axvline(overall, color='#c44e52', linestyle='--', linewidth=1, label='overall')
+      axis.legend(fontsize=7, loc='lower right')
+    axis.set_title(f'RMSE by {feature}', fontsize=10)
+  return _save(fig, folder, f'{model_name}_slices.png')
+
+
+def _calibration_chart(model_name: str, buckets: List[Dict], folder: str) -> Optional[str]:
+  if not buckets:
+    return None
+  plt = _plt()
+  fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+  centres = [(b['low'] + b['high']) / 2 for b in buckets]
+  low, high = buckets[0]['low'], buckets[-1]['high']
+  left.plot([low, high], [low, high], color='grey', linestyle='--', label='perfect')
+  left.scatter([b['mean_prediction'] for b in buckets], [b['mean_label'] for b in buckets],
+               s=[max(4.0, 200.0 * b['count'] / max(c['count'] for c in buckets))
+                  for b in buckets], color='#dd8452', label='bucket (size: ratings)')
+  left.set_xlabel('mean predicted rating')
+  left.set_ylabel('mean actual rating')
+  left.set_title('Calibration', fontsize=10)
+  left.legend(fontsize=8)
+  right.bar(centres, [b['count'] for b in buckets], width=[b['high'] - b['low'] for b in buckets],
+            color='#55a868')
+  right.set_xlabel('predicted rating')
+  right.set_ylabel('ratings')
+  right.set_title('Predictions', fontsize=10)
+  return _save(fig, folder, f'{model_name}_calibration.png')
+
+
+def _statistics(summary: Dict, folder: str) -> str:
+  """The data section: TFDV statistics per split, the rating distribution, the anomalies."""
+  artifact = summary.get('artifacts', {}).get('statistics')
+  if not artifact:
+    return '<p>No statistics were recorded for this run.</p>'
+  import tensorflow_data_validation as tfdv  # pylint: disable=import-outside-toplevel
+  parts, histograms = [], {}
+  for split in artifact['splits']:
+    path = os.path.join(artifact['uri'], f'Split-{split}', 'FeatureStats.pb')
+    if not os.path.exists(path):
+      continue
+    dataset = tfdv.load_stats_binary(path).datasets[0]
+    rows = []
+    for feature in dataset.features:
+      name = feature.path.step[0] if feature.path.step else feature.name
+      stats = feature.num_stats if feature.HasField('num_stats') else feature.string_stats
+      common = stats.common_stats
+      detail = ''
+      if feature.HasField('num_stats'):
+        detail = f'mean {stats.mean:.3f}, min {stats.min:g}, max {stats.max:g}'
+        if name == 'rating' and stats.histograms:
+          histograms[split] = stats.histograms[0]
+      elif feature.HasField('string_stats'):
+        detail = f'{stats.unique:,} distinct values'
+      rows.append((name, common.num_non_missing, common.num_missing, detail))
+    parts.append(f'<h3>Split {html.escape(split)}: {dataset.num_examples:,} ratings</h3>'
+                 + _table(('feature', 'present', 'missing', 'values'), rows,
+                          f'statistics-{split}'))
+  if histograms:
+    plt = _plt()
+    fig, axis = plt.subplots(figsize=(6, 3))
+    width = 0.8 / len(histograms)
+    for i, (split, histogram) in enumerate(sorted(histograms.items())):
+      buckets = [b for b in histogram.buckets if b.sample_count > 0]
+      axis.bar([b.low_value + i * width for b in buckets], [b.sample_count for b in buckets],
+               width=width, label=split)
+    axis.set_xlabel('rating')
+    axis.set_ylabel('ratings')
+    axis.set_title('Rating distribution', fontsize=10)
+    axis.legend(fontsize=8)
+    image = _save(fig, folder, 'ratings.png')
+    parts.insert(0, f'<img src="{image}" alt="Rating distribution">')
+  anomalies = summary.get('artifacts', {}).get('anomalies')
+  if anomalies:
+    from components import anomalies_gate  # pylint: disable=import-outside-toplevel
+    problems = anomalies_gate.describe_anomalies(anomalies['uri'], anomalies['splits'])
+    parts.append('<h3>Anomalies (ExampleValidator against the curated schema)</h3>' + (
+        '<ul>' + ''.join(f'<li>{html.escape(p)}</li>' for p in problems) + '</ul>'
+        if problems else '<p id="anomalies">None.</p>'))
+  return ''.join(parts)
+
+
+def _model_section(model: Dict, thresholds: Dict, folder: str) -> str:
+  name = model['name']
+  metrics, baseline = model.get('metrics') or {}, model.get('baseline_metrics')
+  rows = [('candidate',) + tuple(metrics.get(k) for k, _ in _METRIC_COLUMNS)]
+  if baseline:
+    rows.append(('baseline (latest blessed)',) + tuple(baseline.get(k) for k, _ in _METRIC_COLUMNS))
+  if model.get('pushed'):
+    verdict = f'Blessed and pushed to {model["pushed_version_path"]}.'
+  elif model.get('blessed'):
+    verdict = f'Blessed, not pushed: {model.get("why_not_pushed")}.'
+  else:
+    verdict = f'Not pushed: {model.get("why_not_pushed")}.'
+  rule = (f'Blessing: overall RMSE at most {thresholds["rmse_upper_bound"]}, and at most '
+          f'{thresholds["max_rmse_increase_vs_baseline"]} above the latest blessed model of '
+          f'this name when there is one')
+  comparison = (f' (baseline: {model["baseline_model"]})' if model.get('baseline_model')
+                else ' (no blessed model of this name before: no baseline)')
+  served = model.get('serving_version_path')
+  parts = [f'<section class="model" id="model-{html.escape(name)}">',
+           f'<h2>{html.escape(name)}</h2>',
+           f'<p class="verdict">{html.escape(verdict)}</p>',
+           f'<p>{html.escape(rule + comparison)}. Served now: '
+           f'{html.escape(served or "nothing")}.</p>',
+           _table(('model',) + tuple(label for _, label in _METRIC_COLUMNS), rows,
+                  f'metrics-{name}')]
+  calibration = _calibration_chart(name, model.get('calibration') or [], folder)
+  if calibration:
+    parts.append(f'<img src="{calibration}" alt="Calibration of {html.escape(name)}">')
+  grouped = _slices_by_feature(model.get('slices') or {})
+  chart = _slice_chart(name, grouped, metrics.get('rmse'), folder)
+  if chart:
+    parts.append(f'<h3>Slices</h3><img src="{chart}" alt="RMSE by slice of {html.escape(name)}">')
+  for feature, slice_rows in grouped.items():
+    parts.append(f'<h4>{html.escape(feature)}</h4>' + _table(
+        (feature,) + tuple(label for _, label in _METRIC_COLUMNS),
+        [(value,) + tuple(values.get(k) for k, _ in _METRIC_COLUMNS)
+         for value, values in slice_rows], f'slices-{name}-{feature}'))
+  parts.append('</section>')
+  return ''.join(parts)
+
+
+_STYLE = '''body{font-family:sans-serif;max-width:70em;margin:1em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.2em .5em;
+text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}
+img{max-width:100%;display:block;margin:.5em 0}.verdict{font-weight:bold}'''
+
+
+def render(summary: Dict, folder: str) -> str:
+  """The page's HTML; its images are written into `folder`."""
+  data = summary.get('data', {})
+  seconds = summary.get('seconds', {})
+  run_rows = [(c['id'], c['state'], c.get('seconds')) for c in summary.get('components', [])]
+  locations = [('output directory', summary.get('output_dir'))]
+  for key, artifact in sorted(summary.get('artifacts', {}).items()):
+    locations.append((key, artifact['uri']))
+  for model in summary.get('models', []):
+    locations += [(f'{model["name"]} evaluation', model.get('evaluation_uri')),
+                  (f'{model["name"]} pushed model', model.get('pushed_version_path'))]
+  body = [f'<h1>MovieLens recommender run: {html.escape(summary["status"])}</h1>',
+          f'<p>Started {html.escape(summary.get("started_at", ""))}; pipeline '
+          f'{_format(seconds.get("pipeline"))} s, data preparation '
+          f'{_format(seconds.get("ingestion"))} s. Dataset {html.escape(str(data.get("dataset")))}'
+          f', split {html.escape(str(data.get("split")))}.</p>']
+  if summary.get('error'):
+    body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
+  for model in summary.get('models', []):
+    body.append(_model_section(model, summary['thresholds'], folder))
+  body += ['<h2>Data</h2>', _statistics(summary, folder),
+           '<h2>Run</h2>', _table(('component', 'state', 'seconds'), run_rows, 'components'),
+           _table(('artifact', 'location'), locations, 'artifacts')]
+  return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+          '<title>MovieLens recommender run</title>'
+          f'<style>{_STYLE}</style></head><body>{"".join(body)}</body></html>\n')
+
+
+def write_report(output_dir: str) -> str:
+  """Writes `<output_dir>/report/index.html` from the finished run there; returns its path."""
+  from pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  summary_path = os.path.join(output_dir, run_summary.SUMMARY_FILE)
+  if not os.path.isfile(summary_path):
+    raise ReportError(f'{summary_path} not found: {output_dir} holds no finished run')
+  with open(summary_path, encoding='utf-8') as f:
+    summary = json.load(f)
+  staging = tempfile.mkdtemp(dir=output_dir, prefix='.report-')
+  try:
+    with open(os.path.join(staging, 'index.html'), 'w', encoding='utf-8') as f:
+      f.write(render(summary, staging))
+    target = os.path.join(output_dir, REPORT_DIR)
+    old = None
+    if os.path.exists(target):
+      old = tempfile.mkdtemp(dir=output_dir, prefix='.report-old-')
+      os.replace(target, os.path.join(old, REPORT_DIR))
+    os.replace(staging, target)
+    if old:
+      shutil.rmtree(old, ignore_errors=True)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return os.path.join(target, 'index.html')
+
+
+def main(argv=None) -> int:
+  import argparse  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('output_dir', help="a run's output directory (holds run_summary.json)")
+  args = parser.parse_args(argv)
+  try:
+    print(write_report(args.output_dir))
+  except ReportError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+  sys.exit(main())
