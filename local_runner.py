@@ -48,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help='pipeline root, ML Metadata, pushed models and run summary go here')
   parser.add_argument('--epochs', type=int, help='training epochs for both models '
                       '(default: per-model settings in pipeline/configs.py)')
+  parser.add_argument('--set', action='append', default=[], metavar='MODEL.NAME=VALUE',
+                      help='override a hyperparameter of pipeline/configs.py (repeatable), '
+                           'e.g. collaborative_filtering.learning_rate=0.001')
   parser.add_argument('--models', nargs='+', choices=configs.MODEL_NAMES,
                       default=list(configs.MODEL_NAMES), help='which models to train')
   parser.add_argument('--max-rmse', type=float, default=configs.PipelineSettings.rmse_upper_bound,
@@ -71,6 +74,7 @@ def settings_from_args(args: argparse.Namespace) -> configs.PipelineSettings:
       max_rmse_increase=args.max_rmse_increase, beam_pipeline_args=list(args.beam_arg),
       enable_cache=not args.no_cache)
   settings.set_epochs(args.epochs)
+  configs.override_hparams(settings.hparams, args.set)
   return settings
 
 

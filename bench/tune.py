@@ -46,17 +46,6 @@ COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
 CHECKS = ('rating', 'cold', 'ranking')
 
 
-def _overrides(settings, hparams):
-  for setting in settings:
-    key, _, value = setting.partition('=')
-    model, _, name = key.partition('.')
-    if model not in hparams or name not in hparams[model] or not value:
-      raise SystemExit(f'error: --set {setting!r}: expected MODEL.NAME=VALUE with a known '
-                       f'model and hyperparameter')
-    hparams[model][name] = type(hparams[model][name])(value)
-  return hparams
-
-
 def _carve(data, ratings, strategy, fraction, seed):
   """(fit, validation) parts of `ratings` by a split strategy applied to them alone."""
   mask = splits.eval_mask(data, ratings, strategy, fraction, seed)
@@ -169,7 +158,10 @@ def main(argv=None) -> int:
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components import trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
-  hparams = _overrides(args.set, configs.default_hparams())
+  try:
+    hparams = configs.override_hparams(configs.default_hparams(), args.set)
+  except ValueError as e:
+    parser.error(f'--set {e}')
 
   data = formats.read_movielens(args.data_dir)
   is_test = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42)

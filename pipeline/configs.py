@@ -45,6 +45,22 @@ def default_hparams() -> Dict[str, Dict]:
   }
 
 
+def override_hparams(hparams: Dict[str, Dict], settings: List[str]) -> Dict[str, Dict]:
+  """Applies `MODEL.NAME=VALUE` overrides (value converted to the setting's type) in place."""
+  for setting in settings:
+    key, _, value = setting.partition('=')
+    model, _, name = key.partition('.')
+    if model not in hparams or name not in hparams[model] or not value:
+      raise ValueError(f'{setting!r}: expected MODEL.NAME=VALUE with MODEL one of '
+                       f'{sorted(hparams)} and NAME one of its hyperparameters')
+    try:
+      hparams[model][name] = type(hparams[model][name])(value)
+    except ValueError:
+      raise ValueError(f'{setting!r}: {value!r} is not a valid '
+                       f'{type(hparams[model][name]).__name__}') from None
+  return hparams
+
+
 @dataclasses.dataclass
 class PipelineSettings:
   """Everything `create_pipeline` needs besides the prepared data."""

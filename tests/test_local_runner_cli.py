@@ -37,3 +37,20 @@ def test_canonical_split_needs_ml100k(tmp_path):
                    '--output-dir', str(tmp_path / 'out'))
   assert result.returncode == 2
   assert "split 'canonical:u1' uses the published ML-100K fold files" in result.stderr
+
+
+def test_bad_hyperparameter_override_is_one_clear_line(tmp_path):
+  for setting, message in (('content_based.no_such=1', 'expected MODEL.NAME=VALUE'),
+                           ('content_based.epochs=many', "'many' is not a valid int")):
+    result = _runner('--set', setting, '--output-dir', str(tmp_path / 'out'))
+    assert result.returncode == 2
+    assert message in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_hyperparameter_overrides_are_typed():
+  from pipeline import configs  # pylint: disable=import-outside-toplevel
+  hparams = configs.override_hparams(configs.default_hparams(), [
+      'collaborative_filtering.learning_rate=0.01', 'content_based.epochs=2'])
+  assert hparams['collaborative_filtering']['learning_rate'] == 0.01
+  assert hparams['content_based']['epochs'] == 2 and isinstance(
+      hparams['content_based']['epochs'], int)

@@ -198,16 +198,17 @@ def test_unchanged_rerun_comes_from_the_cache(finished_run):
     assert after['serving_version_path'] == before['pushed_version_path']
 
 
-def test_retrained_model_is_compared_with_the_blessed_one_and_can_be_refused(finished_run):
+def test_a_clearly_worse_model_is_refused_and_the_served_one_stays(finished_run):
   data_dir, output_dir, _, first = finished_run
-  # A retrained model (another epoch count) that must beat its baseline by an impossible margin.
-  result, summary = _run(data_dir, output_dir, '--epochs', '3', '--models',
-                         'collaborative_filtering', '--max-rmse-increase', '-10')
+  # A deliberately broken setting: a learning rate so large that training diverges.
+  result, summary = _run(data_dir, output_dir, '--models', 'collaborative_filtering',
+                         '--set', 'collaborative_filtering.learning_rate=10')
   assert result.returncode == 0, result.stdout + result.stderr
   model = summary['models'][0]
   before = next(m for m in first['models'] if m['name'] == 'collaborative_filtering')
   assert model['baseline_metrics']['rmse'] == pytest.approx(before['metrics']['rmse'])
   assert model['baseline_model'] is not None
+  assert model['metrics']['rmse'] > before['metrics']['rmse'] + 0.01  # clearly worse
   assert model['blessed'] is False and model['pushed'] is False
   assert 'not blessed: root_mean_squared_error' in model['why_not_pushed']
   assert model['serving_version_path'] == before['pushed_version_path']  # still served
