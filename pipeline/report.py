@@ -230,7 +230,9 @@ def render(summary: Dict, folder: str) -> str:
   """The page's HTML; its images are written into `folder`."""
   data = summary.get('data', {})
   seconds = summary.get('seconds', {})
-  run_rows = [(c['id'], c['state'], c.get('seconds')) for c in summary.get('components', [])]
+  seconds_of = lambda value: None if value is None else f'{value:.1f}'
+  run_rows = [(c['id'], c['state'], seconds_of(c.get('seconds')))
+              for c in summary.get('components', [])]
   locations = [('output directory', summary.get('output_dir'))]
   for key, artifact in sorted(summary.get('artifacts', {}).items()):
     locations.append((key, artifact['uri']))
@@ -239,8 +241,8 @@ def render(summary: Dict, folder: str) -> str:
                   (f'{model["name"]} pushed model', model.get('pushed_version_path'))]
   body = [f'<h1>MovieLens recommender run: {html.escape(summary["status"])}</h1>',
           f'<p>Started {html.escape(summary.get("started_at", ""))}; pipeline '
-          f'{_format(seconds.get("pipeline"))} s, data preparation '
-          f'{_format(seconds.get("ingestion"))} s. Dataset {html.escape(str(data.get("dataset")))}'
+          f'{seconds_of(seconds.get("pipeline"))} s, data preparation '
+          f'{seconds_of(seconds.get("ingestion"))} s. Dataset {html.escape(str(data.get("dataset")))}'
           f', split {html.escape(str(data.get("split")))}.</p>']
   if summary.get('error'):
     body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
