@@ -1,6 +1,8 @@
-"""One local run: schema, DAG, LocalDagRunner with progress, then the run summary and report."""
+"""One local run: schema, DAG, LocalDagRunner with progress, then the run summary, TF Serving's
+models.config and the report."""
 
 import datetime
+import os
 import time
 from typing import Sequence, TextIO
 
@@ -14,6 +16,7 @@ from pipeline import progress as progress_lib
 from pipeline import report
 from pipeline import run_summary
 from pipeline import schema as schema_lib
+from serving import model_config
 
 
 def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
@@ -52,6 +55,9 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   path = run_summary.write(summary, settings.output_dir)
   print(run_summary.render(summary), file=stdout)
   print(f'Run summary: {path}', file=stdout, flush=True)
+  if os.path.isdir(settings.serving_dir):
+    config_path = model_config.write(settings.serving_dir, configs.MODEL_NAMES)
+    print(f'TF Serving config: {config_path}', file=stdout, flush=True)
   try:
     print(f'Report: {report.write_report(settings.output_dir)}', file=stdout, flush=True)
   except Exception as e:  # pylint: disable=broad-except  (the run itself is reported above)

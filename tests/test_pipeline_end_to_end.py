@@ -59,6 +59,12 @@ def test_both_models_are_evaluated_blessed_and_pushed(finished_run):
     assert os.path.basename(path).isdigit()
     assert os.path.isfile(os.path.join(path, 'saved_model.pb'))
     assert model['name'] in result.stdout  # the human summary names each model
+  # TF Serving's model config lists both served models at their Pusher folders.
+  with open(os.path.join(output_dir, 'serving', 'models.config'), encoding='utf-8') as f:
+    config = f.read()
+  for name in MODELS:
+    assert f'name: "{name}"' in config
+    assert f'base_path: "{os.path.join(output_dir, "serving", name)}"' in config
 
 
 def test_progress_names_every_component_with_its_time(finished_run):

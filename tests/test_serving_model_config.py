@@ -1,0 +1,23 @@
+"""models.config: the ModelServerConfig TF Serving loads, listing the served models."""
+
+import os
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving import model_config
+
+
+def test_lists_each_model_with_a_pushed_version(tmp_path):
+  serving = tmp_path / 'serving'
+  (serving / 'content_based' / '1700000000').mkdir(parents=True)
+  (serving / 'collaborative_filtering').mkdir()  # nothing pushed yet
+  path = model_config.write(str(serving), ['content_based', 'collaborative_filtering'])
+  assert path == os.path.join(str(serving), 'models.config')
+  with open(path, encoding='utf-8') as f:
+    config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+  models = config.model_config_list.config
+  assert [m.name for m in models] == ['content_based']
+  assert models[0].base_path == str(serving / 'content_based')
+  assert models[0].model_platform == 'tensorflow'
+  assert not [n for n in os.listdir(serving) if n.startswith('.models-config-')]
