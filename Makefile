@@ -20,6 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 help:
 	@echo "make run    set up .venv (once) and run the pipeline (MOVIELENS_DIR=folder to use local data)"
 	@echo "make test   set up .venv (once) and run the test suite"
+	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 
 venv: $(STAMP)
 
@@ -60,3 +61,12 @@ clean:
 # The quality benchmark on ../shared/datasets/ml-100k: canonical 5-fold, random 80/20, cold start, top-10 (about 22 minutes).
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality $(ARGS)
+
+.PHONY: serve bench-serving
+# TF Serving's REST (:8501) and gRPC (:8500) API over the models `make run` pushed (serving/server.py).
+serve: $(STAMP)
+	$(PY) -m serving.server --model_config_file runs/local/serving/models.config $(ARGS)
+
+# Latency and throughput of the served models on loopback: bench/results/serving.md.
+bench-serving: $(STAMP)
+	$(PY) -m bench.serving $(ARGS)

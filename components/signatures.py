@@ -1,6 +1,8 @@
 """The TF Serving contract of both models: four signatures over the whole movie catalogue.
 
 - `serving_default`: serialized tf.Example (raw features, no label) -> `rating`.
+- `regress`: the same as TF Serving's Regress API wants it (input `inputs`, output `outputs`,
+  method name `tensorflow/serving/regress`), for the REST `:regress` and gRPC `Regress` calls.
 - `predict_rating`: `user_id`, `movie_id` [B] strings (plus, for `content_based` with
   demographics, `age` int64 and `gender`, `occupation`, `zip_code` strings) -> `rating` [B].
 - `recommend`: `user_id` [B], `k` [B] int32, `exclude_movie_ids` [B, E] strings ('' pads), and
@@ -28,17 +30,24 @@ movie vectors are saved inside the SavedModel.
 import csv
 import dataclasses
 import io
+import os
 from typing import Dict, List, Tuple
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils
+
 
 from components import features as f
 from components import model_io
 from components import slicing
+from components import warmup
 
 RATING = 'rating'
+REGRESS = 'regress'
+REGRESS_METHOD = 'tensorflow/serving/regress'
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
 
@@ -134,8 +143,6 @@ class ServingTables(tf.Module):
     self.seen_splits = tf.Variable(
         np.concatenate([[0], np.cumsum(np.bincount(users, minlength=num_users))]).astype(np.int64),
         trainable=False, name='seen_splits')
-    self.user_rating_counts = tf.Variable(np.bincount(users, minlength=num_users),
-                                          trainable=False, name='user_rating_counts')
     self.popularity = tf.Variable(
         np.bincount(rated[rated >= 0], minlength=size).astype(np.float32), trainable=False,
         name='popularity')
@@ -149,6 +156,13 @@ class ServingTables(tf.Module):
         table = np.full(num_users, _mode(values), dtype=np.int64)
         table[first_users] = values
       self.user_features[name] = tf.Variable(table, trainable=False, name=f'user_{name}')
+    # A model whose ranking vector depends on the user index alone (no request features, no
+    # rating profile) has it computed here for every user, so `recommend` only looks it up.
+    self.user_ranking = None
+    if tuple(model.user_feature_names) == (f.USER_INDEX,) and not hasattr(model, 'profile'):
+      vectors, offsets = model.ranking_user({f.USER_INDEX: tf.range(num_users, dtype=tf.int64)})
+      self.user_ranking = (tf.Variable(vectors, trainable=False, name='user_ranking_vectors'),
+                           tf.Variable(offsets, trainable=False, name='user_ranking_offsets'))
 
 
 def _clip(rating, rating_range):
@@ -190,20 +204,26 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     ids = tf.ragged.boolean_mask(rated_movie_ids, given)
     ratings = tf.ragged.boolean_mask(rated_ratings, given)
     position = tables.position.lookup(ids.flat_values)
-    tf.debugging.assert_non_negative(
-        position, message='unknown movie_id in rated_movie_ids (not in the catalogue)')
-    tf.debugging.assert_greater_equal(ratings.flat_values, rating_range[0],
-                                      message='rated_ratings below the rating scale')
-    tf.debugging.assert_less_equal(ratings.flat_values, rating_range[1],
-                                   message='rated_ratings above the rating scale')
+    checks = [
+        tf.debugging.assert_non_negative(
+            position, message='unknown movie_id in rated_movie_ids (not in the catalogue)'),
+        tf.debugging.assert_greater_equal(ratings.flat_values, rating_range[0],
+                                          message='rated_ratings below the rating scale'),
+        tf.debugging.assert_less_equal(ratings.flat_values, rating_range[1],
+                                       message='rated_ratings above the rating scale')]
+    with tf.control_dependencies(checks):  # before the lookups, which fail less clearly
+      position = tf.identity(position)
     offset, taste = model.profile(movies_by_position(position), ratings)
     return {model.PROFILE_OFFSET: offset, model.PROFILE_TASTE: taste,
             model.HAS_PROFILE: ids.row_lengths() > 0}
 
   def top_k(scores, k, excluded):
     """Best-first top max(k) of [B, M] scores; entries past a row's k, or excluded, are blank."""
-    tf.debugging.assert_greater(k, 0, message='k must be at least 1')
-    tf.debugging.assert_less_equal(k, size, message=f'k must be at most {size} (the catalogue)')
+    checks = [tf.debugging.assert_greater(k, 0, message='k must be at least 1'),
+              tf.debugging.assert_less_equal(k, size,
+                                             message=f'k must be at most {size} (the catalogue)')]
+    with tf.control_dependencies(checks):  # before top_k, which fails less clearly
+      k = tf.identity(k)
     lowest = tf.float32.min
     scores = tf.where(excluded, lowest, scores)
     best, position = tf.math.top_k(scores, k=tf.reduce_max(k))
@@ -213,13 +233,28 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
             TITLES: blank(tf.gather(tables.titles, position), ''),
             SCORES: blank(best, 0.0)}
 
-  def mask_of(batch, positions):
-    """[B, M] boolean mask from a ragged [B, None] of catalogue positions (-1 is ignored)."""
-    keep = positions.flat_values >= 0
-    rows = tf.boolean_mask(positions.value_rowids(), keep)
-    cols = tf.boolean_mask(positions.flat_values, keep)
-    return tf.scatter_nd(tf.stack([rows, cols], axis=1), tf.ones_like(cols, tf.int32),
+  def mask_of(batch, rows, positions):
+    """[B, M] boolean mask, True at (rows[i], positions[i]); positions < 0 are ignored."""
+    keep = positions >= 0
+    indices = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(positions, keep)], axis=1)
+    return tf.scatter_nd(indices, tf.ones_like(indices[:, 0], tf.int32),
                          tf.stack([tf.cast(batch, tf.int64), tf.constant(size, tf.int64)])) > 0
+
+  def seen_mask(batch, index):
+    """[B, M]: the catalogue positions each row's user rated in training."""
+    ranges = tf.ragged.range(tf.gather(tables.seen_splits, index),
+                             tf.gather(tables.seen_splits, index + 1))
+    flat = ranges.flat_values
+    rows = tf.searchsorted(ranges.row_splits[1:], tf.range(tf.size(flat, out_type=tf.int64)),
+                           side='right', out_type=tf.int64)
+    return mask_of(batch, rows, tf.gather(tables.seen_positions, flat))
+
+  def ids_mask(batch, ids):
+    """[B, M]: the catalogue positions of [B, E] movie ids ('' and unknown ids are ignored)."""
+    positions = tables.position.lookup(ids)
+    rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, tf.newaxis],
+                           tf.shape(positions, out_type=tf.int64))
+    return mask_of(batch, tf.reshape(rows, [-1]), tf.reshape(positions, [-1]))
 
   user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
                 for name in request_features}
@@ -237,10 +272,17 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     index, inputs = users(user_id, request)
     return index, {**inputs, **profile}
 
+  def rate_examples(examples):
+    raw = tf.io.parse_example(examples, raw_spec)
+    return _clip(model(model.tft_layer(raw), training=False), rating_range)
+
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serving_default(examples):
-    raw = tf.io.parse_example(examples, raw_spec)
-    return {RATING: _clip(model(model.tft_layer(raw), training=False), rating_range)}
+    return {RATING: rate_examples(examples)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='inputs')])
+  def regress(inputs):
+    return {'outputs': rate_examples(inputs)}
 
   @tf.function(input_signature=[dict(user_id=tf.TensorSpec([None], tf.string, name='user_id'),
                                      movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
@@ -266,17 +308,17 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     if takes_profile:  # movies a new user says they rated are not recommended either
       exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
     index, user_inputs = user_inputs_of(user_id, request)
-    vectors, offsets = model.ranking_user(user_inputs)
+    if tables.user_ranking is not None:  # depends on the user index only: computed at export
+      vectors, offsets = (tf.gather(t, index) for t in tables.user_ranking)
+    else:
+      vectors, offsets = model.ranking_user(user_inputs)
     scores = (offsets[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
               + tf.matmul(vectors, tables.movie_vectors, transpose_b=True))
     if model.popularity_for_unknown_users:
       unknown = tf.equal(index, tables.unknown_user)[:, tf.newaxis]
       scores = tf.where(unknown, tables.popularity[tf.newaxis, :], scores)
     batch = tf.shape(user_id)[0]
-    seen = tf.RaggedTensor.from_row_splits(tables.seen_positions, tables.seen_splits)
-    excluded_ids = tf.ragged.boolean_mask(exclude, tf.not_equal(exclude, ''))
-    excluded = (mask_of(batch, tf.gather(seen, index))
-                | mask_of(batch, tf.ragged.map_flat_values(tables.position.lookup, excluded_ids))
+    excluded = (seen_mask(batch, index) | ids_mask(batch, exclude)
                 | ~tables.recommendable[tf.newaxis, :])
     return top_k(scores, k, excluded)
 
@@ -284,9 +326,15 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
                                      k=tf.TensorSpec([None], tf.int32, name='k'))])
   def similar_movies(request):
     position = tables.position.lookup(request[f.MOVIE_ID])
-    tf.debugging.assert_non_negative(position, message='unknown movie_id (not in the catalogue)')
-    tf.debugging.Assert(tf.reduce_all(tf.gather(tables.recommendable, position)),
-                        ['movie_id has no embedding in this model (not rated in training)'])
+    known = tf.debugging.assert_non_negative(position,
+                                             message='unknown movie_id (not in the catalogue)')
+    with tf.control_dependencies([known]):  # before any lookup, which would fail less clearly
+      position = tf.identity(position)
+    embedded = tf.debugging.Assert(
+        tf.reduce_all(tf.gather(tables.recommendable, position)),
+        ['movie_id has no embedding in this model (not rated in training)'])
+    with tf.control_dependencies([embedded]):
+      position = tf.identity(position)
     unit = tf.math.l2_normalize(tables.movie_vectors, axis=1)
     similarity = tf.matmul(tf.gather(unit, position), unit, transpose_b=True)
     itself = tf.one_hot(position, size, on_value=True, off_value=False)
@@ -302,7 +350,9 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     position = tables.position.lookup(tf.reshape(raw[f.MOVIE_ID], [-1]))
     movie_counts = tf.where(position >= 0, tf.gather(tables.popularity, tf.maximum(position, 0)),
                             0.0)
-    user_counts = tf.gather(tables.user_rating_counts, transformed[f.USER_INDEX])
+    user_index = transformed[f.USER_INDEX]  # a user's training ratings: seen_splits' steps
+    user_counts = (tf.gather(tables.seen_splits, user_index + 1)
+                   - tf.gather(tables.seen_splits, user_index))
     result = {
         slicing.GENRE: slicing.genres_of(tf.reshape(raw[f.GENRES], [-1])),
         slicing.USER_ACTIVITY: slicing.bucket_names(user_counts, slicing.USER_ACTIVITY_BUCKETS),
@@ -316,7 +366,60 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   model.save(export_dir, save_format='tf', signatures={
       slicing.SIGNATURE: transformed_features,
       'serving_default': serving_default,
+      REGRESS: regress,
       'predict_rating': predict_rating.get_concrete_function(),
       'recommend': recommend.get_concrete_function(),
       'similar_movies': similar_movies.get_concrete_function(),
   })
+  _mark_regression(export_dir, REGRESS)
+  user_id = tft_output.vocabulary_by_name(f.USER_VOCAB)[0].decode()
+  warmup.write(export_dir, _warmup_logs(export_dir, user_id, catalogue, raw_spec))
+
+
+def _mark_regression(export_dir: str, signature_name: str) -> None:
+  """Gives `signature_name` TF Serving's regress method name (TF 2 saves every one as predict)."""
+  path = os.path.join(export_dir, 'saved_model.pb')
+  saved_model = saved_model_pb2.SavedModel.FromString(tf.io.gfile.GFile(path, 'rb').read())
+  saved_model.meta_graphs[0].signature_def[signature_name].method_name = REGRESS_METHOD
+  tf.io.gfile.GFile(path + '.tmp', 'wb').write(saved_model.SerializeToString())
+  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  fingerprinting_utils.write_fingerprint(export_dir)  # the fingerprint hashes saved_model.pb
+
+
+def _warmup_logs(export_dir: str, user_id: str, catalogue: Catalogue, raw_spec) -> list:
+  """One request per signature (batch of 2) with a trained user and a catalogue movie."""
+  path = os.path.join(export_dir, 'saved_model.pb')
+  saved_model = saved_model_pb2.SavedModel.FromString(tf.io.gfile.GFile(path, 'rb').read())
+  known = {f.USER_ID: user_id, f.MOVIE_ID: catalogue.movie_ids[0], 'k': 10, f.AGE: -1,
+           RATED_RATINGS: 0.0}
+  example = tf.train.Example()
+  for name, spec in raw_spec.items():
+    feature = example.features.feature[name]
+    if spec.dtype == tf.string:
+      feature.bytes_list.value.append(str(known.get(name, '')).encode())
+    elif spec.dtype == tf.int64:
+      feature.int64_list.value.append(int(known.get(name, 0)))
+    else:
+      feature.float_list.value.append(float(known.get(name, 0.0)))
+  logs = []
+  for name, signature in sorted(saved_model.meta_graphs[0].signature_def.items()):
+    if name.startswith('__'):  # __saved_model_init_op: not a signature clients call
+      continue
+    if signature.method_name == REGRESS_METHOD:
+      logs.append(warmup.regress_log(name, [example, example]))
+      continue
+    inputs = {}
+    for key, info in signature.inputs.items():
+      dtype = tf.dtypes.as_dtype(info.dtype).as_numpy_dtype
+      rank = len(info.tensor_shape.dim)
+      if info.dtype == tf.string.as_datatype_enum:
+        value = example.SerializeToString() if key in ('examples', 'inputs') else known.get(key, '')
+        dtype = object
+      else:
+        value = known.get(key, 0)
+      for _ in range(rank - 1):
+        value = [value]
+      # Not np.full: it would pass bytes through a fixed-width array that drops trailing NULs.
+      inputs[key] = np.array([value] * 2, dtype=dtype)
+    logs.append(warmup.predict_log(name, inputs))
+  return logs

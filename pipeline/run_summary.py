@@ -22,6 +22,7 @@ from components import ingestion
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 from pipeline.progress import ComponentProgress
+from serving import model_config
 
 SUMMARY_FILE = 'run_summary.json'
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -140,11 +141,7 @@ def _validation_failures(evaluation_uri: str) -> List[str]:
 
 def _served_version(settings: configs.PipelineSettings, model_name: str) -> Optional[str]:
   """The highest numeric version under the model's serving folder (what TF Serving serves)."""
-  folder = os.path.join(settings.serving_dir, model_name)
-  if not os.path.isdir(folder):
-    return None
-  versions = [d for d in os.listdir(folder) if d.isdigit()]
-  return os.path.join(folder, max(versions, key=int)) if versions else None
+  return model_config.latest_version_path(os.path.join(settings.serving_dir, model_name))
 
 
 def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str) -> Dict:

@@ -4,38 +4,65 @@
 
 Lists every model that has a pushed version under `<output-dir>/serving/<model>/<version>/` (the
 Pusher's layout), with TF Serving's default version policy (the latest version is served).
-Written after each run, atomically (write then rename).
+`models.container.config` is the same list for a container that mounts the serving folder at
+`/models` (serving/docker-compose.yml, serving/k8s.yaml). Both are written after each run,
+atomically (write then rename).
 """
 
 import os
 import tempfile
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 CONFIG_FILE = 'models.config'
+CONTAINER_CONFIG_FILE = 'models.container.config'
+CONTAINER_MOUNT = '/models'
+
+
+def version_folders(base_path: str) -> List[int]:
+  """The numeric version folders under a model's base path, ascending ([] if none)."""
+  if not os.path.isdir(base_path):
+    return []
+  return sorted(int(name) for name in os.listdir(base_path)
+                if name.isdigit() and os.path.isdir(os.path.join(base_path, name)))
+
+
+def latest_version_path(base_path: str) -> Optional[str]:
+  """The folder of the highest version (the one TF Serving serves), or None."""
+  versions = version_folders(base_path)
+  return os.path.join(base_path, str(versions[-1])) if versions else None
 
 
 def served_models(serving_dir: str, model_names: Sequence[str]) -> List[str]:
   """The models in `model_names` with at least one numeric version folder."""
-  return [name for name in model_names
-          if os.path.isdir(os.path.join(serving_dir, name))
-          and any(v.isdigit() for v in os.listdir(os.path.join(serving_dir, name)))]
+  return [name for name in model_names if version_folders(os.path.join(serving_dir, name))]
+
+
+def _config(names: Sequence[str], base: str) -> str:
+  config = model_server_config_pb2.ModelServerConfig()
+  for name in names:
+    model = config.model_config_list.config.add()
+    model.name = name
+    model.base_path = f'{base}/{name}'
+    model.model_platform = 'tensorflow'
+  return text_format.MessageToString(config)
+
+
+def _write_atomically(folder: str, name: str, text: str) -> str:
+  path = os.path.join(folder, name)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.models-config-')
+  with os.fdopen(fd, 'w', encoding='utf-8') as f:
+    f.write(text)
+  os.replace(tmp, path)
+  return path
 
 
 def write(serving_dir: str, model_names: Sequence[str]) -> str:
-  """Writes the config for the served ones of `model_names`; returns its path."""
-  config = model_server_config_pb2.ModelServerConfig()
-  for name in served_models(serving_dir, model_names):
-    model = config.model_config_list.config.add()
-    model.name = name
-    model.base_path = os.path.abspath(os.path.join(serving_dir, name))
-    model.model_platform = 'tensorflow'
+  """Writes both configs for the served ones of `model_names`; returns the host one's path."""
+  names = served_models(serving_dir, model_names)
   os.makedirs(serving_dir, exist_ok=True)
-  path = os.path.join(serving_dir, CONFIG_FILE)
-  fd, tmp = tempfile.mkstemp(dir=serving_dir, prefix='.models-config-')
-  with os.fdopen(fd, 'w', encoding='utf-8') as f:
-    f.write(text_format.MessageToString(config))
-  os.replace(tmp, path)
-  return path
+  _write_atomically(serving_dir, CONTAINER_CONFIG_FILE, _config(names, CONTAINER_MOUNT))
+  return _write_atomically(serving_dir, CONFIG_FILE,
+                           _config(names, os.path.abspath(serving_dir)))

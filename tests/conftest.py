@@ -1,15 +1,23 @@
-"""Shared test set-up: Keras 2 before TensorFlow loads, the real ML-100K folder, tiny fixtures."""
+"""Shared test set-up: Keras 2 before TensorFlow loads, the real ML-100K folder, tiny fixtures,
+and one real pipeline run on a sample that the end-to-end and serving tests share.
+"""
 
 import os
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ML_100K_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
 ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', ML_100K_DIR)
+SAMPLE = 3000
+MODELS = ('content_based', 'collaborative_filtering')
 
 
 @pytest.fixture
@@ -18,3 +26,32 @@ def ml100k_dir():
     pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR} '
                 '(set MOVIELENS_100K_DIR to point at one)')
   return ML_100K_DIR
+
+
+def run_pipeline(data_dir, output_dir, *extra):
+  """local_runner.py on a 3,000-rating sample, 2 epochs: (the process result, run_summary.json)."""
+  command = [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
+             '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
+             '--output-dir', output_dir, *extra]
+  result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
+  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    return result, json.load(f)
+
+
+@pytest.fixture(scope='session')
+def finished_run(tmp_path_factory):
+  """(data dir, output dir, process result, summary) of one real run, made once per session.
+
+  MOVIELENS_TEST_RUN=<output dir of an earlier run of `run_pipeline`> reuses that run (its
+  process result is then None): for iterating on tests that only read a finished run.
+  """
+  reuse = os.environ.get('MOVIELENS_TEST_RUN')
+  if reuse:
+    with open(os.path.join(reuse, 'run_summary.json'), encoding='utf-8') as f:
+      return ML_100K_DIR, reuse, None, json.load(f)
+  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
+    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
+  output_dir = str(tmp_path_factory.mktemp('run'))
+  result, summary = run_pipeline(ML_100K_DIR, output_dir)
+  assert result.returncode == 0, result.stdout + result.stderr
+  return ML_100K_DIR, output_dir, result, summary

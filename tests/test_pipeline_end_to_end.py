@@ -16,32 +16,7 @@ import pytest
 import tensorflow as tf
 
 from components import features
-from tests.conftest import PROJECT_DIR
-
-SAMPLE = 3000
-MODELS = ('content_based', 'collaborative_filtering')
-
-
-def _run(data_dir, output_dir, *extra):
-  command = [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
-             '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
-             '--output-dir', output_dir, *extra]
-  result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
-  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
-    return result, json.load(f)
-
-
-@pytest.fixture(scope='module')
-def finished_run(tmp_path_factory):
-  data_dir = os.environ.get('MOVIELENS_100K_DIR') or os.path.join(
-      os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
-  if not os.path.isfile(os.path.join(data_dir, 'u.data')):
-    pytest.skip(f'the real MovieLens 100K folder is not at {data_dir}')
-  output_dir = str(tmp_path_factory.mktemp('run'))
-  result, summary = _run(data_dir, output_dir)
-  assert result.returncode == 0, result.stdout + result.stderr
-  return data_dir, output_dir, result, summary
-
+from tests.conftest import MODELS, PROJECT_DIR, run_pipeline as _run
 
 def test_both_models_are_evaluated_blessed_and_pushed(finished_run):
   _, output_dir, result, summary = finished_run

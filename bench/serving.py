@@ -1,0 +1,314 @@
+"""Serving latency and throughput on loopback: in-process, REST and gRPC.
+
+    python -m bench.serving [--serving-dir runs/local/serving] [--model collaborative_filtering]
+
+Starts serving/server.py on free ports over the pushed models (or measures a running server,
+e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10) and
+`predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
+at concurrency 1, 8 and 32 (client threads, each with its own connection, sending back to back
+for `--seconds`, pre-built requests), plus the signature called in-process as the floor. Writes
+bench/results/serving.md (and .json) with the command, date, machine and commit.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+CONCURRENCY = (1, 8, 32)
+# Floors from the serving issue (2 cores, ML-100K models).
+TARGETS = {'in-process recommend p50 ms': 1.0, 'REST recommend p99 ms at 8': 10.0,
+           'gRPC recommend requests/s at 32': 1000.0}
+
+
+def _calls(users, movies):
+  """name -> (signature, inputs builder(i)): the measured requests, varied per request."""
+  def recommend(i):
+    return 'recommend', {'user_id': [users[i % len(users)]], 'k': [10]}
+
+  def rating(batch):
+    def build(i):
+      picks = [(i * batch + j) for j in range(batch)]
+      return 'predict_rating', {'user_id': [users[p % len(users)] for p in picks],
+                                'movie_id': [movies[p % len(movies)] for p in picks]}
+    return build
+  return {'recommend k=10': recommend, 'predict_rating x1': rating(1),
+          'predict_rating x100': rating(100)}
+
+
+def _percentiles(latencies):
+  ms = np.array(latencies) * 1000.0
+  return {'p50_ms': float(np.percentile(ms, 50)), 'p95_ms': float(np.percentile(ms, 95)),
+          'p99_ms': float(np.percentile(ms, 99))}
+
+
+def in_process(model_dir, calls, seconds):
+  """The signature on the loaded SavedModel: the floor under any server."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  loaded = tf.saved_model.load(model_dir)
+  results = {}
+  for name, build in calls.items():
+    signature, _ = build(0)
+    function = loaded.signatures[signature]
+    specs = function.structured_input_signature[1]
+    not_given = {'age': -1, 'rated_ratings': [0.0]}
+    def tensors(i):
+      _, given = build(i)
+      rows = len(given['user_id'])
+      full = {}
+      for key, spec in specs.items():
+        if key in given:
+          value = given[key]
+        elif spec.shape.rank == 2:
+          value = [not_given.get(key, [''])] * rows
+        else:
+          value = [not_given.get(key, '')] * rows
+        full[key] = tf.constant(value, spec.dtype)
+      return full
+    prepared = [tensors(i) for i in range(200)]
+    for request in prepared[:20]:
+      function(**request)
+    latencies, i = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+      start = time.perf_counter()
+      function(**prepared[i % len(prepared)])
+      latencies.append(time.perf_counter() - start)
+      i += 1
+    results[name] = {**_percentiles(latencies), 'requests_per_s': len(latencies) / seconds,
+                     'requests': len(latencies)}
+  return results
+
+
+def _prepared_requests(model, rest_port, calls, count=200):
+  """Per call: `count` REST bodies and gRPC PredictRequests, built before any timing.
+
+  Like TF Serving's own load tests, the load generator sends pre-built requests, so the
+  numbers are the server's (serving/client.py adds its own encoding on top).
+  """
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
+  from serving.client import Client, _json_column  # pylint: disable=import-outside-toplevel
+  prepared = {}
+  with Client(model, port=rest_port) as client:
+    for name, build in calls.items():
+      bodies, protos = [], []
+      for i in range(count):
+        signature, inputs = build(i)
+        full = client.request_inputs(signature, inputs)
+        bodies.append(json.dumps({'signature_name': signature, 'inputs': {
+            k: _json_column(v) for k, v in full.items()}}).encode())
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = model, signature
+        for key, value in full.items():
+          request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        protos.append(request)
+      prepared[name] = (bodies, protos)
+  return prepared
+
+
+def over_network(model, rest_port, grpc_port, calls, seconds):
+  import http.client  # pylint: disable=import-outside-toplevel
+  import grpc  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=import-outside-toplevel
+  prepared = _prepared_requests(model, rest_port, calls)
+  path = f'/v1/models/{model}:predict'
+
+  def rest_sender():
+    connection = http.client.HTTPConnection('127.0.0.1', rest_port, timeout=60)
+    def send(body):
+      connection.request('POST', path, body, {'Content-Type': 'application/json'})
+      response = connection.getresponse()
+      response.read()
+      return response.status == 200
+    return send, connection.close
+
+  def grpc_sender():
+    channel = grpc.insecure_channel(f'127.0.0.1:{grpc_port}')
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    def send(request):
+      stub.Predict(request, timeout=60)
+      return True
+    return send, channel.close
+
+  results = []
+  for protocol, sender in (('REST', rest_sender), ('gRPC', grpc_sender)):
+    for name in calls:
+      requests_ = prepared[name][0 if protocol == 'REST' else 1]
+      for concurrency in CONCURRENCY:
+        senders = [sender() for _ in range(concurrency)]
+        for send, _ in senders:  # connections open and warm before timing
+          send(requests_[0])
+        latencies, errors = [[] for _ in senders], [0]
+        start_at = time.monotonic() + 0.2
+        end_at = start_at + seconds
+
+        def worker(index):
+          send, mine, i = senders[index][0], latencies[index], index * 7
+          while time.monotonic() < start_at:
+            time.sleep(0.001)
+          while time.monotonic() < end_at:
+            request = requests_[i % len(requests_)]
+            began = time.perf_counter()
+            try:
+              ok = send(request)
+            except Exception:  # counted, not hidden
+              ok = False
+            mine.append(time.perf_counter() - began)
+            errors[0] += not ok
+            i += 1
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
+        for thread in threads:
+          thread.start()
+        for thread in threads:
+          thread.join()
+        for _, close in senders:
+          close()
+        every = [x for mine in latencies for x in mine]
+        row = {'protocol': protocol, 'call': name, 'concurrency': concurrency,
+               **_percentiles(every), 'requests_per_s': len(every) / seconds,
+               'requests': len(every), 'errors': errors[0]}
+        print(f"{protocol:4s} {name:20s} c={concurrency:2d}  p50 {row['p50_ms']:6.2f} ms  "
+              f"p99 {row['p99_ms']:6.2f} ms  {row['requests_per_s']:7.0f} req/s  "
+              f"errors {errors[0]}", flush=True)
+        results.append(row)
+  return results
+
+
+def _start_server(serving_dir):
+  from serving import model_config  # pylint: disable=import-outside-toplevel
+  config = model_config.write(serving_dir, sorted(os.listdir(serving_dir)))
+  process = subprocess.Popen([sys.executable, '-m', 'serving.server', '--model_config_file',
+                              config, '--port', '0', '--rest_api_port', '0'],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  from serving.server import ready_ports  # pylint: disable=import-outside-toplevel
+  for line in process.stdout:
+    if ready_ports(line):
+      return (process, *ready_ports(line))
+  raise SystemExit('error: the server did not start')
+
+
+def _machine():
+  cpu = platform.processor()
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  return f'{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}'
+
+
+def _commit():
+  try:
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                          text=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def _markdown(report):
+  lines = [
+      '# Serving benchmark', '',
+      f"Command: `{report['command']}`  ",
+      f"Date: {report['date']}  ",
+      f"Machine: {report['machine']}  ",
+      f"Commit: {report['commit']}  ",
+      f"Model: {report['model']} ({report['model_dir']}), server: {report['server']}, "
+      f"{report['seconds']} s per cell, loopback.", '',
+      '## In-process (the signature on the loaded SavedModel: the floor)', '',
+      '| call | p50 ms | p95 ms | p99 ms | calls/s |', '|---|---:|---:|---:|---:|']
+  for name, row in report['in_process'].items():
+    lines.append(f"| {name} | {row['p50_ms']:.3f} | {row['p95_ms']:.3f} | {row['p99_ms']:.3f} "
+                 f"| {row['requests_per_s']:.0f} |")
+  lines += ['', '## Over the network', '',
+            '| protocol | call | concurrency | p50 ms | p95 ms | p99 ms | requests/s | errors |',
+            '|---|---|---:|---:|---:|---:|---:|---:|']
+  for row in report['network']:
+    lines.append(f"| {row['protocol']} | {row['call']} | {row['concurrency']} | "
+                 f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} | "
+                 f"{row['requests_per_s']:.0f} | {row['errors']} |")
+  lines += ['', '## Against the targets (floors of the serving issue)', '',
+            '| target | floor | measured | met |', '|---|---:|---:|---|']
+  for name, (floor, value, met) in report['targets'].items():
+    lines.append(f'| {name} | {floor:g} | {value:.2f} | {"yes" if met else "NO"} |')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--serving-dir', default=os.path.join('runs', 'local', 'serving'))
+  parser.add_argument('--model', default='collaborative_filtering')
+  parser.add_argument('--seconds', type=float, default=5.0, help='per measured cell')
+  parser.add_argument('--rest-port', type=int, help='measure a running server instead')
+  parser.add_argument('--grpc-port', type=int)
+  parser.add_argument('--output', default=os.path.join(RESULTS, 'serving.md'))
+  args = parser.parse_args(argv)
+  from serving import model_config  # pylint: disable=import-outside-toplevel
+  model_dir = model_config.latest_version_path(os.path.join(args.serving_dir, args.model))
+  if model_dir is None:
+    print(f'error: no pushed {args.model} under {args.serving_dir}: run `make run` first',
+          file=sys.stderr)
+    return 2
+  # Requests cycle through the first 500 trained users and movies (the Transform vocabularies).
+  vocabulary = lambda name: open(os.path.join(model_dir, 'assets', name),
+                                 encoding='utf-8').read().split()[:500]
+  users, movies = vocabulary('user_id'), vocabulary('movie_id')
+  calls = _calls(users, movies)
+  print('in-process ...', flush=True)
+  floor = in_process(model_dir, calls, args.seconds)
+  for name, row in floor.items():
+    print(f"in-process {name:20s} p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms",
+          flush=True)
+  process = None
+  if args.rest_port and args.grpc_port:
+    rest_port, grpc_port, server = args.rest_port, args.grpc_port, 'running server'
+  else:
+    process, rest_port, grpc_port = _start_server(args.serving_dir)
+    server = 'serving/server.py'
+  try:
+    network = over_network(args.model, rest_port, grpc_port, calls, args.seconds)
+  finally:
+    if process:
+      process.terminate()
+      process.wait(timeout=30)
+  cell = lambda protocol, call, c: next(r for r in network if r['protocol'] == protocol
+                                        and r['call'] == call and r['concurrency'] == c)
+  measured = {
+      'in-process recommend p50 ms': floor['recommend k=10']['p50_ms'],
+      'REST recommend p99 ms at 8': cell('REST', 'recommend k=10', 8)['p99_ms'],
+      'gRPC recommend requests/s at 32': cell('gRPC', 'recommend k=10', 32)['requests_per_s'],
+  }
+  targets = {name: (TARGETS[name], value,
+                    value >= TARGETS[name] if 'requests/s' in name else value <= TARGETS[name])
+             for name, value in measured.items()}
+  report = {'command': 'python -m bench.serving ' + ' '.join(argv if argv is not None
+                                                            else sys.argv[1:]),
+            'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'machine': _machine(), 'commit': _commit(), 'model': args.model,
+            'model_dir': model_dir, 'server': server, 'seconds': args.seconds,
+            'in_process': floor, 'network': network, 'targets': targets}
+  os.makedirs(os.path.dirname(args.output), exist_ok=True)
+  for path, text in ((args.output, _markdown(report)),
+                     (os.path.splitext(args.output)[0] + '.json', json.dumps(report, indent=2))):
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
+  print(_markdown(report))
+  return 0 if all(met for _, _, met in targets.values()) else 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())

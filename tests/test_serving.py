@@ -1,0 +1,445 @@
+"""Serving end to end: the pushed models behind serving/server.py (or a real
+`tensorflow_model_server` when one is on PATH), driven over REST and gRPC by serving/client.py.
+
+Every answer is compared with the same signature called in-process on the SavedModel, the way
+TF Serving loads it.
+"""
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import regression_pb2
+
+from components import warmup
+from serving import check
+from serving import server as server_main
+from serving.client import Client, ServingError
+from tests.conftest import MODELS, PROJECT_DIR
+
+MAX_BODY = 256 * 1024
+USER = '196'  # has training ratings in the 3,000-rating sample
+
+
+class Server:
+  """A server process on free ports; `stop()` ends it and returns its log."""
+
+  def __init__(self, command, cwd=PROJECT_DIR):
+    self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+    self.lines = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+      line = self.process.stdout.readline()
+      if not line:
+        break
+      self.lines.append(line)
+      ports = server_main.ready_ports(line)
+      if ports:
+        self.rest_port, self.grpc_port = ports
+        threading.Thread(target=self._drain, daemon=True).start()
+        return
+    self.process.kill()
+    raise AssertionError('the server did not start:\n' + ''.join(self.lines))
+
+  def _drain(self):
+    for line in self.process.stdout:
+      self.lines.append(line)
+
+  def alive(self):
+    return self.process.poll() is None
+
+  def stop(self):
+    self.process.send_signal(signal.SIGTERM)
+    self.process.wait(timeout=30)
+    return ''.join(self.lines)
+
+
+@pytest.fixture(scope='module')
+def served(finished_run, tmp_path_factory):
+  """A copy of the run's serving folder (tests push new versions into it) and a server on it."""
+  _, output_dir, _, _ = finished_run
+  serving_dir = str(tmp_path_factory.mktemp('serving') / 'serving')
+  shutil.copytree(os.path.join(output_dir, 'serving'), serving_dir)
+  from serving import model_config
+  config = model_config.write(serving_dir, MODELS)
+  server = Server([sys.executable, '-m', 'serving.server', '--model_config_file', config,
+                   '--port', '0', '--rest_api_port', '0', '--file_system_poll_wait_seconds',
+                   '0.5', '--max_request_bytes', str(MAX_BODY)])
+  yield serving_dir, server
+  log = server.stop()
+  assert 'Traceback' not in log, log
+
+
+def _loaded(serving_dir, name):
+  base = os.path.join(serving_dir, name)
+  return tf.saved_model.load(os.path.join(base, max(os.listdir(base), key=int)))
+
+
+def _clients(server, name):
+  return [Client(name, port=server.rest_port), Client(name, port=server.grpc_port, use_grpc=True)]
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_client_answers_every_signature_like_the_saved_model(served, name):
+  serving_dir, server = served
+  loaded = _loaded(serving_dir, name)
+  inputs = {
+      'recommend': {'user_id': [USER], 'k': [10], 'exclude_movie_ids': [['']]},
+      'predict_rating': {'user_id': [USER, USER, 'no-such-user'],
+                         'movie_id': ['242', '50', '50']},
+      'similar_movies': {'movie_id': ['50'], 'k': [5]},
+  }
+  for client in _clients(server, name):
+    with client:
+      for signature, request in inputs.items():
+        answer = client.predict(signature, request)
+        sent = client.request_inputs(signature, request)
+        expected = loaded.signatures[signature](**{k: tf.constant(v) for k, v in sent.items()})
+        assert set(answer) == set(expected)
+        for key, value in expected.items():
+          value = value.numpy()
+          if value.dtype == object:
+            assert answer[key].tolist() == [[x.decode() for x in row] for row in value.tolist()]
+          else:
+            np.testing.assert_allclose(answer[key], value, rtol=1e-5, atol=1e-6)
+      top = client.recommend(USER, k=10)
+      assert len(top) == 10 and all(movie.title for movie in top)
+      sent = client.request_inputs('recommend', {'user_id': [USER], 'k': [10]})
+      assert [m.movie_id for m in top] == [m.decode() for m in loaded.signatures['recommend'](
+          **{k: tf.constant(v) for k, v in sent.items()})['movie_ids'].numpy()[0]]
+      ratings = client.predict_rating([(USER, '242'), (USER, '50')])
+      assert len(ratings) == 2 and all(1.0 <= r <= 5.0 for r in ratings)
+      similar = client.similar_movies('50', k=5)
+      assert len(similar) == 5 and '50' not in [m.movie_id for m in similar]
+
+
+def test_row_and_column_formats_agree(served):
+  _, server = served
+  with Client('content_based', port=server.rest_port) as client:
+    request = {'user_id': [USER, '1'], 'movie_id': ['242', '50']}
+    columns = client.predict('predict_rating', request)
+    rows = client.predict('predict_rating', request, row_format=True)
+  np.testing.assert_allclose(columns['rating'], rows['rating'], rtol=1e-6)
+
+
+def _example(user_id='196', movie_id='242'):
+  feature = lambda *v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[x.encode() for x in v]))
+  number = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+  return tf.train.Example(features=tf.train.Features(feature={
+      'user_id': feature(user_id), 'movie_id': feature(movie_id), 'timestamp': number(881250949),
+      'age': number(49), 'gender': feature('M'), 'occupation': feature('writer'),
+      'zip_code': feature('55105'), 'title': feature('Kolya (1996)'),
+      'release_year': number(1997), 'genres': feature('Comedy')}))
+
+
+def test_serving_default_takes_b64_examples_and_regress_takes_features(served):
+  serving_dir, server = served
+  for name in MODELS:
+    expected = _loaded(serving_dir, name).signatures['serving_default'](
+        examples=tf.constant([_example().SerializeToString()]))['rating'].numpy()
+    url = f'http://127.0.0.1:{server.rest_port}/v1/models/{name}'
+    b64 = base64.b64encode(_example().SerializeToString()).decode()
+    rows = requests.post(url + ':predict', json={'instances': [{'b64': b64}]}).json()
+    np.testing.assert_allclose(rows['predictions'], expected, rtol=1e-5)
+    features = {k: (list(v.bytes_list.value)[0].decode() if v.bytes_list.value
+                    else v.int64_list.value[0]) for k, v in _example().features.feature.items()}
+    user = {k: features.pop(k) for k in ('user_id', 'age', 'gender', 'occupation', 'zip_code')}
+    regressed = requests.post(url + ':regress', json={
+        'signature_name': 'regress', 'context': user, 'examples': [features]}).json()
+    np.testing.assert_allclose(regressed['result'], expected, rtol=1e-5)
+    # gRPC Regress on the same example.
+    with grpc.insecure_channel(f'127.0.0.1:{server.grpc_port}') as channel:
+      request = regression_pb2.RegressionRequest()
+      request.model_spec.name, request.model_spec.signature_name = name, 'regress'
+      request.input.example_list.examples.append(_example())
+      answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Regress(request)
+    np.testing.assert_allclose([r.value for r in answer.result.regressions], expected, rtol=1e-5)
+
+
+def test_metadata_and_status_over_rest_and_grpc(served):
+  serving_dir, server = served
+  for client in _clients(server, 'collaborative_filtering'):
+    with client:
+      assert set(client.signatures()) >= {'serving_default', 'regress', 'predict_rating',
+                                          'recommend', 'similar_movies'}
+      assert client.signatures()['recommend'] == {'user_id': 'DT_STRING', 'k': 'DT_INT32',
+                                                  'exclude_movie_ids': 'DT_STRING'}
+      version = int(os.listdir(os.path.join(serving_dir, 'collaborative_filtering'))[0])
+      assert client.status() == [{'version': version, 'state': 'AVAILABLE', 'error': ''}]
+  metadata = requests.get(f'http://127.0.0.1:{server.rest_port}/v1/models/content_based/metadata'
+                          ).json()
+  assert metadata['model_spec']['name'] == 'content_based'
+  assert metadata['metadata']['signature_def']['signature_def']['regress']['method_name'] == \
+      'tensorflow/serving/regress'
+
+
+# (path, body, HTTP status, words of the message)
+BAD_REST = [
+    ('/v1/models/content_based:predict', b'{"inputs": ', 400, 'not valid JSON'),
+    ('/v1/models/content_based:predict', b'[1, 2]', 400, 'JSON object'),
+    ('/v1/models/no_such_model:predict', b'{"inputs": {}}', 404, 'Servable not found'),
+    ('/v1/models/content_based/versions/7:predict', b'{"inputs": {}}', 404, 'Specific('),
+    ('/v1/models/content_based:predict', b'{"signature_name": "nope", "inputs": {}}', 400,
+     'not found in signature def'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie": ["50"], "k": [3]}}', 400,
+     "unknown: ['movie']"),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie_id": ["50"], "k": ["3"]}}', 400,
+     'expected type DT_INT32'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie_id": ["50"], "k": [0]}}', 400,
+     'k must be at least 1'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie_id": ["50"], "k": [100000]}}', 400,
+     'k must be at most'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie_id": ["no-such"], "k": [3]}}', 400,
+     'unknown movie_id'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "inputs": {"movie_id": "50", "k": [3]}}', 400,
+     'has shape []'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "similar_movies", "instances": [{"movie_id": "50"}, {"k": 3}]}', 400,
+     'every row must name the same inputs'),
+    ('/v1/models/collaborative_filtering:regress', b'{"examples": [{"user_id": "1"}]}', 400,
+     'Expected regression signature'),
+    ('/v1/models/collaborative_filtering:predict', b'{"instances": [{"b64": "!!"}]}', 400,
+     'not valid base64'),
+    ('/v2/anything', b'{}', 404, 'unknown path'),
+]
+
+
+def test_bad_rest_requests_get_clear_4xx_and_the_server_keeps_serving(served):
+  _, server = served
+  base = f'http://127.0.0.1:{server.rest_port}'
+  for path, body, status, words in BAD_REST:
+    answer = requests.post(base + path, data=body, timeout=30)
+    assert answer.status_code == status, (path, body, answer.text)
+    assert words in answer.json()['error'], (path, body, answer.text)
+  big = b'{"inputs": "' + b'x' * (MAX_BODY + 1) + b'"}'
+  answer = requests.post(base + '/v1/models/content_based:predict', data=big, timeout=30)
+  assert answer.status_code == 413 and 'larger than' in answer.json()['error']
+  assert server.alive()
+  with Client('collaborative_filtering', port=server.rest_port) as client:
+    assert len(client.recommend(USER, k=3)) == 3
+
+
+def test_bad_grpc_requests_get_tf_serving_status_codes(served):
+  _, server = served
+  with grpc.insecure_channel(f'127.0.0.1:{server.grpc_port}',
+                             options=[('grpc.max_send_message_length', 8 * MAX_BODY)]) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    def predict(model='collaborative_filtering', signature='similar_movies', version=None,
+                **inputs):
+      request = predict_pb2.PredictRequest()
+      request.model_spec.name, request.model_spec.signature_name = model, signature
+      if version is not None:
+        request.model_spec.version.value = version
+      for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+      return stub.Predict(request, timeout=30)
+
+    cases = [
+        (dict(model='no_such_model'), grpc.StatusCode.NOT_FOUND),
+        (dict(version=7), grpc.StatusCode.NOT_FOUND),
+        (dict(signature='nope'), grpc.StatusCode.FAILED_PRECONDITION),
+        (dict(movie_id=np.array([b'50'], dtype=object), k=np.array([3], np.int64)),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (dict(movie_id=np.array([b'50'], dtype=object), k=np.array([0], np.int32)),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (dict(movie_id=np.array([b'x' * (2 * MAX_BODY)], dtype=object),
+              k=np.array([1], np.int32)), grpc.StatusCode.RESOURCE_EXHAUSTED),
+    ]
+    for kwargs, code in cases:
+      with pytest.raises(grpc.RpcError) as error:
+        predict(**kwargs)
+      assert error.value.code() == code, (kwargs, error.value.details())
+    ok = predict(movie_id=np.array([b'50'], dtype=object), k=np.array([3], np.int32))
+    assert len(tf.make_ndarray(ok.outputs['movie_ids'])[0]) == 3
+    status = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+        get_model_status_pb2.GetModelStatusRequest(
+            model_spec={'name': 'content_based'}), timeout=30)
+    assert status.model_version_status[0].state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+def test_client_errors_name_the_problem(served):
+  _, server = served
+  for client in _clients(server, 'collaborative_filtering'):
+    with client, pytest.raises(ServingError) as error:
+      client.similar_movies('no-such-movie', k=3)
+    assert 'unknown movie_id' in error.value.message
+  with Client('collaborative_filtering', port=1), pytest.raises(ServingError) as error:
+    Client('collaborative_filtering', port=1).recommend(USER)
+  assert error.value.status == 'UNAVAILABLE'
+
+
+def test_cli_prints_ten_titles_over_rest_and_grpc(served):
+  _, server = served
+  for flags in (['--port', str(server.rest_port)], ['--grpc', '--port', str(server.grpc_port)]):
+    result = subprocess.run([sys.executable, '-m', 'serving.client', 'recommend', '--user', USER,
+                             '-k', '10', *flags], cwd=PROJECT_DIR, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.rstrip().splitlines()
+    assert len(lines) == 10 and lines[0].startswith('  1. ') and '(movie ' in lines[0]
+    assert lines[9].startswith(' 10. ')
+
+
+def test_a_new_version_is_picked_up_without_failing_requests(served):
+  serving_dir, server = served
+  base = os.path.join(serving_dir, 'collaborative_filtering')
+  old = max(int(v) for v in os.listdir(base))
+  failures, answered = [], []
+  stop = threading.Event()
+
+  def load():
+    with Client('collaborative_filtering', port=server.grpc_port, use_grpc=True) as client:
+      while not stop.is_set():
+        try:
+          answered.append(len(client.recommend(USER, k=5)))
+        except ServingError as e:
+          failures.append(str(e))
+
+  threads = [threading.Thread(target=load) for _ in range(4)]
+  for thread in threads:
+    thread.start()
+  # A push: copied elsewhere, then renamed into place (a partial folder is never visible).
+  staging = os.path.join(serving_dir, '.staging')
+  shutil.copytree(os.path.join(base, str(old)), staging)
+  os.rename(staging, os.path.join(base, str(old + 1)))
+  deadline = time.monotonic() + 120
+  with Client('collaborative_filtering', port=server.rest_port) as client:
+    while time.monotonic() < deadline:
+      status = {s['version']: s['state'] for s in client.status()}
+      if status.get(old + 1) == 'AVAILABLE' and status.get(old) == 'END':
+        break
+      time.sleep(0.2)
+    time.sleep(1.0)
+  stop.set()
+  for thread in threads:
+    thread.join()
+  assert status == {old: 'END', old + 1: 'AVAILABLE'}, status
+  assert not failures, failures[:3]
+  assert len(answered) > 10 and set(answered) == {5}
+  with grpc.insecure_channel(f'127.0.0.1:{server.grpc_port}') as channel:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = 'collaborative_filtering', \
+        'similar_movies'
+    request.inputs['movie_id'].CopyFrom(tf.make_tensor_proto(['50']))
+    request.inputs['k'].CopyFrom(tf.make_tensor_proto([2], dtype=tf.int32))
+    answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
+  assert answer.model_spec.version.value == old + 1
+
+
+def test_every_export_has_warmup_requests_for_each_signature(finished_run):
+  _, _, _, summary = finished_run
+  for model in summary['models']:
+    logs = warmup.read(model['pushed_version_path'])
+    names = {(log.predict_log.request.model_spec.signature_name
+              or log.regress_log.request.model_spec.signature_name) for log in logs}
+    assert names == {'serving_default', 'regress', 'predict_rating', 'recommend',
+                     'similar_movies', 'transformed_features'}
+
+
+def test_servability_check_passes_the_exports_and_catches_foreign_ops(finished_run, tmp_path):
+  _, output_dir, _, summary = finished_run
+  result = subprocess.run([sys.executable, '-m', 'serving.check',
+                           os.path.join(output_dir, 'serving')], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert result.stdout.count('ok   ') == 2 and 'recommend (predict)' in result.stdout
+  from tensorflow.core.protobuf import saved_model_pb2
+  for foreign, words in (('Addons>GeluGrad', 'lacks'), ('SentencepieceOp', 'lacks'),
+                         ('EagerPyFunc', 'Python runtime')):
+    copy = str(tmp_path / foreign.replace('>', '_'))
+    shutil.copytree(summary['models'][0]['pushed_version_path'], copy)
+    path = os.path.join(copy, 'saved_model.pb')
+    with open(path, 'rb') as f:
+      saved_model = saved_model_pb2.SavedModel.FromString(f.read())
+    function = saved_model.meta_graphs[0].graph_def.library.function[0]
+    function.node_def.add(name='foreign', op=foreign)
+    with open(path, 'wb') as f:
+      f.write(saved_model.SerializeToString())
+    report = check.check(copy)
+    assert any(words in p and foreign in p for p in report.problems), report.problems
+
+
+def test_deployment_files_match_the_serving_layout():
+  import yaml
+  from serving import model_config
+  with open(os.path.join(PROJECT_DIR, 'serving', 'docker-compose.yml'), encoding='utf-8') as f:
+    compose = yaml.safe_load(f)['services']['tf-serving']
+  with open(os.path.join(PROJECT_DIR, 'serving', 'k8s.yaml'), encoding='utf-8') as f:
+    documents = {d['kind']: d for d in yaml.safe_load_all(f)}
+  container = documents['Deployment']['spec']['template']['spec']['containers'][0]
+  image = f'tensorflow/serving:{check.TF_SERVING_VERSION}'
+  assert compose['image'] == image and container['image'] == image
+  assert tf.__version__.rsplit('.', 1)[0] == check.TF_SERVING_VERSION.rsplit('.', 1)[0]
+  config_flag = (f'--model_config_file={model_config.CONTAINER_MOUNT}/'
+                 f'{model_config.CONTAINER_CONFIG_FILE}')
+  for args in (compose['command'], container['args']):
+    assert config_flag in args and '--port=8500' in args and '--rest_api_port=8501' in args
+  assert any(v.endswith(f':{model_config.CONTAINER_MOUNT}:ro') for v in compose['volumes'])
+  assert {p['port'] for p in documents['Service']['spec']['ports']} == {8500, 8501}
+  batching = documents['ConfigMap']['data']['batching.config']
+  with open(os.path.join(PROJECT_DIR, 'serving', 'batching.config'), encoding='utf-8') as f:
+    shipped = [line for line in f if line.strip() and not line.startswith('#')]
+  assert [line.strip() for line in shipped] == [line.strip() for line in batching.splitlines()]
+
+
+def test_the_same_client_against_real_tensorflow_model_server(finished_run, tmp_path):
+  binary = shutil.which('tensorflow_model_server')
+  if binary is None:
+    pytest.skip('tensorflow_model_server is not on PATH (it ships as the tensorflow/serving '
+                'Docker image or from Google\'s apt repository; neither installs here)')
+  _, output_dir, _, _ = finished_run
+  rest, grpc_port = 18501, 18500
+  process = subprocess.Popen([binary, f'--port={grpc_port}', f'--rest_api_port={rest}',
+                              '--model_config_file=' + os.path.join(output_dir, 'serving',
+                                                                     'models.config')])
+  try:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+      try:
+        if Client('collaborative_filtering', port=rest).status()[0]['state'] == 'AVAILABLE':
+          break
+      except ServingError:
+        time.sleep(1)
+    for client in (Client('collaborative_filtering', port=rest),
+                   Client('collaborative_filtering', port=grpc_port, use_grpc=True)):
+      assert len(client.recommend(USER, k=10)) == 10
+      assert len(client.predict_rating([(USER, '50')])) == 1
+  finally:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_server_refuses_a_missing_config_clearly(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'serving.server', '--model_config_file',
+                           str(tmp_path / 'nope.config')], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 2
+  assert 'nope.config: no such model config file' in result.stderr
+  assert 'Traceback' not in result.stderr
+  bad = tmp_path / 'bad.config'
+  bad.write_text('model_config_list { nonsense: 1 }')
+  result = subprocess.run([sys.executable, '-m', 'serving.server', '--model_config_file',
+                           str(bad)], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2 and 'not a ModelServerConfig' in result.stderr
