@@ -57,6 +57,8 @@ def _percentiles(latencies):
 def in_process(model_dir, calls, seconds):
   """The signature on the loaded SavedModel: the floor under any server."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.config.threading.set_intra_op_parallelism_threads(1)  # as serving/server.py runs it
+  tf.config.threading.set_inter_op_parallelism_threads(1)
   loaded = tf.saved_model.load(model_dir)
   results = {}
   for name, build in calls.items():

@@ -101,6 +101,17 @@ class ServingTables(tf.Module):
     num_users = model_io.vocabulary_size(tft_output, f.USER_VOCAB)
     num_movies = model_io.vocabulary_size(tft_output, f.MOVIE_VOCAB)
     self.unknown_user = tf.constant(num_users - 1, tf.int64)
+    # user_id -> user index, as Transform's vocabulary maps it (unknown: the OOV bucket), for
+    # requests that send no user features: one lookup instead of the whole Transform graph.
+    user_ids = tf.constant(tft_output.vocabulary_by_name(f.USER_VOCAB))
+    self.user_index = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(user_ids, tf.range(num_users - 1, dtype=tf.int64)),
+        default_value=num_users - 1)
+    probe = tf.concat([user_ids, [b'\x00not-a-user']], axis=0)
+    by_transform = tft_output.transform_features_layer()({f.USER_ID: probe[:, tf.newaxis]})
+    if not np.array_equal(self.user_index.lookup(probe).numpy(),
+                          by_transform[f.USER_INDEX].numpy()):
+      raise ValueError('the user_id lookup table disagrees with the Transform graph')
     size = len(catalogue)
 
     # Catalogue movies through the Transform graph (movie inputs only: TFT prunes the rest),
@@ -183,6 +194,10 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   def users(user_id, features):
     """Transformed user features of a request: stored ones, overridden where given."""
+    if not features:
+      index = tables.user_index.lookup(user_id)
+      return index, {name: tf.gather(tables.user_features[name], index)
+                     for name in model.user_feature_names}
     raw = {f.USER_ID: user_id, **features}
     transformed = model.tft_layer({k: v[:, tf.newaxis] for k, v in raw.items()})
     index = transformed[f.USER_INDEX]

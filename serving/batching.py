@@ -1,18 +1,23 @@
 """Request batching: concurrent calls of one signature share one TensorFlow call.
 
-One call of a small signature costs about the same for 1 row as for 64, so under load the server
-merges the requests that arrive while a call of the same signature is running into the next
-call (no timer: an idle server runs a request at once, adding no latency). This is TF Serving's
+One call of a small signature costs about the same for 1 row as for 64, so the server queues
+requests per (model version, signature) and a few worker threads run each queue's waiting
+requests as one merged call. There is no timer: an idle worker takes a request at once, and the
+requests that arrive while a call runs make up the next one. This is TF Serving's
 `--enable_batching` idea, done with the padding rules of these models' signatures:
 - rank-1 inputs are concatenated; rank-2 inputs (`exclude_movie_ids`, `rated_movie_ids`,
   `rated_ratings`) are padded to the widest request with '' / 0, which the signatures define as
-  padding (TF Serving pads with each tensor's first value instead, see serving/docker-compose.yml);
+  padding (TF Serving pads with each tensor's first value instead, see
+  serving/docker-compose.yml);
 - outputs are split back by rows; where the signature takes `k`, rank-2 outputs are cut to the
   request's own max(k), so every client gets exactly the answer of an unbatched call;
 - if a merged call fails (one request with a bad `k` or an unknown movie), each request of it is
   run alone, so only the bad one gets the error.
+Few threads run TensorFlow (`workers`), so request threads do not fight over Python's GIL.
 """
 
+import collections
+import concurrent.futures
 import threading
 from typing import Dict, List
 
@@ -22,12 +27,11 @@ from serving.status import ServingError
 
 
 class _Task:
-  __slots__ = ('inputs', 'rows', 'outputs', 'error', 'done', 'lead')
+  __slots__ = ('inputs', 'rows', 'future')
 
   def __init__(self, inputs: Dict[str, np.ndarray]):
     self.inputs, self.rows = inputs, _rows(inputs)
-    self.outputs, self.error, self.lead = None, None, False
-    self.done = threading.Event()
+    self.future = concurrent.futures.Future()
 
 
 def _rows(inputs) -> int:
@@ -52,52 +56,56 @@ def _merge(tasks: List[_Task]) -> Dict[str, np.ndarray]:
 
 
 class Batcher:
-  """Runs `servable.run(signature, inputs)`, merging concurrent calls of the same signature."""
+  """Runs `servable.run(signature, inputs)` for many threads, merging concurrent calls."""
 
-  def __init__(self, max_batch_size: int = 64):
+  def __init__(self, max_batch_size: int = 64, workers: int = 2):
     self.max_batch_size = max_batch_size
-    self._lock = threading.Lock()
-    self._queues: Dict[tuple, List[_Task]] = {}
-    self._running = set()
+    self._ready = threading.Condition()
+    self._queues: Dict[tuple, collections.deque] = {}
+    self._busy = set()  # queues a worker is running now
+    for index in range(workers):
+      threading.Thread(target=self._work, name=f'batcher-{index}', daemon=True).start()
 
-  def run(self, servable, signature_name: str, inputs: Dict[str, np.ndarray]):
+  def submit(self, servable, signature_name: str,
+             inputs: Dict[str, np.ndarray]) -> concurrent.futures.Future:
+    """Queues a call; the future holds its outputs or its error."""
     task = _Task(inputs)
     if task.rows < 0 or task.rows > self.max_batch_size:
-      return servable.run(signature_name, inputs)
-    key = (id(servable), signature_name,
+      task.rows = self.max_batch_size  # runs alone
+    key = (servable, signature_name,
            tuple(sorted((k, a.dtype.str, a.ndim) for k, a in inputs.items())))
-    with self._lock:
-      self._queues.setdefault(key, []).append(task)
-      if key not in self._running:
-        self._running.add(key)
-        task.lead = True
-    if not task.lead:
-      task.done.wait()
-    if task.lead:  # this thread runs the next merged call, then hands the lead on
-      self._lead(key, servable, signature_name)
-    if task.error is not None:
-      raise task.error
-    return task.outputs
+    with self._ready:
+      self._queues.setdefault(key, collections.deque()).append(task)
+      self._ready.notify()
+    return task.future
 
-  def _lead(self, key, servable, signature_name):
-    with self._lock:
-      queue = self._queues[key]
-      batch, rows = [], 0
-      while queue and rows + queue[0].rows <= self.max_batch_size:
-        rows += queue[0].rows
-        batch.append(queue.pop(0))
-    self._execute(servable, signature_name, batch)
-    with self._lock:
-      queue = self._queues[key]
-      if queue:
-        queue[0].lead = True
-        queue[0].done.set()  # wakes the next leader
-      else:
-        self._running.discard(key)
-        del self._queues[key]
-    for task in batch:
-      task.lead = False
-      task.done.set()
+  def run(self, servable, signature_name: str, inputs: Dict[str, np.ndarray]):
+    return self.submit(servable, signature_name, inputs).result()
+
+  def _next_batch(self):
+    with self._ready:
+      while True:
+        for key, queue in self._queues.items():
+          if queue and key not in self._busy:
+            batch, rows = [], 0
+            while queue and (not batch or rows + queue[0].rows <= self.max_batch_size):
+              rows += queue[0].rows
+              batch.append(queue.popleft())
+            self._busy.add(key)
+            return key, batch
+        self._ready.wait()
+
+  def _work(self):
+    while True:
+      key, batch = self._next_batch()
+      try:
+        self._execute(key[0], key[1], batch)
+      finally:
+        with self._ready:
+          self._busy.discard(key)
+          if not self._queues[key]:
+            del self._queues[key]  # no reference to an unloaded version stays behind
+          self._ready.notify()
 
   @staticmethod
   def _execute(servable, signature_name, batch: List[_Task]):
@@ -111,16 +119,15 @@ class Batcher:
         start = 0
         for task in batch:
           width = int(task.inputs['k'].max()) if takes_k else None
-          task.outputs = {name: (value[start:start + task.rows, :width]
-                                 if width is not None and value.ndim == 2
-                                 else value[start:start + task.rows])
-                          for name, value in outputs.items()}
+          task.future.set_result({
+              name: (value[start:start + task.rows, :width]
+                     if width is not None and value.ndim == 2
+                     else value[start:start + task.rows])
+              for name, value in outputs.items()})
           start += task.rows
         return
     for task in batch:
       try:
-        task.outputs = servable.run(signature_name, task.inputs)
-      except ServingError as e:
-        task.error = e
-      except Exception as e:  # pylint: disable=broad-except
-        task.error = e
+        task.future.set_result(servable.run(signature_name, task.inputs))
+      except Exception as e:  # pylint: disable=broad-except  (the caller re-raises it)
+        task.future.set_exception(e)

@@ -1,12 +1,13 @@
-"""TF Serving's gRPC API on grpcio: PredictionService (Predict, Regress, Classify,
-GetModelMetadata) and ModelService (GetModelStatus), from tensorflow-serving-api's stubs.
+"""TF Serving's gRPC API on grpcio's asyncio server: PredictionService (Predict, Regress,
+Classify, GetModelMetadata) and ModelService (GetModelStatus), from tensorflow-serving-api.
 
-Errors are the gRPC status codes TF Serving uses (e.g. NOT_FOUND for an unknown model or version,
-INVALID_ARGUMENT for a bad input); requests above the size bound get RESOURCE_EXHAUSTED from
-grpcio itself.
+It shares the event loop with the REST API: requests are decoded and encoded on the loop and
+only TensorFlow calls leave it (to the batcher's workers). Errors are the gRPC status codes TF
+Serving uses (NOT_FOUND for an unknown model or version, INVALID_ARGUMENT for a bad input, ...);
+requests above the size bound get RESOURCE_EXHAUSTED from grpcio itself.
 """
 
-import concurrent.futures
+import asyncio
 import functools
 import logging
 
@@ -24,14 +25,14 @@ _log = logging.getLogger('serving')
 def _errors_as_status(method):
   """Turns a ServingError (or a bug) into the call's gRPC status instead of a crash."""
   @functools.wraps(method)
-  def wrapper(self, request, context):
+  async def wrapper(self, request, context):
     try:
-      return method(self, request, context)
+      return await method(self, request, context)
     except ServingError as e:
-      context.abort(e.code, e.message)
+      await context.abort(e.code, e.message)
     except Exception as e:  # pylint: disable=broad-except
       _log.exception('gRPC %s failed', method.__name__)
-      context.abort(grpc.StatusCode.INTERNAL, f'internal error: {type(e).__name__}: {e}')
+      await context.abort(grpc.StatusCode.INTERNAL, f'internal error: {type(e).__name__}: {e}')
   return wrapper
 
 
@@ -41,20 +42,23 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     self.store = store
 
   @_errors_as_status
-  def Predict(self, request, context):
-    return api.predict(self.store, request)
+  async def Predict(self, request, context):
+    servable, name, inputs = api.predict_inputs(self.store, request)
+    outputs = await asyncio.wrap_future(api.submit(self.store, servable, name, inputs))
+    return api.predict_response(servable, name, outputs, request)
 
   @_errors_as_status
-  def Regress(self, request, context):
-    return api.regress(self.store, request)
+  async def Regress(self, request, context):
+    return await asyncio.get_running_loop().run_in_executor(
+        None, api.regress, self.store, request)
 
   @_errors_as_status
-  def Classify(self, request, context):
+  async def Classify(self, request, context):
     api.resolve(self.store, request.model_spec)
     raise invalid('these models have no classification signature; use Predict or Regress')
 
   @_errors_as_status
-  def GetModelMetadata(self, request, context):
+  async def GetModelMetadata(self, request, context):
     return api.metadata(self.store, request)
 
 
@@ -64,18 +68,19 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     self.store = store
 
   @_errors_as_status
-  def GetModelStatus(self, request, context):
+  async def GetModelStatus(self, request, context):
     spec = request.model_spec
     return api.status(self.store, spec.name,
                       spec.version.value if spec.HasField('version') else None)
 
 
-def server(store: ModelStore, address: str, max_message_bytes: int, workers: int):
-  """A grpcio server (not started yet) bound to `address` ('host:port'), and its port."""
-  result = grpc.server(
-      concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix='grpc'),
-      options=[('grpc.max_receive_message_length', max_message_bytes),
-               ('grpc.so_reuseport', 0)])
+def server(store: ModelStore, address: str, max_message_bytes: int):
+  """A grpc.aio server (not started yet) bound to `address` ('host:port'), and its port.
+
+  Call it from the running event loop.
+  """
+  result = grpc.aio.server(options=[('grpc.max_receive_message_length', max_message_bytes),
+                                    ('grpc.so_reuseport', 0)])
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
       PredictionService(store), result)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), result)

@@ -10,6 +10,7 @@ Errors are `{"error": "message"}` with TF Serving's HTTP codes. Bodies larger th
 TensorFlow runs in a thread pool so one slow request does not hold up the others.
 """
 
+import asyncio
 import concurrent.futures
 import json
 import logging
@@ -96,9 +97,29 @@ class ModelHandler(tornado.web.RequestHandler):
                                  '/v1/models/NAME[/versions/N]:predict or :regress'))
       return
     raw = b''.join(self._chunks)
-    await self._answer(lambda: self._call(name, version, label, suffix, raw))
+    if suffix != ':predict':
+      await self._answer(lambda: self._regress(name, version, label, suffix, raw))
+      return
+    # :predict decodes and encodes here on the event loop; only the TensorFlow call leaves it
+    # (to the batcher's workers), so no pool of request threads contends for the GIL.
+    try:
+      body, spec = self._body(name, version, label, raw)
+      servable = api.resolve(self.store, spec)
+      inputs, rows = tensor_json.request_inputs(
+          body, servable.input_dtypes(spec.signature_name or 'serving_default'))
+      outputs = await asyncio.wrap_future(
+          api.submit(self.store, servable, spec.signature_name, inputs))
+      answer = tensor_json.response(outputs, rows)
+    except ServingError as e:
+      self._send_error(e)
+    except Exception as e:  # a bug must not take the server down; the client gets a 500
+      _log.exception('request %s %s failed', self.request.method, self.request.path)
+      self._send(500, {'error': f'internal error: {type(e).__name__}: {e}'})
+    else:
+      self._send(200, answer)
 
-  def _call(self, name, version, label, suffix, raw: bytes) -> dict:
+  @staticmethod
+  def _body(name, version, label, raw: bytes):
     try:
       body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -108,12 +129,10 @@ class ModelHandler(tornado.web.RequestHandler):
     signature_name = body.get('signature_name', '')
     if not isinstance(signature_name, str):
       raise invalid('"signature_name" must be a string')
-    spec = api.spec_from_path(name, version, label, signature_name)
-    if suffix == ':predict':
-      servable = api.resolve(self.store, spec)
-      inputs, rows = tensor_json.request_inputs(
-          body, servable.input_dtypes(signature_name or 'serving_default'))
-      return tensor_json.response(api.run(self.store, servable, signature_name, inputs), rows)
+    return body, api.spec_from_path(name, version, label, signature_name)
+
+  def _regress(self, name, version, label, suffix, raw: bytes) -> dict:
+    body, spec = self._body(name, version, label, raw)
     if suffix == ':classify':
       raise invalid('these models have no classification signature; use :predict or :regress')
     request = regression_pb2.RegressionRequest(model_spec=spec)

@@ -56,10 +56,15 @@ def parse_args(argv=None) -> argparse.Namespace:
       help='how often to re-read the model config file (0: never)')
   add('--max_request_bytes', type=int, default=4 * 1024 * 1024,
       help='largest request body (REST) or message (gRPC) accepted')
-  add('--threads', type=int, default=16, help='threads running requests, per API')
+  add('--threads', type=int, default=4,
+      help='threads for REST metadata, status and regress calls (predictions use the batcher)')
   add('--max_batch_size', type=int, default=64,
       help='rows of concurrent requests merged into one TensorFlow call (serving/batching.py; '
-           '0: no batching)')
+           '1: no merging)')
+  add('--switch_interval_ms', type=float, default=0.5,
+      help="Python's GIL switch interval (sys.setswitchinterval), in milliseconds")
+  add('--tensorflow_session_threads', type=int, default=2,
+      help='threads running TensorFlow calls (the batcher\'s workers)')
   add('--tensorflow_intra_op_parallelism', type=int, default=1,
       help="threads inside one TensorFlow op (0: TensorFlow's default, one per core)")
   add('--tensorflow_inter_op_parallelism', type=int, default=1,
@@ -80,9 +85,8 @@ def _store(args):
   tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
   from serving import model_store
   store = _configured_store(args, model_store)
-  if args.max_batch_size > 0:
-    from serving import batching
-    store.batcher = batching.Batcher(args.max_batch_size)
+  from serving import batching
+  store.batcher = batching.Batcher(max(args.max_batch_size, 1), args.tensorflow_session_threads)
   return store
 
 
@@ -110,7 +114,7 @@ async def _serve(args, store) -> None:
 
   executor = concurrent.futures.ThreadPoolExecutor(args.threads, thread_name_prefix='rest')
   grpc_server, grpc_port = grpc_api.server(store, f'{args.host}:{args.port}',
-                                           args.max_request_bytes, args.threads)
+                                           args.max_request_bytes)
   http = tornado.httpserver.HTTPServer(
       rest.application(store, executor, args.max_request_bytes),
       # Oversized bodies are read and dropped as they arrive (serving/rest.py answers 413), so
@@ -118,7 +122,7 @@ async def _serve(args, store) -> None:
       max_body_size=max(args.max_request_bytes, 1 << 30))
   sockets = tornado.netutil.bind_sockets(args.rest_api_port, args.host)
   http.add_sockets(sockets)
-  grpc_server.start()
+  await grpc_server.start()
   print(f'{READY}{args.host}:{sockets[0].getsockname()[1]}, '
         f'gRPC on {args.host}:{grpc_port}', flush=True)
   stop = asyncio.Event()
@@ -128,13 +132,16 @@ async def _serve(args, store) -> None:
   await stop.wait()
   logging.getLogger('serving').info('stopping')
   http.stop()
-  grpc_server.stop(grace=2).wait()
+  await grpc_server.stop(grace=2)
   store.stop()
   executor.shutdown(wait=False)
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
+  # A request hops between threads (event loop or gRPC thread -> TensorFlow worker -> back);
+  # Python's default 5 ms GIL switch interval would add up to that much to each hop.
+  sys.setswitchinterval(args.switch_interval_ms / 1000.0)
   logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
                       stream=sys.stderr)
   logging.getLogger('tornado.access').setLevel(logging.WARNING)  # no line per request
