@@ -5,9 +5,10 @@
 Starts serving/server.py on free ports over the pushed models (or measures a running server,
 e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10) and
 `predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
-at concurrency 1, 8 and 32 (client threads, each with its own connection, sending back to back
-for `--seconds`, pre-built requests), plus the signature called in-process as the floor. Writes
-bench/results/serving.md (and .json) with the command, date, machine and commit.
+at concurrency 1, 8 and 32 (clients on one asyncio thread, each with its own connection,
+sending pre-built requests back to back for `--seconds`), plus the signature called in-process
+as the floor. Writes bench/results/serving.md (and .json) with the command, date, machine and
+commit.
 """
 
 import os
@@ -21,7 +22,6 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -121,71 +121,92 @@ def _prepared_requests(model, rest_port, calls, count=200):
   return prepared
 
 
-def over_network(model, rest_port, grpc_port, calls, seconds):
-  import http.client  # pylint: disable=import-outside-toplevel
+async def _rest_sender(port, path):
+  """A keep-alive HTTP/1.1 connection on asyncio streams: send(body) -> HTTP status is 200."""
+  import asyncio  # pylint: disable=import-outside-toplevel
+  reader, writer = await asyncio.open_connection('127.0.0.1', port)
+  head = (f'POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
+          'Content-Length: ')
+
+  async def send(body):
+    writer.write(f'{head}{len(body)}\r\n\r\n'.encode() + body)
+    status_line = await reader.readline()
+    length = 0
+    while True:
+      line = await reader.readline()
+      if line in (b'\r\n', b''):
+        break
+      if line.lower().startswith(b'content-length:'):
+        length = int(line.split(b':', 1)[1])
+    await reader.readexactly(length)
+    return status_line.split(b' ')[1] == b'200'
+
+  async def close():
+    writer.close()
+  return send, close
+
+
+async def _grpc_sender(port):
   import grpc  # pylint: disable=import-outside-toplevel
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=import-outside-toplevel
+  channel = grpc.aio.insecure_channel(f'127.0.0.1:{port}')
+  stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+  async def send(request):
+    await stub.Predict(request, timeout=60)
+    return True
+
+  async def close():
+    await channel.close()
+  return send, close
+
+
+async def _load(make_sender, requests_, concurrency, seconds):
+  """`concurrency` clients, each sending back to back for `seconds`: (latencies, errors)."""
+  import asyncio  # pylint: disable=import-outside-toplevel
+  senders = [await make_sender() for _ in range(concurrency)]
+  for send, _ in senders:  # connections open and warm before timing
+    await send(requests_[0])
+  latencies, errors = [], [0]
+  end_at = time.monotonic() + seconds
+
+  async def client(index):
+    send, i = senders[index][0], index * 7
+    while time.monotonic() < end_at:
+      began = time.perf_counter()
+      try:
+        ok = await send(requests_[i % len(requests_)])
+      except Exception:  # counted, not hidden
+        ok = False
+      latencies.append(time.perf_counter() - began)
+      errors[0] += not ok
+      i += 1
+
+  await asyncio.gather(*(client(k) for k in range(concurrency)))
+  for _, close in senders:
+    await close()
+  return latencies, errors[0]
+
+
+def over_network(model, rest_port, grpc_port, calls, seconds):
+  """Every (protocol, call, concurrency) cell, from one asyncio load generator thread."""
+  import asyncio  # pylint: disable=import-outside-toplevel
   prepared = _prepared_requests(model, rest_port, calls)
   path = f'/v1/models/{model}:predict'
-
-  def rest_sender():
-    connection = http.client.HTTPConnection('127.0.0.1', rest_port, timeout=60)
-    def send(body):
-      connection.request('POST', path, body, {'Content-Type': 'application/json'})
-      response = connection.getresponse()
-      response.read()
-      return response.status == 200
-    return send, connection.close
-
-  def grpc_sender():
-    channel = grpc.insecure_channel(f'127.0.0.1:{grpc_port}')
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    def send(request):
-      stub.Predict(request, timeout=60)
-      return True
-    return send, channel.close
-
+  makers = {'REST': lambda: _rest_sender(rest_port, path), 'gRPC': lambda: _grpc_sender(grpc_port)}
   results = []
-  for protocol, sender in (('REST', rest_sender), ('gRPC', grpc_sender)):
+  for protocol in ('REST', 'gRPC'):
     for name in calls:
       requests_ = prepared[name][0 if protocol == 'REST' else 1]
       for concurrency in CONCURRENCY:
-        senders = [sender() for _ in range(concurrency)]
-        for send, _ in senders:  # connections open and warm before timing
-          send(requests_[0])
-        latencies, errors = [[] for _ in senders], [0]
-        start_at = time.monotonic() + 0.2
-        end_at = start_at + seconds
-
-        def worker(index):
-          send, mine, i = senders[index][0], latencies[index], index * 7
-          while time.monotonic() < start_at:
-            time.sleep(0.001)
-          while time.monotonic() < end_at:
-            request = requests_[i % len(requests_)]
-            began = time.perf_counter()
-            try:
-              ok = send(request)
-            except Exception:  # counted, not hidden
-              ok = False
-            mine.append(time.perf_counter() - began)
-            errors[0] += not ok
-            i += 1
-
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(concurrency)]
-        for thread in threads:
-          thread.start()
-        for thread in threads:
-          thread.join()
-        for _, close in senders:
-          close()
-        every = [x for mine in latencies for x in mine]
+        latencies, errors = asyncio.run(
+            _load(makers[protocol], requests_, concurrency, seconds))
         row = {'protocol': protocol, 'call': name, 'concurrency': concurrency,
-               **_percentiles(every), 'requests_per_s': len(every) / seconds,
-               'requests': len(every), 'errors': errors[0]}
+               **_percentiles(latencies), 'requests_per_s': len(latencies) / seconds,
+               'requests': len(latencies), 'errors': errors}
         print(f"{protocol:4s} {name:20s} c={concurrency:2d}  p50 {row['p50_ms']:6.2f} ms  "
               f"p99 {row['p99_ms']:6.2f} ms  {row['requests_per_s']:7.0f} req/s  "
-              f"errors {errors[0]}", flush=True)
+              f"errors {errors}", flush=True)
         results.append(row)
   return results
 

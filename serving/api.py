@@ -2,7 +2,6 @@
 behind both front ends (serving/rest.py and serving/grpc_api.py).
 """
 
-import concurrent.futures
 from typing import Optional
 
 import numpy as np
@@ -38,21 +37,11 @@ def _answered_spec(servable: Servable, signature_name: str) -> model_pb2.ModelSp
   return spec
 
 
-def submit(store: ModelStore, servable: Servable, signature_name: str,
-           inputs) -> concurrent.futures.Future:
+async def call(store: ModelStore, servable: Servable, signature_name: str, inputs) -> dict:
   """A signature call, merged with concurrent ones when the store has a batcher."""
-  if store.batcher is not None:
-    return store.batcher.submit(servable, signature_name, inputs)
-  future = concurrent.futures.Future()
-  try:
-    future.set_result(servable.run(signature_name, inputs))
-  except Exception as e:  # pylint: disable=broad-except  (the caller re-raises it)
-    future.set_exception(e)
-  return future
-
-
-def run(store: ModelStore, servable: Servable, signature_name: str, inputs) -> dict:
-  return submit(store, servable, signature_name, inputs).result()
+  if store.batcher is None:
+    return servable.run(signature_name, inputs)
+  return await store.batcher.submit(servable, signature_name, inputs)
 
 
 def predict_inputs(store: ModelStore, request: predict_pb2.PredictRequest):
@@ -84,11 +73,6 @@ def predict_response(servable: Servable, signature_name: str, outputs,
     if key in keep:
       _fill_tensor_proto(response.outputs[key], value)
   return response
-
-
-def predict(store: ModelStore, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-  servable, name, inputs = predict_inputs(store, request)
-  return predict_response(servable, name, run(store, servable, name, inputs), request)
 
 
 def _fill_tensor_proto(proto, array) -> None:

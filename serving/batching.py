@@ -1,10 +1,12 @@
 """Request batching: concurrent calls of one signature share one TensorFlow call.
 
-One call of a small signature costs about the same for 1 row as for 64, so the server queues
-requests per (model version, signature) and a few worker threads run each queue's waiting
-requests as one merged call. There is no timer: an idle worker takes a request at once, and the
-requests that arrive while a call runs make up the next one. This is TF Serving's
-`--enable_batching` idea, done with the padding rules of these models' signatures:
+One call of a small signature costs about the same for 1 row as for 64. The REST and gRPC front
+ends share one asyncio event loop; each request they decode is queued here per (model version,
+signature), and once the loop has handled the events at hand, one flush runs every queue's
+requests as merged calls on the loop thread. There is no timer and no thread hop: an idle server
+runs a request at once, and the requests that arrive while a call runs make up the next one.
+This is TF Serving's `--enable_batching` idea, done with the padding rules of these models'
+signatures:
 - rank-1 inputs are concatenated; rank-2 inputs (`exclude_movie_ids`, `rated_movie_ids`,
   `rated_ratings`) are padded to the widest request with '' / 0, which the signatures define as
   padding (TF Serving pads with each tensor's first value instead, see
@@ -13,12 +15,9 @@ requests that arrive while a call runs make up the next one. This is TF Serving'
   request's own max(k), so every client gets exactly the answer of an unbatched call;
 - if a merged call fails (one request with a bad `k` or an unknown movie), each request of it is
   run alone, so only the bad one gets the error.
-Few threads run TensorFlow (`workers`), so request threads do not fight over Python's GIL.
 """
 
-import collections
-import concurrent.futures
-import threading
+import asyncio
 from typing import Dict, List
 
 import numpy as np
@@ -29,9 +28,8 @@ from serving.status import ServingError
 class _Task:
   __slots__ = ('inputs', 'rows', 'future')
 
-  def __init__(self, inputs: Dict[str, np.ndarray]):
-    self.inputs, self.rows = inputs, _rows(inputs)
-    self.future = concurrent.futures.Future()
+  def __init__(self, inputs: Dict[str, np.ndarray], future: asyncio.Future):
+    self.inputs, self.rows, self.future = inputs, _rows(inputs), future
 
 
 def _rows(inputs) -> int:
@@ -56,59 +54,42 @@ def _merge(tasks: List[_Task]) -> Dict[str, np.ndarray]:
 
 
 class Batcher:
-  """Runs `servable.run(signature, inputs)` for many threads, merging concurrent calls."""
+  """Merges the signature calls queued on one event loop; use it from that loop only."""
 
-  def __init__(self, max_batch_size: int = 64, workers: int = 2):
+  def __init__(self, max_batch_size: int = 64):
     self.max_batch_size = max_batch_size
-    self._ready = threading.Condition()
-    self._queues: Dict[tuple, collections.deque] = {}
-    self._busy = set()  # queues a worker is running now
-    for index in range(workers):
-      threading.Thread(target=self._work, name=f'batcher-{index}', daemon=True).start()
+    self._queues: Dict[tuple, List[_Task]] = {}
+    self._flush_scheduled = False
 
   def submit(self, servable, signature_name: str,
-             inputs: Dict[str, np.ndarray]) -> concurrent.futures.Future:
+             inputs: Dict[str, np.ndarray]) -> asyncio.Future:
     """Queues a call; the future holds its outputs or its error."""
-    task = _Task(inputs)
+    loop = asyncio.get_running_loop()
+    task = _Task(inputs, loop.create_future())
     if task.rows < 0 or task.rows > self.max_batch_size:
       task.rows = self.max_batch_size  # runs alone
     key = (servable, signature_name,
            tuple(sorted((k, a.dtype.str, a.ndim) for k, a in inputs.items())))
-    with self._ready:
-      self._queues.setdefault(key, collections.deque()).append(task)
-      self._ready.notify()
+    self._queues.setdefault(key, []).append(task)
+    if not self._flush_scheduled:
+      self._flush_scheduled = True
+      loop.call_soon(self._flush)
     return task.future
 
-  def run(self, servable, signature_name: str, inputs: Dict[str, np.ndarray]):
-    return self.submit(servable, signature_name, inputs).result()
-
-  def _next_batch(self):
-    with self._ready:
-      while True:
-        for key, queue in self._queues.items():
-          if queue and key not in self._busy:
-            batch, rows = [], 0
-            while queue and (not batch or rows + queue[0].rows <= self.max_batch_size):
-              rows += queue[0].rows
-              batch.append(queue.popleft())
-            self._busy.add(key)
-            return key, batch
-        self._ready.wait()
-
-  def _work(self):
-    while True:
-      key, batch = self._next_batch()
-      try:
-        self._execute(key[0], key[1], batch)
-      finally:
-        with self._ready:
-          self._busy.discard(key)
-          if not self._queues[key]:
-            del self._queues[key]  # no reference to an unloaded version stays behind
-          self._ready.notify()
+  def _flush(self):
+    self._flush_scheduled = False
+    queues, self._queues = self._queues, {}
+    for (servable, signature_name, _), tasks in queues.items():
+      while tasks:
+        batch, rows = [], 0
+        while tasks and (not batch or rows + tasks[0].rows <= self.max_batch_size):
+          rows += tasks[0].rows
+          batch.append(tasks.pop(0))
+        self._execute(servable, signature_name, batch)
 
   @staticmethod
   def _execute(servable, signature_name, batch: List[_Task]):
+    batch = [t for t in batch if not t.future.done()]  # a client that went away
     if len(batch) > 1:
       try:
         outputs = servable.run(signature_name, _merge(batch))
@@ -129,5 +110,5 @@ class Batcher:
     for task in batch:
       try:
         task.future.set_result(servable.run(signature_name, task.inputs))
-      except Exception as e:  # pylint: disable=broad-except  (the caller re-raises it)
+      except Exception as e:  # pylint: disable=broad-except  (the awaiting request re-raises it)
         task.future.set_exception(e)

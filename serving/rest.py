@@ -7,10 +7,10 @@
 
 Errors are `{"error": "message"}` with TF Serving's HTTP codes. Bodies larger than
 `max_body_bytes` are refused with 413 (their bytes are dropped as they arrive, never kept).
-TensorFlow runs in a thread pool so one slow request does not hold up the others.
+`:predict` runs on the event loop, its TensorFlow calls merged by serving/batching.py;
+metadata, status and `:regress` run in a small thread pool.
 """
 
-import asyncio
 import concurrent.futures
 import json
 import logging
@@ -100,15 +100,14 @@ class ModelHandler(tornado.web.RequestHandler):
     if suffix != ':predict':
       await self._answer(lambda: self._regress(name, version, label, suffix, raw))
       return
-    # :predict decodes and encodes here on the event loop; only the TensorFlow call leaves it
-    # (to the batcher's workers), so no pool of request threads contends for the GIL.
+    # :predict runs on the event loop: decoding, the (batched) TensorFlow call and encoding;
+    # no thread hops and no pool of request threads contending for the GIL.
     try:
       body, spec = self._body(name, version, label, raw)
       servable = api.resolve(self.store, spec)
       inputs, rows = tensor_json.request_inputs(
           body, servable.input_dtypes(spec.signature_name or 'serving_default'))
-      outputs = await asyncio.wrap_future(
-          api.submit(self.store, servable, spec.signature_name, inputs))
+      outputs = await api.call(self.store, servable, spec.signature_name, inputs)
       answer = tensor_json.response(outputs, rows)
     except ServingError as e:
       self._send_error(e)

@@ -56,6 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
       help='how often to re-read the model config file (0: never)')
   add('--max_request_bytes', type=int, default=4 * 1024 * 1024,
       help='largest request body (REST) or message (gRPC) accepted')
+  add('--grpc_threads', type=int, default=32, help='threads decoding and encoding gRPC calls')
   add('--threads', type=int, default=4,
       help='threads for REST metadata, status and regress calls (predictions use the batcher)')
   add('--max_batch_size', type=int, default=64,
@@ -63,8 +64,6 @@ def parse_args(argv=None) -> argparse.Namespace:
            '1: no merging)')
   add('--switch_interval_ms', type=float, default=0.5,
       help="Python's GIL switch interval (sys.setswitchinterval), in milliseconds")
-  add('--tensorflow_session_threads', type=int, default=2,
-      help='threads running TensorFlow calls (the batcher\'s workers)')
   add('--tensorflow_intra_op_parallelism', type=int, default=1,
       help="threads inside one TensorFlow op (0: TensorFlow's default, one per core)")
   add('--tensorflow_inter_op_parallelism', type=int, default=1,
@@ -86,7 +85,7 @@ def _store(args):
   from serving import model_store
   store = _configured_store(args, model_store)
   from serving import batching
-  store.batcher = batching.Batcher(max(args.max_batch_size, 1), args.tensorflow_session_threads)
+  store.batcher = batching.Batcher(max(args.max_batch_size, 1))
   return store
 
 
@@ -113,8 +112,9 @@ async def _serve(args, store) -> None:
   from serving import rest
 
   executor = concurrent.futures.ThreadPoolExecutor(args.threads, thread_name_prefix='rest')
-  grpc_server, grpc_port = grpc_api.server(store, f'{args.host}:{args.port}',
-                                           args.max_request_bytes)
+  grpc_server, grpc_port = grpc_api.server(store, asyncio.get_running_loop(),
+                                           f'{args.host}:{args.port}', args.max_request_bytes,
+                                           args.grpc_threads)
   http = tornado.httpserver.HTTPServer(
       rest.application(store, executor, args.max_request_bytes),
       # Oversized bodies are read and dropped as they arrive (serving/rest.py answers 413), so
@@ -122,7 +122,7 @@ async def _serve(args, store) -> None:
       max_body_size=max(args.max_request_bytes, 1 << 30))
   sockets = tornado.netutil.bind_sockets(args.rest_api_port, args.host)
   http.add_sockets(sockets)
-  await grpc_server.start()
+  grpc_server.start()
   print(f'{READY}{args.host}:{sockets[0].getsockname()[1]}, '
         f'gRPC on {args.host}:{grpc_port}', flush=True)
   stop = asyncio.Event()
@@ -132,7 +132,7 @@ async def _serve(args, store) -> None:
   await stop.wait()
   logging.getLogger('serving').info('stopping')
   http.stop()
-  await grpc_server.stop(grace=2)
+  grpc_server.stop(grace=2)
   store.stop()
   executor.shutdown(wait=False)
 

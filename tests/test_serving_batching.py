@@ -1,15 +1,13 @@
 """serving/batching.py: merged calls give each request exactly its unbatched answer.
 
 The servable here is a small numpy stand-in with the same contract as `recommend` (blank past a
-row's k, '' pads ignored), so the merging rules are checked with many threads in a second; the
-serving end-to-end tests run the real SavedModels through the same batcher.
+row's k, '' pads ignored), so the merging rules are checked in a second; the serving end-to-end
+tests run the real SavedModels through the same batcher.
 """
 
-import threading
-import time
+import asyncio
 
 import numpy as np
-import pytest
 
 from serving.batching import Batcher
 from serving.status import ServingError, invalid
@@ -26,7 +24,6 @@ class Recommender:
   def run(self, signature_name, inputs):
     self.calls += 1
     self.rows.append(len(inputs['user_id']))
-    time.sleep(0.01)  # long enough for others to queue behind a running call
     k, users, exclude = inputs['k'], inputs['user_id'], inputs['exclude_movie_ids']
     if (k < 1).any():
       raise invalid('k must be at least 1')
@@ -47,23 +44,24 @@ def _request(i):
           'exclude_movie_ids': np.array(exclude, dtype=object)}
 
 
+def _concurrently(batcher, servable, requests):
+  """Submits every request from the same event loop turn; (outputs or error message) each."""
+  async def main():
+    futures = [batcher.submit(servable, 'recommend', r) for r in requests]
+    results = []
+    for future in futures:
+      try:
+        results.append(await future)
+      except ServingError as e:
+        results.append(e.message)
+    return results
+  return asyncio.run(main())
+
+
 def test_concurrent_requests_share_calls_and_get_their_own_answers():
-  servable, batcher = Recommender(), Batcher(max_batch_size=64)
-  answers, errors = {}, []
-
-  def client(i):
-    try:
-      answers[i] = batcher.run(servable, 'recommend', _request(i))
-    except Exception as e:  # pylint: disable=broad-except
-      errors.append(e)
-
-  threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
-  for thread in threads:
-    thread.start()
-  for thread in threads:
-    thread.join()
-  assert not errors
-  assert servable.calls < 40 and max(servable.rows) > 1  # requests were merged
+  servable = Recommender()
+  answers = _concurrently(Batcher(max_batch_size=16), servable, [_request(i) for i in range(40)])
+  assert servable.rows == [16, 16, 8]  # merged, at most max_batch_size rows per call
   alone = Recommender()
   for i in range(40):
     expected = alone.run('recommend', _request(i))
@@ -72,32 +70,14 @@ def test_concurrent_requests_share_calls_and_get_their_own_answers():
 
 
 def test_a_bad_request_fails_alone():
-  servable, batcher = Recommender(), Batcher()
-  results = {}
-
-  def client(i):
-    request = _request(i)
-    if i == 3:
-      request['k'] = np.array([0], np.int32)
-    try:
-      results[i] = batcher.run(servable, 'recommend', request)['movie_ids'].shape
-    except ServingError as e:
-      results[i] = e.message
-
-  threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
-  for thread in threads:
-    thread.start()
-  for thread in threads:
-    thread.join()
+  requests = [_request(i) for i in range(12)]
+  requests[3]['k'] = np.array([0], np.int32)
+  results = _concurrently(Batcher(), Recommender(), requests)
   assert results[3] == 'k must be at least 1'
-  assert all(results[i] == (1, 1 + i % 5) for i in range(12) if i != 3)
+  assert all(results[i]['movie_ids'].shape == (1, 1 + i % 5) for i in range(12) if i != 3)
 
 
-def test_idle_server_runs_a_request_at_once():
-  servable, batcher = Recommender(), Batcher()
-  batcher.run(servable, 'recommend', _request(1))
-  assert servable.rows == [1]  # alone, in one call: nothing waits for company
-  with pytest.raises(ServingError):
-    bad = _request(2)
-    bad['k'] = np.array([0], np.int32)
-    batcher.run(servable, 'recommend', bad)
+def test_a_lone_request_runs_alone_at_once():
+  servable = Recommender()
+  _concurrently(Batcher(), servable, [_request(1)])
+  assert servable.rows == [1]
