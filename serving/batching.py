@@ -4,7 +4,8 @@ One call of a small signature costs about the same for 1 row as for 64. The REST
 ends share one asyncio event loop; each request they decode is queued here per (model version,
 signature), and once the loop has handled the events at hand, one flush runs every queue's
 requests as merged calls on the loop thread. There is no timer and no thread hop: an idle server
-runs a request at once, and the requests that arrive while a call runs make up the next one.
+runs a request at once; under load a flush waits a few loop turns while requests keep arriving,
+and those that arrive while a call runs make up the next one.
 This is TF Serving's `--enable_batching` idea, done with the padding rules of these models'
 signatures:
 - rank-1 inputs are concatenated; rank-2 inputs (`exclude_movie_ids`, `rated_movie_ids`,
@@ -56,10 +57,14 @@ def _merge(tasks: List[_Task]) -> Dict[str, np.ndarray]:
 class Batcher:
   """Merges the signature calls queued on one event loop; use it from that loop only."""
 
+  MAX_DEFERRALS = 4  # loop turns a flush may wait while requests keep arriving
+
   def __init__(self, max_batch_size: int = 64):
     self.max_batch_size = max_batch_size
     self._queues: Dict[tuple, List[_Task]] = {}
     self._flush_scheduled = False
+    self._arrivals = 0   # requests queued since the flush was scheduled
+    self._deferrals = 0
 
   def submit(self, servable, signature_name: str,
              inputs: Dict[str, np.ndarray]) -> asyncio.Future:
@@ -71,13 +76,21 @@ class Batcher:
     key = (servable, signature_name,
            tuple(sorted((k, a.dtype.str, a.ndim) for k, a in inputs.items())))
     self._queues.setdefault(key, []).append(task)
-    if not self._flush_scheduled:
-      self._flush_scheduled = True
+    if self._flush_scheduled:
+      self._arrivals += 1
+    else:
+      self._flush_scheduled, self._arrivals = True, 0
       loop.call_soon(self._flush)
     return task.future
 
   def _flush(self):
-    self._flush_scheduled = False
+    # Requests arrived since the flush was scheduled: others are likely on their way (gRPC's
+    # poller hands them over one by one), so wait a loop turn or a few for them to join.
+    if self._arrivals and self._deferrals < self.MAX_DEFERRALS:
+      self._arrivals, self._deferrals = 0, self._deferrals + 1
+      asyncio.get_running_loop().call_soon(self._flush)
+      return
+    self._flush_scheduled, self._deferrals = False, 0
     queues, self._queues = self._queues, {}
     for (servable, signature_name, _), tasks in queues.items():
       while tasks:

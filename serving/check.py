@@ -6,9 +6,9 @@
 For each SavedModel: every op in the graph and its functions must be a core TensorFlow op that
 the stock `tensorflow/serving` build of our version has (ops registered by tensorflow-text,
 tensorflow-addons, ScaNN and other op libraries are not; `py_function` ops need a Python runtime
-TF Serving does not have), the model must not come from a newer TensorFlow than that server, the
-model must load and answer its warm-up requests (`assets.extra/`), as TF Serving loads it. Prints each model's signatures and exits
-1 when any model fails.
+TF Serving does not have), the model must not come from a newer TensorFlow than that server, and
+it must load and answer its warm-up requests (`assets.extra/`) as TF Serving would. Prints each
+model's signatures; exits 1 when any model fails.
 """
 
 import os

@@ -181,6 +181,10 @@ def test_metadata_and_status_over_rest_and_grpc(served):
                                                   'exclude_movie_ids': 'DT_STRING'}
       version = int(os.listdir(os.path.join(serving_dir, 'collaborative_filtering'))[0])
       assert client.status() == [{'version': version, 'state': 'AVAILABLE', 'error': ''}]
+  for use_grpc, port in ((False, server.rest_port), (True, server.grpc_port)):
+    with Client('collaborative_filtering', port=port, use_grpc=use_grpc,
+                version=version) as pinned:  # /versions/N over REST, model_spec.version in gRPC
+      assert len(pinned.recommend(USER, k=3)) == 3
   metadata = requests.get(f'http://127.0.0.1:{server.rest_port}/v1/models/content_based/metadata'
                           ).json()
   assert metadata['model_spec']['name'] == 'content_based'
