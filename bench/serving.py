@@ -57,6 +57,8 @@ def _percentiles(latencies):
 def in_process(model_dir, calls, seconds):
   """The signature on the loaded SavedModel: the floor under any server."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
+  from serving.client import fill_inputs  # pylint: disable=import-outside-toplevel
   tf.config.threading.set_intra_op_parallelism_threads(1)  # as serving/server.py runs it
   tf.config.threading.set_inter_op_parallelism_threads(1)
   loaded = tf.saved_model.load(model_dir)
@@ -64,21 +66,11 @@ def in_process(model_dir, calls, seconds):
   for name, build in calls.items():
     signature, _ = build(0)
     function = loaded.signatures[signature]
-    specs = function.structured_input_signature[1]
-    not_given = {'age': -1, 'rated_ratings': [0.0]}
-    def tensors(i):
-      _, given = build(i)
-      rows = len(given['user_id'])
-      full = {}
-      for key, spec in specs.items():
-        if key in given:
-          value = given[key]
-        elif spec.shape.rank == 2:
-          value = [not_given.get(key, [''])] * rows
-        else:
-          value = [not_given.get(key, '')] * rows
-        full[key] = tf.constant(value, spec.dtype)
-      return full
+    wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+              for key, spec in function.structured_input_signature[1].items()}
+
+    def tensors(i):  # what serving/client.py sends, as tensors
+      return {k: tf.constant(v) for k, v in fill_inputs(wanted, build(i)[1]).items()}
     prepared = [tensors(i) for i in range(200)]
     for request in prepared[:20]:
       function(**request)

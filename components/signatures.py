@@ -47,7 +47,7 @@ from components import warmup
 
 RATING = 'rating'
 REGRESS = 'regress'
-REGRESS_METHOD = 'tensorflow/serving/regress'
+REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
 

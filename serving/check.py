@@ -25,6 +25,8 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
 from tensorflow.python.framework import op_def_registry  # noqa: E402
 
+from serving import model_config  # noqa: E402
+
 TF_SERVING_VERSION = '2.16.1'  # the tensorflow/serving image of serving/docker-compose.yml
 # Core ops whose kernels call back into Python: TF Serving has no Python to call.
 _PYTHON_OPS = {'PyFunc', 'PyFuncStateless', 'EagerPyFunc'}
@@ -43,21 +45,15 @@ def saved_model_dirs(path: str) -> List[str]:
     return [path]
   if not os.path.isdir(path):
     raise ValueError(f'{path}: no such folder')
-  versions = sorted((int(v) for v in os.listdir(path) if v.isdigit()), reverse=True)
-  if versions:
-    return [os.path.join(path, str(versions[0]))]
-  found = []
-  for name in sorted(os.listdir(path)):
-    if os.path.isdir(os.path.join(path, name)):
-      found.extend(d for d in _latest(os.path.join(path, name)))
+  latest = model_config.latest_version_path(path)
+  if latest:
+    return [latest]
+  found = [model_config.latest_version_path(os.path.join(path, name))
+           for name in sorted(os.listdir(path))]
+  found = [d for d in found if d]
   if not found:
     raise ValueError(f'{path}: no SavedModel (saved_model.pb), version folder or model folder')
   return found
-
-
-def _latest(model_dir: str) -> List[str]:
-  versions = sorted((int(v) for v in os.listdir(model_dir) if v.isdigit()), reverse=True)
-  return [os.path.join(model_dir, str(versions[0]))] if versions else []
 
 
 def graph_ops(saved_model: saved_model_pb2.SavedModel) -> set:

@@ -129,12 +129,7 @@ class Client:
     if wanted is None:
       raise ServingError('INVALID_ARGUMENT', f'{self.model} has no signature {signature_name!r}; '
                          f'it has {sorted(self.signatures())}')
-    rows = len(next(iter(inputs.values())))
-    full = {}
-    for name, dtype in wanted.items():
-      value = inputs[name] if name in inputs else [_NOT_GIVEN.get(name, '')] * rows
-      full[name] = np.array(value, dtype=_DTYPES.get(dtype, object))
-    return full
+    return fill_inputs(wanted, inputs)
 
   def predict(self, signature_name: str, inputs: Dict[str, list],
               row_format: bool = False) -> Dict[str, np.ndarray]:
@@ -237,6 +232,17 @@ class Client:
     if response.status_code != 200:
       raise ServingError(response.status_code, body.get('error', ''))
     return body
+
+
+def fill_inputs(wanted: Dict[str, str], inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
+  """Arrays for every input in `wanted` (name -> dtype name, e.g. 'DT_STRING'); those missing
+  from `inputs` get the signatures' "not given" value, one per row."""
+  rows = len(next(iter(inputs.values())))
+  full = {}
+  for name, dtype in wanted.items():
+    value = inputs[name] if name in inputs else [_NOT_GIVEN.get(name, '')] * rows
+    full[name] = np.array(value, dtype=_DTYPES.get(dtype, object))
+  return full
 
 
 def _json_column(array: np.ndarray) -> list:

@@ -31,7 +31,7 @@ from components import warmup
 from serving.model_config import version_folders
 from serving.status import Code, ServingError, from_tf_error, invalid, not_found
 
-REGRESS_METHOD = 'tensorflow/serving/regress'
+REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
 MAX_LOAD_ATTEMPTS = 5
 AVAILABLE, LOADING, END = 'AVAILABLE', 'LOADING', 'END'
 _log = logging.getLogger('serving')

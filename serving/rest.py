@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import logging
 
+import tornado.ioloop
 import tornado.web
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -64,25 +65,29 @@ class ModelHandler(tornado.web.RequestHandler):
   def _send_error(self, error: ServingError):
     self._send(error.http_status, {'error': error.message})
 
-  async def _answer(self, work):
+  async def _answer(self, body):
+    """Sends the JSON that awaiting `body` gives, or the error it raises."""
     try:
-      body = await tornado.ioloop.IOLoop.current().run_in_executor(self.executor, work)
+      answer = await body
     except ServingError as e:
       self._send_error(e)
     except Exception as e:  # a bug must not take the server down; the client gets a 500
       _log.exception('request %s %s failed', self.request.method, self.request.path)
       self._send(500, {'error': f'internal error: {type(e).__name__}: {e}'})
     else:
-      self._send(200, body)
+      self._send(200, answer)
+
+  def _in_pool(self, work):
+    return tornado.ioloop.IOLoop.current().run_in_executor(self.executor, work)
 
   async def get(self, name, version, label, suffix):
     if suffix == '/metadata':
       request = get_model_metadata_pb2.GetModelMetadataRequest(
           model_spec=api.spec_from_path(name, version, label), metadata_field=['signature_def'])
-      await self._answer(lambda: _proto_json(api.metadata(self.store, request)))
+      await self._answer(self._in_pool(lambda: _proto_json(api.metadata(self.store, request))))
     elif suffix is None and label is None:
-      await self._answer(lambda: _proto_json(api.status(
-          self.store, name, int(version) if version is not None else None)))
+      await self._answer(self._in_pool(lambda: _proto_json(api.status(
+          self.store, name, int(version) if version is not None else None))))
     else:
       self._send_error(invalid(f'GET is not supported on {self.request.path}; '
                                'use POST for :predict and :regress'))
@@ -97,25 +102,20 @@ class ModelHandler(tornado.web.RequestHandler):
                                  '/v1/models/NAME[/versions/N]:predict or :regress'))
       return
     raw = b''.join(self._chunks)
-    if suffix != ':predict':
-      await self._answer(lambda: self._regress(name, version, label, suffix, raw))
-      return
-    # :predict runs on the event loop: decoding, the (batched) TensorFlow call and encoding;
-    # no thread hops and no pool of request threads contending for the GIL.
-    try:
-      body, spec = self._body(name, version, label, raw)
-      servable = api.resolve(self.store, spec)
-      inputs, rows = tensor_json.request_inputs(
-          body, servable.input_dtypes(spec.signature_name or 'serving_default'))
-      outputs = await api.call(self.store, servable, spec.signature_name, inputs)
-      answer = tensor_json.response(outputs, rows)
-    except ServingError as e:
-      self._send_error(e)
-    except Exception as e:  # a bug must not take the server down; the client gets a 500
-      _log.exception('request %s %s failed', self.request.method, self.request.path)
-      self._send(500, {'error': f'internal error: {type(e).__name__}: {e}'})
+    if suffix == ':predict':
+      await self._answer(self._predict(name, version, label, raw))
     else:
-      self._send(200, answer)
+      await self._answer(self._in_pool(lambda: self._regress(name, version, label, suffix, raw)))
+
+  async def _predict(self, name, version, label, raw: bytes) -> dict:
+    """:predict runs on the event loop: decoding, the (batched) TensorFlow call and encoding;
+    no thread hops and no pool of request threads contending for the GIL."""
+    body, spec = self._body(name, version, label, raw)
+    servable = api.resolve(self.store, spec)
+    inputs, rows = tensor_json.request_inputs(
+        body, servable.input_dtypes(spec.signature_name or 'serving_default'))
+    outputs = await api.call(self.store, servable, spec.signature_name, inputs)
+    return tensor_json.response(outputs, rows)
 
   @staticmethod
   def _body(name, version, label, raw: bytes):
