@@ -9,6 +9,7 @@ PYTHON      ?= python3.10
 STAMP       := $(VENV)/.installed
 DATA_ARG    := $(if $(MOVIELENS_DIR),--data-dir $(MOVIELENS_DIR),)
 CHROMIUM    ?= /usr/bin/chromium
+H2LOAD      ?= /usr/bin/h2load
 
 # TFX/TFT/TFMA need Keras 2: tf.keras must be tf_keras before TensorFlow is first imported.
 export TF_USE_LEGACY_KERAS := 1
@@ -68,5 +69,11 @@ serve: $(STAMP)
 	$(PY) -m serving.server --model_config_file runs/local/serving/models.config $(ARGS)
 
 # Latency and throughput of the served models on loopback: bench/results/serving.md.
-bench-serving: $(STAMP)
+# The load generator is h2load (Debian's nghttp2-client), installed once.
+bench-serving: $(STAMP) $(H2LOAD)
 	$(PY) -m bench.serving $(ARGS)
+
+$(H2LOAD):
+	@command -v apt-get >/dev/null 2>&1 || { echo "error: $(H2LOAD) not found; install nghttp2 (h2load) or run: make bench-serving ARGS='--load-generator python'" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nghttp2-client \
+	  || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nghttp2-client; }

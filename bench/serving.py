@@ -5,9 +5,11 @@
 Starts serving/server.py on free ports over the pushed models (or measures a running server,
 e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10) and
 `predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
-at concurrency 1, 8 and 32 (clients on one asyncio thread, each with its own connection,
-sending pre-built requests back to back for `--seconds`), plus the signature called in-process
-as the floor. Writes bench/results/serving.md (and .json) with the command, date, machine and
+at concurrency 1, 8 and 32 (each client its own connection with one request in flight, back to
+back for `--seconds`), plus the signature called in-process as the floor. The load generator is
+h2load (Debian's nghttp2-client; `make bench-serving` installs it), which in C leaves the two
+cores to the server as remote clients would; `--load-generator python` uses an asyncio one
+instead (the numbers then include its share of the cores). Writes bench/results/serving.md (and .json) with the command, date, machine and
 commit.
 """
 
@@ -28,6 +30,12 @@ import numpy as np  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 CONCURRENCY = (1, 8, 32)
+GENERATORS = {
+    'h2load': 'h2load (nghttp2, in C): each connection one request in flight, the same request '
+              'body for a whole cell (user or pairs from the Transform vocabulary)',
+    'python': 'asyncio in this process (one thread; it shares the two cores with the server): '
+              'each connection one request in flight, 200 different pre-built requests',
+}
 # Floors from the serving issue (2 cores, ML-100K models).
 TARGETS = {'in-process recommend p50 ms': 1.0, 'REST recommend p99 ms at 8': 10.0,
            'gRPC recommend requests/s at 32': 1000.0}
@@ -180,8 +188,50 @@ async def _load(make_sender, requests_, concurrency, seconds):
   return latencies, errors[0]
 
 
-def over_network(model, rest_port, grpc_port, calls, seconds):
-  """Every (protocol, call, concurrency) cell, from one asyncio load generator thread."""
+def _h2load(url, body: bytes, headers, http1: bool, concurrency: int, seconds: float):
+  """One cell measured by h2load (nghttp2's load generator, in C): (latencies, errors).
+
+  `concurrency` connections, each with one request in flight, send `body` back to back for
+  `seconds` after a one-second warm-up; per-request times come from its --log-file. A
+  load generator in C leaves the cores to the server, as clients on other machines would.
+  """
+  import tempfile  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory() as folder:
+    body_file, log_file = os.path.join(folder, 'body'), os.path.join(folder, 'log')
+    with open(body_file, 'wb') as f:
+      f.write(body)
+    command = ['h2load', '-c', str(concurrency), '-m', '1', '-D', f'{seconds:g}',
+               '--warm-up-time', '1', '-d', body_file, '--log-file', log_file, url]
+    if http1:
+      command.insert(1, '--h1')
+    for header in headers:
+      command[1:1] = ['-H', header]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not os.path.exists(log_file):
+      raise RuntimeError(f'h2load failed: {result.stdout[-2000:]}{result.stderr[-2000:]}')
+    with open(log_file, encoding='utf-8') as f:  # start (us), HTTP status, duration (us)
+      rows = [line.split('\t') for line in f if line.strip()]
+  latencies = [int(row[2]) / 1e6 for row in rows]
+  errors = sum(row[1] != '200' for row in rows)
+  return latencies, errors
+
+
+def _grpc_frame(request) -> bytes:
+  """A unary gRPC message on the wire: not compressed, 4-byte big-endian length, the proto."""
+  payload = request.SerializeToString()
+  return b'\x00' + len(payload).to_bytes(4, 'big') + payload
+
+
+def _checked_grpc(port, request) -> None:
+  """The request gets an OK answer (h2load sees HTTP 200 only, not the gRPC status)."""
+  import grpc  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=import-outside-toplevel
+  with grpc.insecure_channel(f'127.0.0.1:{port}') as channel:
+    prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+
+
+def over_network(model, rest_port, grpc_port, calls, seconds, generator):
+  """Every (protocol, call, concurrency) cell, measured by `generator` ('h2load' or 'python')."""
   import asyncio  # pylint: disable=import-outside-toplevel
   prepared = _prepared_requests(model, rest_port, calls)
   path = f'/v1/models/{model}:predict'
@@ -191,8 +241,20 @@ def over_network(model, rest_port, grpc_port, calls, seconds):
     for name in calls:
       requests_ = prepared[name][0 if protocol == 'REST' else 1]
       for concurrency in CONCURRENCY:
-        latencies, errors = asyncio.run(
-            _load(makers[protocol], requests_, concurrency, seconds))
+        if generator == 'python':
+          latencies, errors = asyncio.run(
+              _load(makers[protocol], requests_, concurrency, seconds))
+        elif protocol == 'REST':
+          latencies, errors = _h2load(f'http://127.0.0.1:{rest_port}{path}', requests_[0],
+                                      ['content-type: application/json'], True, concurrency,
+                                      seconds)
+        else:
+          _checked_grpc(grpc_port, requests_[0])
+          latencies, errors = _h2load(
+              f'http://127.0.0.1:{grpc_port}/tensorflow.serving.PredictionService/Predict',
+              _grpc_frame(requests_[0]), ['content-type: application/grpc', 'te: trailers'],
+              False, concurrency, seconds)
+          _checked_grpc(grpc_port, requests_[0])
         row = {'protocol': protocol, 'call': name, 'concurrency': concurrency,
                **_percentiles(latencies), 'requests_per_s': len(latencies) / seconds,
                'requests': len(latencies), 'errors': errors}
@@ -203,11 +265,12 @@ def over_network(model, rest_port, grpc_port, calls, seconds):
   return results
 
 
-def _start_server(serving_dir):
+def _start_server(serving_dir, workers):
   from serving import model_config  # pylint: disable=import-outside-toplevel
   config = model_config.write(serving_dir, sorted(os.listdir(serving_dir)))
   process = subprocess.Popen([sys.executable, '-m', 'serving.server', '--model_config_file',
-                              config, '--port', '0', '--rest_api_port', '0'],
+                              config, '--port', '0', '--rest_api_port', '0',
+                              *(['--workers', str(workers)] if workers else [])],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   from serving.server import ready_ports  # pylint: disable=import-outside-toplevel
   for line in process.stdout:
@@ -242,7 +305,8 @@ def _markdown(report):
       f"Machine: {report['machine']}  ",
       f"Commit: {report['commit']}  ",
       f"Model: {report['model']} ({report['model_dir']}), server: {report['server']}, "
-      f"{report['seconds']} s per cell, loopback.", '',
+      f"{report['seconds']} s per cell, loopback.  ",
+      f"Load generator: {report['load_generator']}", '',
       '## In-process (the signature on the loaded SavedModel: the floor)', '',
       '| call | p50 ms | p95 ms | p99 ms | calls/s |', '|---|---:|---:|---:|---:|']
   for name, row in report['in_process'].items():
@@ -269,8 +333,19 @@ def main(argv=None) -> int:
   parser.add_argument('--seconds', type=float, default=5.0, help='per measured cell')
   parser.add_argument('--rest-port', type=int, help='measure a running server instead')
   parser.add_argument('--grpc-port', type=int)
+  parser.add_argument('--workers', type=int,
+                      help="the started server's worker processes (default: its own default)")
+  parser.add_argument('--load-generator', choices=('h2load', 'python'),
+                      help='h2load (nghttp2-client, in C; the default when installed) or the '
+                           'asyncio one here, which shares the cores with the server')
   parser.add_argument('--output', default=os.path.join(RESULTS, 'serving.md'))
   args = parser.parse_args(argv)
+  import shutil  # pylint: disable=import-outside-toplevel
+  generator = args.load_generator or ('h2load' if shutil.which('h2load') else 'python')
+  if generator == 'h2load' and not shutil.which('h2load'):
+    print('error: h2load is not installed (Debian: apt-get install nghttp2-client)',
+          file=sys.stderr)
+    return 2
   from serving import model_config  # pylint: disable=import-outside-toplevel
   model_dir = model_config.latest_version_path(os.path.join(args.serving_dir, args.model))
   if model_dir is None:
@@ -291,10 +366,11 @@ def main(argv=None) -> int:
   if args.rest_port and args.grpc_port:
     rest_port, grpc_port, server = args.rest_port, args.grpc_port, 'running server'
   else:
-    process, rest_port, grpc_port = _start_server(args.serving_dir)
-    server = 'serving/server.py'
+    process, rest_port, grpc_port = _start_server(args.serving_dir, args.workers)
+    from serving.workers import default_count  # pylint: disable=import-outside-toplevel
+    server = f'serving/server.py, {args.workers or default_count()} worker process(es)'
   try:
-    network = over_network(args.model, rest_port, grpc_port, calls, args.seconds)
+    network = over_network(args.model, rest_port, grpc_port, calls, args.seconds, generator)
   finally:
     if process:
       process.terminate()
@@ -314,6 +390,7 @@ def main(argv=None) -> int:
             'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
             'machine': _machine(), 'commit': _commit(), 'model': args.model,
             'model_dir': model_dir, 'server': server, 'seconds': args.seconds,
+            'load_generator': GENERATORS[generator],
             'in_process': floor, 'network': network, 'targets': targets}
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   for path, text in ((args.output, _markdown(report)),

@@ -19,9 +19,14 @@ in training; send -1 / '' to use the stored ones. `content_based` also takes `ra
 [B, H] strings ('' pads) and `rated_ratings` [B, H] floats in `predict_rating` and `recommend`:
 a row that sends rated movies is scored from that rating profile instead of the stored training
 ratings (a new user's first ratings, no retraining); send [['']] and [[0]] to use the stored
-one. An unknown movie id or a rating off the scale there is an InvalidArgument error. A user unknown to training is scored from the
-request's features by `content_based` (missing ones take the most common training value) and,
-for `collaborative_filtering`, gets the most rated movies (scores are then rating counts). For TFMA, `transformed_features` maps serialized
+one. An unknown movie id or a rating off the scale there is an InvalidArgument error.
+New users: `recommend` answers user_id '' (and, for `content_based`, any user_id sent with
+demographics or rated movies) from the request's features (`content_based`; missing ones take
+the most common training value) or with the most rated movies (`collaborative_filtering`;
+scores are then rating counts); any other user_id unknown to training is an InvalidArgument
+error, so a mistyped id is not answered with someone else's list. `predict_rating` rates every
+pair, unknown users and movies from the model's out-of-vocabulary rows: rating-prediction
+protocols score every test pair, including those of users or movies new to training. For TFMA, `transformed_features` maps serialized
 ratings to the slice features of components/slicing.py (not a client API). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
 movie vectors are saved inside the SavedModel.
@@ -50,6 +55,8 @@ REGRESS = 'regress'
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
+UNKNOWN_USER_MESSAGE = ("unknown user_id (no ratings in training): for a new user's "
+                        "recommendations send user_id ''")
 
 # Request user features: raw input name -> (transformed name, dtype, "not given" value).
 _USER_REQUEST_FEATURES = {
@@ -278,6 +285,17 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS)
     user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)
 
+  def described(user_id, request):
+    """[B]: rows that ask for a new user's recommendations: user_id '' or user features given."""
+    given = tf.equal(user_id, '')
+    for name, value in request.items():
+      if name == RATED_MOVIE_IDS:
+        given |= tf.reduce_any(tf.not_equal(value, ''), axis=1)
+      elif name in _USER_REQUEST_FEATURES:
+        missing = _USER_REQUEST_FEATURES[name][2]
+        given |= value > missing if value.dtype == tf.int64 else tf.not_equal(value, missing)
+    return given
+
   def user_inputs_of(user_id, request):
     """(user index, model inputs) of a request's users: stored, overridden by the request."""
     request = dict(request)
@@ -323,6 +341,12 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     if takes_profile:  # movies a new user says they rated are not recommended either
       exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
     index, user_inputs = user_inputs_of(user_id, request)
+    known = tf.debugging.Assert(
+        tf.reduce_all(tf.not_equal(index, tables.unknown_user) | described(user_id, request)),
+        [UNKNOWN_USER_MESSAGE + (' or describe the user (demographics, rated_movie_ids)'
+                                 if request else '')])
+    with tf.control_dependencies([known]):  # before any score is computed for a typo'd id
+      index = tf.identity(index)
     if tables.user_ranking is not None:  # depends on the user index only: computed at export
       vectors, offsets = (tf.gather(t, index) for t in tables.user_ranking)
     else:

@@ -77,12 +77,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def server(store: ModelStore, loop: asyncio.AbstractEventLoop, address: str,
-           max_message_bytes: int, workers: int):
+           max_message_bytes: int, workers: int, reuse_port: bool = False):
   """A grpcio server (not started yet) bound to `address` ('host:port'), and its port."""
   result = grpc.server(
       concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix='grpc'),
       options=[('grpc.max_receive_message_length', max_message_bytes),
-               ('grpc.so_reuseport', 0)])
+               ('grpc.so_reuseport', int(reuse_port))])
   prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
       PredictionService(store, loop), result)
   model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(store), result)

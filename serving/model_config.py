@@ -66,3 +66,25 @@ def write(serving_dir: str, model_names: Sequence[str]) -> str:
   _write_atomically(serving_dir, CONTAINER_CONFIG_FILE, _config(names, CONTAINER_MOUNT))
   return _write_atomically(serving_dir, CONFIG_FILE,
                            _config(names, os.path.abspath(serving_dir)))
+
+
+def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+  """A ModelServerConfig text proto (`--model_config_file`), with a clear error if invalid."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+  except OSError as e:
+    raise ValueError(f'{path}: cannot read the model config: {e.strerror}') from None
+  except text_format.ParseError as e:
+    raise ValueError(f'{path}: not a ModelServerConfig text proto: {e}') from None
+  if not config.model_config_list.config:
+    raise ValueError(f'{path}: the model config lists no models (model_config_list)')
+  return config
+
+
+def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+  """The config `--model_name NAME --model_base_path PATH` stands for."""
+  config = model_server_config_pb2.ModelServerConfig()
+  model = config.model_config_list.config.add()
+  model.name, model.base_path, model.model_platform = name, os.path.abspath(base_path), 'tensorflow'
+  return config

@@ -14,6 +14,7 @@ never fails a request in flight.
 """
 
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -22,13 +23,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
-from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from components import warmup
-from serving.model_config import version_folders
+from serving.model_config import read_config, version_folders
 from serving.status import Code, ServingError, from_tf_error, invalid, not_found
 
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
@@ -37,26 +37,17 @@ AVAILABLE, LOADING, END = 'AVAILABLE', 'LOADING', 'END'
 _log = logging.getLogger('serving')
 
 
-def read_config(path: str) -> model_server_config_pb2.ModelServerConfig:
-  """A ModelServerConfig text proto (`--model_config_file`), with a clear error if invalid."""
-  try:
-    with open(path, encoding='utf-8') as f:
-      config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
-  except OSError as e:
-    raise ValueError(f'{path}: cannot read the model config: {e.strerror}') from None
-  except text_format.ParseError as e:
-    raise ValueError(f'{path}: not a ModelServerConfig text proto: {e}') from None
-  if not config.model_config_list.config:
-    raise ValueError(f'{path}: the model config lists no models (model_config_list)')
-  return config
+def _settle_heap() -> None:
+  """Collects what loads and unloads left behind, then freezes the heap (gc.freeze).
 
-
-def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
-  """The config `--model_name NAME --model_base_path PATH` stands for."""
-  config = model_server_config_pb2.ModelServerConfig()
-  model = config.model_config_list.config.add()
-  model.name, model.base_path, model.model_platform = name, os.path.abspath(base_path), 'tensorflow'
-  return config
+  A loaded model leaves half a million Python objects (TensorFlow's graphs and functions); a
+  full collection scans them all (0.4 s measured here), stalling every request when Python
+  decides to run one. Frozen objects are never scanned, so requests only pay for their own
+  garbage; the one full collection runs here, after a version was loaded or dropped.
+  """
+  gc.unfreeze()
+  gc.collect()
+  gc.freeze()
 
 
 def _wanted(versions: Sequence[int], policy) -> List[int]:
@@ -222,6 +213,12 @@ class ModelStore:
 
   def poll(self) -> None:
     """One pass: load versions the policy wants, then drop those it no longer wants."""
+    changed = self._poll_models()
+    if changed:
+      _settle_heap()
+
+  def _poll_models(self) -> bool:
+    changed = False
     for name, model in list(self._models.items()):
       on_disk = [v for v in version_folders(model.base_path)
                  if os.path.isfile(os.path.join(model.base_path, str(v), 'saved_model.pb'))]
@@ -234,16 +231,20 @@ class ModelStore:
         if state.state == END or state.attempts >= MAX_LOAD_ATTEMPTS:
           continue
         self._load(name, version, os.path.join(model.base_path, str(version)), state)
+        changed = True
       available = self._available.get(name, {})
       if any(v in available for v in wanted):
         for version in [v for v in available if v not in wanted]:
           self._publish(name, version, None)
           states[version] = VersionState(END)
+          changed = True
           _log.info('%s version %d unloaded (no longer in the version policy)', name, version)
     for name in [n for n in self._available if n not in self._models]:
       with self._lock:
         self._available = {k: v for k, v in self._available.items() if k != name}
+      changed = True
       _log.info('%s unloaded (no longer in the model config)', name)
+    return changed
 
   def _load(self, name: str, version: int, path: str, state: VersionState) -> None:
     state.attempts += 1

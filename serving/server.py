@@ -10,7 +10,9 @@ takes TF Serving's flag names, loads the SavedModels the way TF Serving does, re
 warm-up requests, and picks up newly pushed versions without a restart (serving/model_store.py).
 It listens on 127.0.0.1 unless `--host` says otherwise and refuses bodies above
 `--max_request_bytes`. When both ports are bound it prints one line:
-`serving REST on http://HOST:PORT, gRPC on HOST:PORT` (port 0 picks free ports).
+`serving REST on http://HOST:PORT, gRPC on HOST:PORT` (port 0 picks free ports). By default
+one worker process per core serves both ports (serving/workers.py): Python's global lock keeps
+one process to about one core.
 """
 
 import os
@@ -23,10 +25,12 @@ import asyncio  # noqa: E402
 import concurrent.futures  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join('runs', 'local', 'serving', 'models.config')
 READY = 'serving REST on http://'
+LOG_FORMAT = '%(asctime)s %(levelname)s %(message)s'
 
 
 def ready_ports(line: str):
@@ -62,6 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   add('--max_batch_size', type=int, default=64,
       help='rows of concurrent requests merged into one TensorFlow call (serving/batching.py; '
            '1: no merging)')
+  add('--workers', type=int, default=None,
+      help='server processes sharing the two ports (serving/workers.py; default: one per core, '
+           'at most 4; 1: this process serves)')
+  add('--reuse_port', action='store_true', help=argparse.SUPPRESS)  # a worker's ports are shared
   add('--switch_interval_ms', type=float, default=0.5,
       help="Python's GIL switch interval (sys.setswitchinterval), in milliseconds")
   add('--tensorflow_intra_op_parallelism', type=int, default=1,
@@ -73,6 +81,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.error('--model_name and --model_base_path go together')
   if args.model_name and args.model_config_file:
     parser.error('give either --model_config_file or --model_name/--model_base_path')
+  if args.workers is None:
+    from serving import workers  # pylint: disable=import-outside-toplevel
+    args.workers = workers.default_count() if hasattr(socket, 'SO_REUSEPORT') else 1
+  if args.workers < 1:
+    parser.error('--workers must be at least 1')
+  if args.workers > 1 and not hasattr(socket, 'SO_REUSEPORT'):
+    parser.error('--workers above 1 needs SO_REUSEPORT (Linux); use --workers 1')
   return args
 
 
@@ -89,19 +104,26 @@ def _store(args):
   return store
 
 
-def _configured_store(args, model_store):
+def _config(args):
+  """The ModelServerConfig the flags name, checked (ValueError: what is wrong with it)."""
+  from serving import model_config  # no TensorFlow: the supervisor checks it before any worker
   if args.model_name:
     if not os.path.isdir(args.model_base_path):
       raise ValueError(f'{args.model_base_path}: no such folder (--model_base_path)')
-    return model_store.ModelStore(model_store.single_model_config(args.model_name,
-                                                                  args.model_base_path),
-                                  args.file_system_poll_wait_seconds)
+    return model_config.single_model_config(args.model_name, args.model_base_path)
   path = args.model_config_file or DEFAULT_CONFIG
   if not os.path.isfile(path):
     hint = ' (run `make run` first: it writes it)' if path == DEFAULT_CONFIG else ''
     raise ValueError(f'{path}: no such model config file{hint}')
-  return model_store.ModelStore(model_store.read_config(path), args.file_system_poll_wait_seconds,
-                                config_path=path,
+  return model_config.read_config(path)
+
+
+def _configured_store(args, model_store):
+  config = _config(args)
+  if args.model_name:
+    return model_store.ModelStore(config, args.file_system_poll_wait_seconds)
+  return model_store.ModelStore(config, args.file_system_poll_wait_seconds,
+                                config_path=args.model_config_file or DEFAULT_CONFIG,
                                 config_poll_seconds=args.model_config_file_poll_wait_seconds)
 
 
@@ -114,13 +136,14 @@ async def _serve(args, store) -> None:
   executor = concurrent.futures.ThreadPoolExecutor(args.threads, thread_name_prefix='rest')
   grpc_server, grpc_port = grpc_api.server(store, asyncio.get_running_loop(),
                                            f'{args.host}:{args.port}', args.max_request_bytes,
-                                           args.grpc_threads)
+                                           args.grpc_threads, reuse_port=args.reuse_port)
   http = tornado.httpserver.HTTPServer(
       rest.application(store, executor, args.max_request_bytes),
       # Oversized bodies are read and dropped as they arrive (serving/rest.py answers 413), so
       # the client gets the answer instead of a reset; past 1 GiB the connection is closed.
       max_body_size=max(args.max_request_bytes, 1 << 30))
-  sockets = tornado.netutil.bind_sockets(args.rest_api_port, args.host)
+  sockets = tornado.netutil.bind_sockets(args.rest_api_port, args.host,
+                                         reuse_port=args.reuse_port)
   http.add_sockets(sockets)
   grpc_server.start()
   print(f'{READY}{args.host}:{sockets[0].getsockname()[1]}, '
@@ -137,13 +160,34 @@ async def _serve(args, store) -> None:
   executor.shutdown(wait=False)
 
 
+def _supervise(args, argv) -> int:
+  from serving import workers  # pylint: disable=import-outside-toplevel
+  logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+  try:
+    _config(args)  # once here, not once per worker
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  try:
+    supervisor = workers.Supervisor(argv, args.host, args.rest_api_port, args.port, args.workers,
+                                    ready_ports, READY)
+  except OSError as e:
+    print(f'error: cannot listen on {args.host} (REST {args.rest_api_port}, gRPC {args.port}): '
+          f'{e.strerror or e}', file=sys.stderr)
+    return 2
+  return supervisor.run()
+
+
 def main(argv=None) -> int:
+  argv = sys.argv[1:] if argv is None else list(argv)
   args = parse_args(argv)
+  if args.workers > 1:
+    return _supervise(args, argv)
   # A request hops between threads (event loop or gRPC thread -> TensorFlow worker -> back);
   # Python's default 5 ms GIL switch interval would add up to that much to each hop.
   sys.setswitchinterval(args.switch_interval_ms / 1000.0)
-  logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s',
-                      stream=sys.stderr)
+  logging.basicConfig(level=logging.INFO, stream=sys.stderr, format=LOG_FORMAT.replace(
+      '%(message)s', '[worker %(process)d] %(message)s' if args.reuse_port else '%(message)s'))
   logging.getLogger('tornado.access').setLevel(logging.WARNING)  # no line per request
   try:
     store = _store(args)

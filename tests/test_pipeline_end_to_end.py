@@ -275,14 +275,21 @@ def test_signatures_and_their_contract(finished_run, name):
   scores = first['scores'].numpy()[0]
   assert (np.diff(scores) <= 1e-6).all()  # best first
   assert all(t.decode() for t in first['titles'].numpy()[0])
+  # '' asks for a new user's list (content_based: from the demographics sent with it).
   again = loaded.signatures['recommend'](
-      user_id=tf.constant([user, 'no-such-user']), k=tf.constant([10, 3], tf.int32),
+      user_id=tf.constant([user, '']), k=tf.constant([10, 3], tf.int32),
       exclude_movie_ids=tf.constant([[top[0], top[1]], ['', '']]),
       **_user_features(name, [(-1, '', '', ''), (30, 'F', 'writer', '55105')]))
   ids = again['movie_ids'].numpy()
   assert not {top[0], top[1]} & {m.decode() for m in ids[0]}
   assert [m.decode() for m in ids[0][:8]] == top[2:]
-  assert all(ids[1][:3]) and not any(ids[1][3:])  # the unknown user gets k=3, then blanks
+  assert all(ids[1][:3]) and not any(ids[1][3:])  # the new user gets k=3, then blanks
+  # A user_id unknown to training with nothing else to go on is a bad request, not a guess.
+  with pytest.raises(tf.errors.InvalidArgumentError, match='unknown user_id'):
+    loaded.signatures['recommend'](
+        user_id=tf.constant([user, 'no-such-user']), k=tf.constant([3, 3], tf.int32),
+        exclude_movie_ids=tf.zeros([2, 0], tf.string),
+        **_user_features(name, [(-1, '', '', ''), (-1, '', '', '')]))
 
   if name == 'content_based':
     _check_rating_profile(loaded)

@@ -7,6 +7,7 @@ TF Serving loads it.
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from serving.client import Client, ServingError
 from tests.conftest import MODELS, PROJECT_DIR
 
 MAX_BODY = 256 * 1024
+WORKERS = 2  # server processes behind the ports (serving/workers.py), whatever the core count
 USER = '196'  # has training ratings in the 3,000-rating sample
 
 
@@ -63,6 +65,15 @@ class Server:
   def alive(self):
     return self.process.poll() is None
 
+  def workers_saying(self, text):
+    """The worker processes (pids) that logged a line containing `text`."""
+    return {int(m.group(1)) for line in list(self.lines)
+            for m in [re.search(r'\[worker (\d+)\] (.*)', line)] if m and text in m.group(2)}
+
+  def worker_pids(self):
+    with open(f'/proc/{self.process.pid}/task/{self.process.pid}/children', encoding='utf-8') as f:
+      return [int(pid) for pid in f.read().split()]
+
   def stop(self):
     self.process.send_signal(signal.SIGTERM)
     self.process.wait(timeout=30)
@@ -79,7 +90,7 @@ def served(finished_run, tmp_path_factory):
   config = model_config.write(serving_dir, MODELS)
   server = Server([sys.executable, '-m', 'serving.server', '--model_config_file', config,
                    '--port', '0', '--rest_api_port', '0', '--file_system_poll_wait_seconds',
-                   '0.5', '--max_request_bytes', str(MAX_BODY)])
+                   '0.5', '--max_request_bytes', str(MAX_BODY), '--workers', str(WORKERS)])
   yield serving_dir, server
   log = server.stop()
   assert 'Traceback' not in log, log
@@ -221,6 +232,12 @@ BAD_REST = [
     ('/v1/models/collaborative_filtering:predict',
      b'{"signature_name": "similar_movies", "instances": [{"movie_id": "50"}, {"k": 3}]}', 400,
      'every row must name the same inputs'),
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "recommend", "inputs": {"user_id": ["no-such-user"], "k": [3]}}', 400,
+     "unknown user_id (no ratings in training): for a new user's recommendations send user_id"),
+    ('/v1/models/content_based:predict',
+     b'{"signature_name": "recommend", "inputs": {"user_id": ["no-such-user"], "k": [3]}}', 400,
+     'or describe the user (demographics, rated_movie_ids)'),
     ('/v1/models/collaborative_filtering:regress', b'{"examples": [{"user_id": "1"}]}', 400,
      'Expected regression signature'),
     ('/v1/models/collaborative_filtering:predict', b'{"instances": [{"b64": "!!"}]}', 400,
@@ -268,6 +285,8 @@ def test_bad_grpc_requests_get_tf_serving_status_codes(served):
          grpc.StatusCode.INVALID_ARGUMENT),
         (dict(movie_id=np.array([b'50'], dtype=object), k=np.array([0], np.int32)),
          grpc.StatusCode.INVALID_ARGUMENT),
+        (dict(signature='recommend', user_id=np.array([b'no-such-user'], dtype=object),
+              k=np.array([3], np.int32)), grpc.StatusCode.INVALID_ARGUMENT),
         (dict(movie_id=np.array([b'x' * (2 * MAX_BODY)], dtype=object),
               k=np.array([1], np.int32)), grpc.StatusCode.RESOURCE_EXHAUSTED),
     ]
@@ -329,13 +348,12 @@ def test_a_new_version_is_picked_up_without_failing_requests(served):
   shutil.copytree(os.path.join(base, str(old)), staging)
   os.rename(staging, os.path.join(base, str(old + 1)))
   deadline = time.monotonic() + 120
+  unloaded = f'collaborative_filtering version {old} unloaded'
+  while time.monotonic() < deadline and len(server.workers_saying(unloaded)) < WORKERS:
+    time.sleep(0.2)
+  time.sleep(1.0)
   with Client('collaborative_filtering', port=server.rest_port) as client:
-    while time.monotonic() < deadline:
-      status = {s['version']: s['state'] for s in client.status()}
-      if status.get(old + 1) == 'AVAILABLE' and status.get(old) == 'END':
-        break
-      time.sleep(0.2)
-    time.sleep(1.0)
+    status = {s['version']: s['state'] for s in client.status()}
   stop.set()
   for thread in threads:
     thread.join()
@@ -350,6 +368,36 @@ def test_a_new_version_is_picked_up_without_failing_requests(served):
     request.inputs['k'].CopyFrom(tf.make_tensor_proto([2], dtype=tf.int32))
     answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
   assert answer.model_spec.version.value == old + 1
+
+
+def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(served):
+  _, server = served
+  victim = server.worker_pids()[0]
+  assert len(server.worker_pids()) == WORKERS
+  os.kill(victim, signal.SIGKILL)
+  deadline = time.monotonic() + 120
+  answered = 0  # while the replacement loads, new connections go to the worker left
+  while time.monotonic() < deadline:
+    with Client('collaborative_filtering', port=server.rest_port) as client:
+      answered += len(client.recommend(USER, k=2)) == 2
+    if any('is serving in its place' in line for line in server.lines):
+      break
+    time.sleep(0.2)
+  assert any(f'worker {victim} exited with code -9; starting another' in line
+             for line in server.lines), ''.join(server.lines[-20:])
+  assert any('is serving in its place' in line for line in server.lines)
+  assert answered >= 1 and server.alive()
+  pids = server.worker_pids()
+  assert len(pids) == WORKERS and victim not in pids
+
+
+def test_a_second_server_cannot_take_the_same_port(served):
+  _, server = served
+  result = subprocess.run([sys.executable, '-m', 'serving.server', '--model_config_file',
+                           os.path.join(served[0], 'models.config'), '--port', '0',
+                           '--rest_api_port', str(server.rest_port), '--workers', '2'],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 2 and 'Address already in use' in result.stderr, result.stderr
 
 
 def test_every_export_has_warmup_requests_for_each_signature(finished_run):
