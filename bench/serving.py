@@ -20,6 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
@@ -70,6 +71,8 @@ def in_process(model_dir, calls, seconds):
   tf.config.threading.set_intra_op_parallelism_threads(1)  # as serving/server.py runs it
   tf.config.threading.set_inter_op_parallelism_threads(1)
   loaded = tf.saved_model.load(model_dir)
+  gc.collect()  # as serving/model_store.py leaves the heap after a load
+  gc.freeze()
   results = {}
   for name, build in calls.items():
     signature, _ = build(0)

@@ -55,8 +55,9 @@ REGRESS = 'regress'
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
-UNKNOWN_USER_MESSAGE = ("unknown user_id (no ratings in training): for a new user's "
-                        "recommendations send user_id ''")
+# No quotes in it: tf.debugging.Assert escapes them in the error message.
+UNKNOWN_USER_MESSAGE = ('unknown user_id (no ratings in training): for a new user, send an '
+                        'empty user_id')
 
 # Request user features: raw input name -> (transformed name, dtype, "not given" value).
 _USER_REQUEST_FEATURES = {

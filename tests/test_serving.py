@@ -233,11 +233,9 @@ BAD_REST = [
      b'{"signature_name": "similar_movies", "instances": [{"movie_id": "50"}, {"k": 3}]}', 400,
      'every row must name the same inputs'),
     ('/v1/models/collaborative_filtering:predict',
-     b'{"signature_name": "recommend", "inputs": {"user_id": ["no-such-user"], "k": [3]}}', 400,
-     "unknown user_id (no ratings in training): for a new user's recommendations send user_id"),
-    ('/v1/models/content_based:predict',
-     b'{"signature_name": "recommend", "inputs": {"user_id": ["no-such-user"], "k": [3]}}', 400,
-     'or describe the user (demographics, rated_movie_ids)'),
+     b'{"signature_name": "recommend", "inputs": {"user_id": ["no-such-user"], "k": [3], '
+     b'"exclude_movie_ids": [[""]]}}', 400,
+     'unknown user_id (no ratings in training): for a new user, send an empty user_id'),
     ('/v1/models/collaborative_filtering:regress', b'{"examples": [{"user_id": "1"}]}', 400,
      'Expected regression signature'),
     ('/v1/models/collaborative_filtering:predict', b'{"instances": [{"b64": "!!"}]}', 400,
@@ -308,6 +306,14 @@ def test_client_errors_name_the_problem(served):
     with client, pytest.raises(ServingError) as error:
       client.similar_movies('no-such-movie', k=3)
     assert 'unknown movie_id' in error.value.message
+  for client in _clients(server, 'content_based'):
+    with client:
+      with pytest.raises(ServingError) as error:
+        client.recommend('no-such-user', k=3)
+      assert error.value.status in (400, 'INVALID_ARGUMENT')
+      assert 'or describe the user (demographics, rated_movie_ids)' in error.value.message
+      assert len(client.recommend('', k=3)) == 3  # a new user's list
+      assert len(client.recommend('no-such-user', k=3, age=30, gender='F')) == 3
   with Client('collaborative_filtering', port=1), pytest.raises(ServingError) as error:
     Client('collaborative_filtering', port=1).recommend(USER)
   assert error.value.status == 'UNAVAILABLE'
