@@ -25,8 +25,7 @@ import time  # noqa: E402
 from components import ingestion  # noqa: E402
 from components import movielens_download  # noqa: E402
 from components import movielens_formats  # noqa: E402
-from components import movielens_splits  # noqa: E402
-from pipeline import configs  # noqa: E402
+from pipeline import cli  # noqa: E402
 from pipeline import progress  # noqa: E402
 
 
@@ -34,58 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       description='Run the MovieLens recommender TFX pipeline locally.',
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--data-dir', help='a local MovieLens folder (default: download from '
-                      'GroupLens into the user cache, or reuse the cached copy)')
-  parser.add_argument('--dataset', choices=movielens_formats.DATASETS,
-                      help='the MovieLens format (default: detected from the files)')
-  parser.add_argument('--split', default=movielens_splits.RANDOM,
-                      choices=movielens_splits.STRATEGIES, help='train/eval split strategy')
-  parser.add_argument('--eval-fraction', type=float, default=0.2,
-                      help='eval share of the ratings (of the users for cold_users); not for canonical')
-  parser.add_argument('--seed', type=int, default=42, help='seed of the random split')
-  parser.add_argument('--sample', type=int, help='use only the first N ratings (quick runs)')
+  cli.add_data_arguments(parser)
   parser.add_argument('--output-dir', default=os.path.join('.', 'runs', 'local'),
                       help='pipeline root, ML Metadata, pushed models and run summary go here')
-  parser.add_argument('--epochs', type=int, help='training epochs for both models '
-                      '(default: per-model settings in pipeline/configs.py)')
-  parser.add_argument('--set', action='append', default=[], metavar='MODEL.NAME=VALUE',
-                      help='override a hyperparameter of pipeline/configs.py (repeatable), '
-                           'e.g. collaborative_filtering.learning_rate=0.001')
-  parser.add_argument('--models', nargs='+', choices=configs.MODEL_NAMES,
-                      default=list(configs.MODEL_NAMES), help='which models to train')
-  parser.add_argument('--max-rmse', type=float, default=configs.PipelineSettings.rmse_upper_bound,
-                      help='blessing: the highest eval RMSE a model may have to be pushed')
-  parser.add_argument('--max-rmse-increase', type=float,
-                      default=configs.PipelineSettings.max_rmse_increase,
-                      help='blessing: how much worse than the latest blessed model it may be')
-  parser.add_argument('--beam-arg', action='append', default=[], metavar='ARG',
-                      help='passed to Beam, repeatable (e.g. '
-                      '--beam-arg=--direct_running_mode=multi_processing)')
-  parser.add_argument('--no-cache', action='store_true', help='rerun every component')
-  parser.add_argument('--cache-dir', help='where downloads are cached (default: '
-                      f'{movielens_download.default_cache_dir()})')
+  cli.add_settings_arguments(parser)
   parser.add_argument('--verbose', action='store_true', help='show all TFX/Beam INFO logs')
   return parser.parse_args(argv)
-
-
-def settings_from_args(args: argparse.Namespace) -> configs.PipelineSettings:
-  settings = configs.PipelineSettings(
-      output_dir=os.path.abspath(args.output_dir), rmse_upper_bound=args.max_rmse,
-      max_rmse_increase=args.max_rmse_increase, beam_pipeline_args=list(args.beam_arg),
-      enable_cache=not args.no_cache)
-  settings.set_epochs(args.epochs)
-  configs.override_hparams(settings.hparams, args.set)
-  return settings
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
-    settings = settings_from_args(args)
-    options = ingestion.IngestionOptions(
-        data_dir=args.data_dir, dataset=args.dataset, split=args.split,
-        eval_fraction=args.eval_fraction, seed=args.seed, sample=args.sample,
-        cache_dir=args.cache_dir)
+    settings = cli.settings_from_args(args, os.path.abspath(args.output_dir))
+    options = cli.ingestion_options(args)
     started = time.monotonic()
     print('Preparing MovieLens data ...', file=sys.stderr, flush=True)
     prepared = ingestion.prepare_examples(options, settings.output_dir)

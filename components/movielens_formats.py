@@ -78,6 +78,8 @@ RATING_SCALES = {
     ML_1M: RatingScale(1.0, 5.0, 1.0),
     ML_LATEST: RatingScale(0.5, 5.0, 0.5),
 }
+# Whether the format has a users file with age, gender, occupation and zip code.
+HAS_DEMOGRAPHICS = {ML_100K: True, ML_1M: True, ML_LATEST: False}
 
 
 @dataclasses.dataclass(frozen=True)

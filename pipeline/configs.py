@@ -15,6 +15,8 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPONENTS_DIR = os.path.join(PROJECT_DIR, 'components')
 PREPROCESSING_MODULE = os.path.join(COMPONENTS_DIR, 'preprocessing.py')
 TRAINER_MODULE = os.path.join(COMPONENTS_DIR, 'trainer.py')
+PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'  # the same, installed
+RUN_FN = 'components.trainer.run_fn'
 MODEL_NAMES = names.MODEL_NAMES
 
 
@@ -73,10 +75,24 @@ class PipelineSettings:
   max_rmse_increase: float = 0.01
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=list)
   enable_cache: bool = True
+  # Where the pipeline's artifacts and the pushed models go when not under output_dir (a
+  # cluster's gs://, s3:// or shared path; kubeflow_runner.py).
+  pipeline_root_dir: Optional[str] = None
+  serving_base_dir: Optional[str] = None
+  # True when compiled for Kubeflow Pipelines (kubeflow_runner.py):
+  # - Transform and the Trainers import their code from the `components` package installed in
+  #   the pipeline image, instead of packaging the module files at compile time (which writes
+  #   a wheel under the pipeline root from the compiling machine). Locally the module files
+  #   stay: their content is part of TFX's cache key, so changed code is never cached.
+  # - The Evaluator's baseline is TFX's LatestBlessedModelStrategy, which KFP v2 compiles into
+  #   a metadata query (it compiles no custom strategy); locally it is the latest blessed model
+  #   other than the candidate (components/baseline_resolver.py), which matters on cached
+  #   re-runs.
+  for_kubeflow: bool = False
 
   @property
   def pipeline_root(self) -> str:
-    return os.path.join(self.output_dir, 'tfx')
+    return self.pipeline_root_dir or os.path.join(self.output_dir, 'tfx')
 
   @property
   def metadata_path(self) -> str:
@@ -84,7 +100,7 @@ class PipelineSettings:
 
   @property
   def serving_dir(self) -> str:
-    return os.path.join(self.output_dir, 'serving')
+    return self.serving_base_dir or os.path.join(self.output_dir, 'serving')
 
   def set_epochs(self, epochs: Optional[int]) -> None:
     if epochs is not None:

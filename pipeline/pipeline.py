@@ -27,6 +27,12 @@ def node_ids(model_name: str) -> Dict[str, str]:
           'evaluator': f'Evaluator_{model_name}', 'pusher': f'Pusher_{model_name}'}
 
 
+def _code(settings: configs.PipelineSettings, module_file: str, argument: str, function: str):
+  """Where a component's code comes from: its module file, or the installed function
+  (settings.for_kubeflow)."""
+  return {argument: function} if settings.for_kubeflow else {'module_file': module_file}
+
+
 def create_pipeline(
     settings: configs.PipelineSettings,
     input_base: str,
@@ -54,27 +60,34 @@ def create_pipeline(
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=gate.outputs['validated_schema'],
-      module_file=configs.PREPROCESSING_MODULE)
+      **_code(settings, configs.PREPROCESSING_MODULE, 'preprocessing_fn',
+                configs.PREPROCESSING_FN))
   components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
   for model_name in model_names:
     ids = node_ids(model_name)
     trainer = tfx.components.Trainer(
-        module_file=configs.TRAINER_MODULE,
+        **_code(settings, configs.TRAINER_MODULE, 'run_fn', configs.RUN_FN),
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         schema=gate.outputs['validated_schema'],
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
                        'rating_range': list(rating_range),
                        'catalogue_path': catalogue_path}).with_id(ids['trainer'])
-    baseline = tfx.dsl.Resolver(
-        strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
-        candidate_run=trainer.outputs['model_run'],
+    history = dict(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
                               producer_component_id=ids['trainer'], output_key='model'),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
                                        producer_component_id=ids['evaluator'],
-                                       output_key='blessing')).with_id(ids['resolver'])
+                                       output_key='blessing'))
+    if settings.for_kubeflow:  # KFP v2 compiles only TFX's own strategies into queries
+      baseline = tfx.dsl.Resolver(
+          strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **history)
+    else:
+      baseline = tfx.dsl.Resolver(
+          strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
+          candidate_run=trainer.outputs['model_run'], **history)
+    baseline = baseline.with_id(ids['resolver'])
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],

@@ -8,9 +8,10 @@ cache never serves a stale one.
 
 import hashlib
 import os
-import tempfile
+import uuid
 
 from google.protobuf import text_format
+from tfx.dsl.io import fileio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import features
@@ -42,15 +43,22 @@ def schema_for_dataset(has_demographics: bool, rating_low: float,
   return schema
 
 
-def write_schema(schema: schema_pb2.Schema, root: str) -> str:
-  """Writes `schema` to `<root>/schema/<content hash>/schema.pbtxt` (atomically) and returns it."""
+def schema_path(schema: schema_pb2.Schema, root: str) -> str:
+  """Where `write_schema` puts `schema` under `root`: `<root>/schema/<content hash>/schema.pbtxt`."""
   text = text_format.MessageToString(schema)
-  folder = os.path.join(root, 'schema', hashlib.sha256(text.encode()).hexdigest()[:16])
-  path = os.path.join(folder, 'schema.pbtxt')
-  if not os.path.isfile(path):
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.schema-')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(tmp, path)
+  return os.path.join(root, 'schema', hashlib.sha256(text.encode()).hexdigest()[:16],
+                      'schema.pbtxt')
+
+
+def write_schema(schema: schema_pb2.Schema, root: str) -> str:
+  """Writes `schema` to `schema_path(schema, root)` (write then rename; any TFX filesystem:
+  local, gs://, s3://) and returns that path."""
+  path = schema_path(schema, root)
+  if not fileio.exists(path):
+    folder = os.path.dirname(path)
+    fileio.makedirs(folder)
+    staging = os.path.join(folder, f'.schema-{uuid.uuid4().hex}')
+    with fileio.open(staging, 'w') as f:
+      f.write(text_format.MessageToString(schema))
+    fileio.rename(staging, path, overwrite=True)
   return path
