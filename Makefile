@@ -63,6 +63,13 @@ clean:
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality $(ARGS)
 
+.PHONY: image
+# The Kubeflow pipeline image (Dockerfile), where Docker is installed: make image IMAGE=REGISTRY/NAME:TAG
+IMAGE ?= movielens-recommender:latest
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found: build the image where Docker runs (see README, Kubeflow)" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+
 .PHONY: serve bench-serving
 # TF Serving's REST (:8501) and gRPC (:8500) API over the models `make run` pushed (serving/server.py).
 serve: $(STAMP)

@@ -1,0 +1,68 @@
+"""The flags both runners take for the pipeline's settings, and the settings they make.
+
+`local_runner.py` and `kubeflow_runner.py` differ in where the pipeline runs; what it trains and
+when it blesses a model are the same flags, turned into one `configs.PipelineSettings` here.
+"""
+
+import argparse
+
+from components import ingestion
+from components import movielens_download
+from components import movielens_formats
+from components import movielens_splits
+from pipeline import configs
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+  """Which MovieLens data, and how it is split into train and eval."""
+  add = parser.add_argument
+  add('--data-dir', help='a local MovieLens folder (default: download from GroupLens into the '
+      'user cache, or reuse the cached copy)')
+  add('--dataset', choices=movielens_formats.DATASETS,
+      help='the MovieLens format (default: detected from the files)')
+  add('--split', default=movielens_splits.RANDOM, choices=movielens_splits.STRATEGIES,
+      help='train/eval split strategy')
+  add('--eval-fraction', type=float, default=0.2,
+      help='eval share of the ratings (of the users for cold_users); not for canonical')
+  add('--seed', type=int, default=42, help='seed of the random split')
+  add('--sample', type=int, help='use only the first N ratings (quick runs)')
+  add('--cache-dir', help='where downloads are cached (default: '
+      f'{movielens_download.default_cache_dir()})')
+
+
+def ingestion_options(args: argparse.Namespace) -> ingestion.IngestionOptions:
+  return ingestion.IngestionOptions(
+      data_dir=args.data_dir, dataset=args.dataset, split=args.split,
+      eval_fraction=args.eval_fraction, seed=args.seed, sample=args.sample,
+      cache_dir=args.cache_dir)
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+  add = parser.add_argument
+  add('--epochs', type=int, help='training epochs for both models '
+      '(default: per-model settings in pipeline/configs.py)')
+  add('--set', action='append', default=[], metavar='MODEL.NAME=VALUE',
+      help='override a hyperparameter of pipeline/configs.py (repeatable), '
+           'e.g. collaborative_filtering.learning_rate=0.001')
+  add('--models', nargs='+', choices=configs.MODEL_NAMES, default=list(configs.MODEL_NAMES),
+      help='which models to train')
+  add('--max-rmse', type=float, default=configs.PipelineSettings.rmse_upper_bound,
+      help='blessing: the highest eval RMSE a model may have to be pushed')
+  add('--max-rmse-increase', type=float, default=configs.PipelineSettings.max_rmse_increase,
+      help='blessing: how much worse than the latest blessed model it may be')
+  add('--beam-arg', action='append', default=[], metavar='ARG',
+      help='passed to Beam, repeatable (e.g. --beam-arg=--direct_running_mode=multi_processing, '
+           '--beam-arg=--runner=DataflowRunner)')
+  add('--no-cache', action='store_true', help='rerun every component')
+
+
+def settings_from_args(args: argparse.Namespace, output_dir: str,
+                       **overrides) -> configs.PipelineSettings:
+  """The settings the flags above describe (ValueError for a bad --epochs or --set)."""
+  settings = configs.PipelineSettings(
+      output_dir=output_dir, rmse_upper_bound=args.max_rmse,
+      max_rmse_increase=args.max_rmse_increase, beam_pipeline_args=list(args.beam_arg),
+      enable_cache=not args.no_cache, **overrides)
+  settings.set_epochs(args.epochs)
+  configs.override_hparams(settings.hparams, args.set)
+  return settings

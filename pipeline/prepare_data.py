@@ -1,0 +1,108 @@
+"""The cluster pipeline's preliminary job: MovieLens prepared for CsvExampleGen under `--data-root`.
+
+    python -m pipeline.prepare_data --data-root gs://BUCKET/movielens/ml-100k [--dataset ml-100k]
+        [--data-dir LOCAL_FOLDER] [--split random] [--sample N] ...
+
+Runs the same ingestion as `local_runner.py` (download from GroupLens unless `--data-dir` is
+given, validate, join, split) and writes, through TFX's filesystem layer (local paths, gs://,
+and s3:// where TensorFlow has that filesystem):
+
+    <data-root>/train/ratings.csv, <data-root>/eval/ratings.csv   CsvExampleGen's input_base
+    <data-root>/movies.csv                                          the catalogue the models serve
+    <data-root>/schema/<hash>/schema.pbtxt                          the curated schema, adapted
+    <data-root>/dataset.json                                        what was written, last
+
+kubeflow_runner.py compiles the pipeline against this layout (`data_layout`), so the job runs
+once per dataset, anywhere with the pipeline image (a Kubernetes Job: see the README), and a
+cluster run needs no laptop. Each file is written under a temporary name and renamed into place.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
+
+from components import ingestion  # noqa: E402
+from components import movielens_download  # noqa: E402
+from components import movielens_formats  # noqa: E402
+from pipeline import cli  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class DataLayout:
+  """The paths the pipeline reads under a data root, for a dataset format."""
+  input_base: str
+  catalogue_path: str
+  schema_path: str
+  rating_range: tuple
+  has_demographics: bool
+
+
+def _schema(dataset: str):
+  from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
+  scale = movielens_formats.RATING_SCALES[dataset]
+  return schema_lib.schema_for_dataset(movielens_formats.HAS_DEMOGRAPHICS[dataset], scale.low,
+                                       scale.high)
+
+
+def data_layout(data_root: str, dataset: str) -> DataLayout:
+  """Where this job writes `dataset` under `data_root` (computed, nothing is read)."""
+  from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
+  scale = movielens_formats.RATING_SCALES[dataset]
+  return DataLayout(input_base=data_root,
+                    catalogue_path=os.path.join(data_root, ingestion.CATALOGUE_FILE),
+                    schema_path=schema_lib.schema_path(_schema(dataset), data_root),
+                    rating_range=(scale.low, scale.high),
+                    has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset])
+
+
+def _copy(source: str, target: str) -> None:
+  from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+  fileio.makedirs(os.path.dirname(target))
+  staging = os.path.join(os.path.dirname(target), f'.{os.path.basename(target)}-{uuid.uuid4().hex}')
+  fileio.copy(source, staging, overwrite=True)
+  fileio.rename(staging, target, overwrite=True)
+
+
+def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
+  """Ingests into a local temporary folder, then writes the layout under `data_root`."""
+  from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory(prefix='movielens-prepare-') as local:
+    prepared = ingestion.prepare_examples(options, local)
+    dataset = prepared.info['dataset']
+    for split in (ingestion.TRAIN, ingestion.EVAL):
+      _copy(os.path.join(prepared.input_base, split, ingestion.EXAMPLES_FILE),
+            os.path.join(data_root, split, ingestion.EXAMPLES_FILE))
+    _copy(prepared.catalogue_path, os.path.join(data_root, ingestion.CATALOGUE_FILE))
+    schema_lib.write_schema(_schema(dataset), data_root)
+    _copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
+          os.path.join(data_root, ingestion.INFO_FILE))
+    print(f'{dataset}: {prepared.info["num_ratings"]["train"]} train / '
+          f'{prepared.info["num_ratings"]["eval"]} eval ratings -> {data_root}', flush=True)
+  return data_layout(data_root, dataset)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m pipeline.prepare_data',
+                                   description=__doc__.split('\n')[0])
+  parser.add_argument('--data-root', required=True,
+                      help='where the prepared data goes (a local path, gs://, s3://)')
+  cli.add_data_arguments(parser)
+  args = parser.parse_args(argv)
+  try:
+    prepare(cli.ingestion_options(args), args.data_root)
+  except (movielens_formats.IngestionError, movielens_download.DownloadError, ValueError,
+          OSError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
