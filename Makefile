@@ -22,6 +22,7 @@ help:
 	@echo "make run    set up .venv (once) and run the pipeline (MOVIELENS_DIR=folder to use local data)"
 	@echo "make test   set up .venv (once) and run the test suite"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
+	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
 
 venv: $(STAMP)
 
