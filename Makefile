@@ -71,6 +71,11 @@ image:
 	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found: build the image where Docker runs (see README, Kubeflow)" >&2; exit 1; }
 	docker build -t $(IMAGE) .
 
+.PHONY: bench-pipeline
+# Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic data: bench/results/pipeline.md.
+bench-pipeline: $(STAMP)
+	$(PY) -m bench.pipeline $(ARGS)
+
 .PHONY: serve bench-serving
 # TF Serving's REST (:8501) and gRPC (:8500) API over the models `make run` pushed (serving/server.py).
 serve: $(STAMP)

@@ -29,8 +29,6 @@ warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
 import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -38,6 +36,7 @@ from typing import Dict, List, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench import provenance  # noqa: E402
 from components import features as f  # noqa: E402
 from components import movielens_formats as formats  # noqa: E402
 from components import movielens_splits as splits  # noqa: E402
@@ -394,14 +393,6 @@ def summarize(per_fold: Dict[str, Dict[str, Dict[str, float]]]) -> Dict[str, Dic
   return summary
 
 
-def _commit() -> str:
-  try:
-    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=PROJECT_DIR, check=True,
-                          capture_output=True, text=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return 'unknown'
-
-
 def render(report: Dict) -> str:
   lines = ['# Quality benchmark (MovieLens 100K)', '',
            f'- command: `{report["command"]}`', f'- date: {report["date"]}',
@@ -478,8 +469,8 @@ def main(argv=None) -> int:
       'command': ' '.join(['python -m bench.quality']
                           + list(argv if argv is not None else sys.argv[1:])),
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-      'machine': f'{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}',
-      'commit': _commit(), 'hparams': hparams,
+      'machine': provenance.machine(),
+      'commit': provenance.commit(), 'hparams': hparams,
   }
   if 'canonical' in args.protocols:
     folds = {}

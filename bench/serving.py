@@ -22,12 +22,13 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from bench import provenance  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 CONCURRENCY = (1, 8, 32)
@@ -282,24 +283,6 @@ def _start_server(serving_dir, workers):
   raise SystemExit('error: the server did not start')
 
 
-def _machine():
-  cpu = platform.processor()
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-  except (OSError, StopIteration):
-    pass
-  return f'{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}'
-
-
-def _commit():
-  try:
-    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                          text=True, check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return 'unknown'
-
-
 def _markdown(report):
   lines = [
       '# Serving benchmark', '',
@@ -391,7 +374,7 @@ def main(argv=None) -> int:
   report = {'command': 'python -m bench.serving ' + ' '.join(argv if argv is not None
                                                             else sys.argv[1:]),
             'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
-            'machine': _machine(), 'commit': _commit(), 'model': args.model,
+            'machine': provenance.machine(), 'commit': provenance.commit(), 'model': args.model,
             'model_dir': model_dir, 'server': server, 'seconds': args.seconds,
             'load_generator': GENERATORS[generator],
             'in_process': floor, 'network': network, 'targets': targets}

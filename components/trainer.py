@@ -3,7 +3,9 @@
 Training is deterministic for a given `seed`: weights, shuffling and TF ops are all seeded.
 """
 
+import json
 import os
+import time
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Keras 2 (tf_keras), as TFX/TFT/TFMA expect
 
@@ -77,12 +79,32 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   return model
 
 
+TRAINING_STATS = 'training_stats.json'
+
+
+def _write_training_stats(model_run_dir: str, stats: dict) -> None:
+  """The Trainer's throughput, next to its TensorBoard logs (bench/pipeline.py reads it)."""
+  tf.io.gfile.makedirs(model_run_dir)
+  with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_STATS), 'w') as f:
+    f.write(json.dumps(stats, indent=2))
+  print(f"training: {stats['examples']} examples x {stats['epochs']} epochs in "
+        f"{stats['fit_seconds']:.1f} s ({stats['examples_per_second']:.0f} examples/s); "
+        f"reading them {stats['load_seconds']:.1f} s", flush=True)
+
+
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point."""
   config = fn_args.custom_config
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+  started = time.monotonic()
   train = model_io.load_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+  loaded = time.monotonic()
   model = fit_model(config['model_name'], tf_transform_output, config['hparams'], train)
+  _write_training_stats(fn_args.model_run_dir, {
+      'examples': int(len(train.labels)), 'epochs': int(config['hparams']['epochs']),
+      'load_seconds': loaded - started, 'fit_seconds': time.monotonic() - loaded,
+      'examples_per_second': len(train.labels) * int(config['hparams']['epochs'])
+                             / max(time.monotonic() - loaded, 1e-9)})
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,
                     tuple(config['rating_range']),
                     signatures.Catalogue.load(config['catalogue_path']), train)

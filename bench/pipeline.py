@@ -1,0 +1,217 @@
+"""How fast the whole pipeline runs, and how it grows with data: `make bench-pipeline`.
+
+    python -m bench.pipeline [--datasets ml-100k,synth-1m,synth-10m] [--modes default,multi_processing]
+
+For each dataset (ML-100K, the real files; synth-N, written by bench/synth.py) and each Beam
+DirectRunner mode, runs `local_runner.py` as a user would, cold (a new output folder) and then
+again with nothing changed (cached), and records: the wall time of each (process start to
+exit), every component's time (from run_summary.json), the peak resident memory of the whole
+process tree (sampled every 0.2 s, the runner and all its workers summed), the Trainers'
+throughput (examples x epochs / fit seconds, from their training_stats.json) and the time per
+rating. Writes bench/results/pipeline.md and .json with the command, date, machine and commit,
+the targets of the performance issue and whether each was met.
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+from bench import provenance  # noqa: E402
+from bench import synth  # noqa: E402
+
+RESULTS = os.path.join(provenance.PROJECT_DIR, 'bench', 'results')
+ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
+    os.path.dirname(provenance.PROJECT_DIR), 'shared', 'datasets', 'ml-100k'))
+MODES = {'default': [], 'multi_processing': ['--beam-arg=--direct_running_mode=multi_processing',
+                                             '--beam-arg=--direct_num_workers=2']}
+GIB = 2 ** 30
+
+
+def _tree_rss(root_pid: int) -> int:
+  """Resident bytes of a process and all its descendants, now."""
+  children, rss = {}, {}
+  for entry in os.listdir('/proc'):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f'/proc/{entry}/stat', encoding='utf-8') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+      children.setdefault(int(fields[1]), []).append(int(entry))
+      rss[int(entry)] = int(fields[21]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, IndexError, ValueError):
+      continue  # a process that ended meanwhile
+  total, stack = 0, [root_pid]
+  while stack:
+    pid = stack.pop()
+    total += rss.get(pid, 0)
+    stack.extend(children.get(pid, []))
+  return total
+
+
+def run_once(command, log_path: str):
+  """Runs `command`; (exit code, wall seconds, peak tree RSS bytes)."""
+  started = time.monotonic()
+  with open(log_path, 'w', encoding='utf-8') as log:
+    process = subprocess.Popen(command, cwd=provenance.PROJECT_DIR, stdout=log,
+                               stderr=subprocess.STDOUT)
+    peak, done = [0], threading.Event()
+
+    def sample():
+      while not done.wait(0.2):
+        peak[0] = max(peak[0], _tree_rss(process.pid))
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    done.set()
+    sampler.join()
+  return code, time.monotonic() - started, peak[0]
+
+
+def _training_stats(output_dir: str):
+  stats = {}
+  for path in glob.glob(os.path.join(output_dir, 'tfx', 'Trainer_*', 'model_run', '*',
+                                     'training_stats.json')):
+    name = path.split(os.sep)[-4][len('Trainer_'):]
+    if name not in stats or os.path.getmtime(path) > stats[name][0]:
+      with open(path, encoding='utf-8') as f:
+        stats[name] = (os.path.getmtime(path), json.load(f))
+  return {name: value for name, (_, value) in stats.items()}
+
+
+def measure(name: str, data_dir: str, mode: str, work_dir: str, extra) -> dict:
+  output_dir = os.path.join(work_dir, f'run-{name}-{mode}')
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = [sys.executable, 'local_runner.py', '--data-dir', data_dir, '--output-dir',
+             output_dir, *MODES[mode], *extra]
+  row = {'dataset': name, 'mode': mode, 'command': ' '.join(command[1:])}
+  for phase in ('cold', 'cached'):
+    print(f'{name} {mode} {phase} ...', flush=True)
+    code, seconds, peak = run_once(command, os.path.join(work_dir, f'{name}-{mode}-{phase}.log'))
+    with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+      summary = json.load(f)
+    row[phase] = {'exit_code': code, 'seconds': seconds, 'peak_rss_bytes': peak,
+                  'status': summary['status'],
+                  'components': {c['id']: c['seconds'] for c in summary['components']}}
+    if phase == 'cold':
+      row['ratings'] = sum(summary['data']['num_ratings'].values())
+      row['rmse'] = {m['name']: m['metrics'].get('rmse') for m in summary['models']}
+      row['training'] = _training_stats(output_dir)
+    print(f"  {seconds:.1f} s, peak {peak / GIB:.2f} GiB, {summary['status']}", flush=True)
+  row['seconds_per_million_ratings'] = row['cold']['seconds'] / row['ratings'] * 1e6
+  return row
+
+
+def _targets(rows):
+  """The performance issue's floors, where the measured rows cover them."""
+  cell = {(r['dataset'], r['mode']): r for r in rows}
+  targets = {}
+  small = cell.get(('ml-100k', 'default'))
+  if small:
+    targets['ML-100K cold run s'] = (150.0, small['cold']['seconds'], '<=')
+    targets['ML-100K cached re-run s'] = (20.0, small['cached']['seconds'], '<=')
+    speed = small['training'].get('collaborative_filtering', {}).get('examples_per_second')
+    if speed:
+      targets['collaborative_filtering Trainer examples/s'] = (1e6, speed, '>=')
+  big, base = cell.get(('synth-10m', 'default')), cell.get(('synth-1m', 'default'))
+  if big:
+    targets['10M peak RSS GiB'] = (8.0, big['cold']['peak_rss_bytes'] / GIB, '<=')
+    if base:
+      targets['10M time per rating / 1M time per rating'] = (
+          2.0, big['seconds_per_million_ratings'] / base['seconds_per_million_ratings'], '<=')
+  return {name: (floor, value, value <= floor if how == '<=' else value >= floor)
+          for name, (floor, value, how) in targets.items()}
+
+
+def _markdown(report) -> str:
+  lines = ['# Pipeline benchmark', '', f"Command: `{report['command']}`  ",
+           f"Date: {report['date']}  ", f"Machine: {report['machine']}  ",
+           f"Commit: {report['commit']}", '',
+           '| dataset | mode | ratings | cold s | cached s | peak RSS GiB | s per 1M ratings '
+           '| CF Trainer examples/s | RMSE (CF / CB) |',
+           '|---|---|---:|---:|---:|---:|---:|---:|---|']
+  for r in report['rows']:
+    speed = r['training'].get('collaborative_filtering', {}).get('examples_per_second')
+    rmse = ' / '.join(f"{r['rmse'][m]:.4f}" if r['rmse'].get(m) is not None else '-'
+                      for m in ('collaborative_filtering', 'content_based'))
+    speed = f'{speed:,.0f}' if speed else '-'
+    lines.append(f"| {r['dataset']} | {r['mode']} | {r['ratings']:,} | {r['cold']['seconds']:.1f} "
+                 f"| {r['cached']['seconds']:.1f} | {r['cold']['peak_rss_bytes'] / GIB:.2f} | "
+                 f"{r['seconds_per_million_ratings']:.0f} | {speed} | {rmse} |")
+  lines += ['', '## Component seconds (cold run)', '']
+  components = list(dict.fromkeys(c for r in report['rows'] for c in r['cold']['components']))
+  lines += ['| component | ' + ' | '.join(f"{r['dataset']} {r['mode']}" for r in report['rows'])
+            + ' |', '|---|' + '---:|' * len(report['rows'])]
+  for component in components:
+    lines.append(f'| {component} | ' + ' | '.join(
+        f"{r['cold']['components'].get(component, 0):.1f}" for r in report['rows']) + ' |')
+  lines += ['', '## Against the targets (floors of the performance issue)', '',
+            '| target | floor | measured | met |', '|---|---:|---:|---|']
+  for name, (floor, value, met) in report['targets'].items():
+    lines.append(f'| {name} | {floor:g} | {value:,.2f} | {"yes" if met else "NO"} |')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m bench.pipeline',
+                                   description=__doc__.split('\n')[0])
+  parser.add_argument('--datasets', default='ml-100k,synth-1m',
+                      help='comma-separated: ml-100k and synth-N (N ratings, e.g. synth-10m)')
+  parser.add_argument('--modes', default='default', help=f'comma-separated of {sorted(MODES)}')
+  parser.add_argument('--work-dir', help='runs and synthetic data go here (default: a temporary '
+                      'folder, removed afterwards)')
+  parser.add_argument('--runner-arg', action='append', default=[],
+                      help='passed to local_runner.py, repeatable (e.g. --runner-arg=--epochs=2)')
+  parser.add_argument('--output', default=os.path.join(RESULTS, 'pipeline.md'))
+  args = parser.parse_args(argv)
+  modes = args.modes.split(',')
+  if not set(modes) <= set(MODES):
+    parser.error(f'--modes: choose from {sorted(MODES)}')
+  work_dir = args.work_dir or tempfile.mkdtemp(prefix='bench-pipeline-')
+  os.makedirs(work_dir, exist_ok=True)
+  rows = []
+  try:
+    for name in args.datasets.split(','):
+      if name == 'ml-100k':
+        data_dir = ML_100K_DIR
+      elif name.startswith('synth-'):
+        size = name[len('synth-'):].lower()
+        ratings = int(float(size.rstrip('km')) * {'k': 1e3, 'm': 1e6}.get(size[-1], 1))
+        data_dir = os.path.join(work_dir, name)
+        if not os.path.isfile(os.path.join(data_dir, 'ratings.csv')):
+          print(f'writing {ratings:,} synthetic ratings ...', flush=True)
+          synth.write(data_dir, ratings)
+      else:
+        parser.error(f'unknown dataset {name!r}')
+      for mode in modes:
+        rows.append(measure(name, data_dir, mode, work_dir, args.runner_arg))
+  finally:
+    if not args.work_dir:
+      shutil.rmtree(work_dir, ignore_errors=True)
+  report = {'command': 'python -m bench.pipeline ' + ' '.join(argv if argv is not None
+                                                             else sys.argv[1:]),
+            'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'machine': provenance.machine(), 'commit': provenance.commit(), 'rows': rows,
+            'targets': _targets(rows)}
+  os.makedirs(os.path.dirname(args.output), exist_ok=True)
+  for path, text in ((args.output, _markdown(report)),
+                     (os.path.splitext(args.output)[0] + '.json', json.dumps(report, indent=2))):
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)
+  print(_markdown(report))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
