@@ -17,7 +17,6 @@ import os
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -155,10 +154,7 @@ def _markdown(report) -> str:
   for component in components:
     lines.append(f'| {component} | ' + ' | '.join(
         f"{r['cold']['components'].get(component, 0):.1f}" for r in report['rows']) + ' |')
-  lines += ['', '## Against the targets (floors of the performance issue)', '',
-            '| target | floor | measured | met |', '|---|---:|---:|---|']
-  for name, (floor, value, met) in report['targets'].items():
-    lines.append(f'| {name} | {floor:g} | {value:,.2f} | {"yes" if met else "NO"} |')
+  lines += provenance.targets_table(report['targets'], 'performance')
   return '\n'.join(lines) + '\n'
 
 
@@ -200,15 +196,10 @@ def main(argv=None) -> int:
       shutil.rmtree(work_dir, ignore_errors=True)
   report = {'command': 'python -m bench.pipeline ' + ' '.join(argv if argv is not None
                                                              else sys.argv[1:]),
-            'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'date': provenance.now(),
             'machine': provenance.machine(), 'commit': provenance.commit(), 'rows': rows,
             'targets': _targets(rows)}
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  for path, text in ((args.output, _markdown(report)),
-                     (os.path.splitext(args.output)[0] + '.json', json.dumps(report, indent=2))):
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(path + '.tmp', path)
+  provenance.write(args.output, _markdown(report), report)
   print(_markdown(report))
   return 0
 

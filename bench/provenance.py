@@ -1,8 +1,12 @@
-"""What every benchmark result records about where it was measured: the machine and the commit."""
+"""What every benchmark result records (when, on what machine, at which commit, against which
+targets) and how it is written: a Markdown table for people and the same report as JSON."""
 
+import datetime
+import json
 import os
 import platform
 import subprocess
+from typing import Dict, List, Tuple
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,3 +38,29 @@ def commit() -> str:
     return head + ('+changes' if dirty.strip() else '')
   except (OSError, subprocess.CalledProcessError):
     return 'unknown'
+
+
+def now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+
+
+def targets_table(targets: Dict[str, Tuple[float, float, bool]], issue: str) -> List[str]:
+  """Markdown lines comparing measured values with an issue's floors.
+
+  `targets`: name -> (floor, measured value, met).
+  """
+  lines = ['', f'## Against the targets (floors of the {issue} issue)', '',
+           '| target | floor | measured | met |', '|---|---:|---:|---|']
+  for name, (floor, value, met) in targets.items():
+    lines.append(f'| {name} | {floor:g} | {value:,.2f} | {"yes" if met else "NO"} |')
+  return lines
+
+
+def write(markdown_path: str, markdown: str, report: dict) -> None:
+  """`markdown_path` and the report as JSON beside it (.json), each written then renamed."""
+  os.makedirs(os.path.dirname(markdown_path), exist_ok=True)
+  for path, text in ((markdown_path, markdown),
+                     (os.path.splitext(markdown_path)[0] + '.json', json.dumps(report, indent=2))):
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      f.write(text)
+    os.replace(path + '.tmp', path)

@@ -19,7 +19,6 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import argparse  # noqa: E402
-import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
@@ -305,10 +304,7 @@ def _markdown(report):
     lines.append(f"| {row['protocol']} | {row['call']} | {row['concurrency']} | "
                  f"{row['p50_ms']:.2f} | {row['p95_ms']:.2f} | {row['p99_ms']:.2f} | "
                  f"{row['requests_per_s']:.0f} | {row['errors']} |")
-  lines += ['', '## Against the targets (floors of the serving issue)', '',
-            '| target | floor | measured | met |', '|---|---:|---:|---|']
-  for name, (floor, value, met) in report['targets'].items():
-    lines.append(f'| {name} | {floor:g} | {value:.2f} | {"yes" if met else "NO"} |')
+  lines += provenance.targets_table(report['targets'], 'serving')
   return '\n'.join(lines) + '\n'
 
 
@@ -373,17 +369,12 @@ def main(argv=None) -> int:
              for name, value in measured.items()}
   report = {'command': 'python -m bench.serving ' + ' '.join(argv if argv is not None
                                                             else sys.argv[1:]),
-            'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+            'date': provenance.now(),
             'machine': provenance.machine(), 'commit': provenance.commit(), 'model': args.model,
             'model_dir': model_dir, 'server': server, 'seconds': args.seconds,
             'load_generator': GENERATORS[generator],
             'in_process': floor, 'network': network, 'targets': targets}
-  os.makedirs(os.path.dirname(args.output), exist_ok=True)
-  for path, text in ((args.output, _markdown(report)),
-                     (os.path.splitext(args.output)[0] + '.json', json.dumps(report, indent=2))):
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(path + '.tmp', path)
+  provenance.write(args.output, _markdown(report), report)
   print(_markdown(report))
   return 0  # a floor not met is a finding in the results file, not a failed benchmark run
 

@@ -60,6 +60,7 @@ class Supervisor:
     self._workers: List[Optional[subprocess.Popen]] = [None] * count
     self._stopping = threading.Event()
     self._restarts: List[float] = []
+    self._exit_code: Optional[int] = None  # of a worker that failed before it was ready
 
   def _command(self) -> List[str]:
     # argparse keeps the last value of a repeated flag: these override the user's.
@@ -117,8 +118,6 @@ class Supervisor:
           _log.info('worker %d is serving in its place', self._workers[index].pid)
     self._stop_all()
     return 0
-
-  _exit_code: Optional[int] = None
 
   def _start_or_stop(self, index):
     code = self._start(index)
