@@ -203,7 +203,7 @@ def _h2load(url, body: bytes, headers, http1: bool, concurrency: int, seconds: f
     body_file, log_file = os.path.join(folder, 'body'), os.path.join(folder, 'log')
     with open(body_file, 'wb') as f:
       f.write(body)
-    command = ['h2load', '-c', str(concurrency), '-m', '1', '-D', f'{seconds:g}',
+    command = ['h2load', '-c', str(concurrency), '-m', '1', '-D', f'{seconds * 1000:.0f}ms',
                '--warm-up-time', '1', '-d', body_file, '--log-file', log_file, url]
     if http1:
       command.insert(1, '--h1')
