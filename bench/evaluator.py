@@ -26,18 +26,16 @@ def variant_config(name: str):
   """The pipeline's EvalConfig, cut down to the variant `name` (one of VARIANTS)."""
   from components import evaluation  # pylint: disable=import-outside-toplevel
   config = evaluation.eval_config(5.0, 0.0)
-  for spec in config.metrics_specs:
-    for metric in spec.metrics:
-      del metric.per_slice_thresholds[:]
+  spec = config.metrics_specs[0]
+  spec.per_slice_thresholds.clear()
   if name in ('overall metrics', 'with NDCG, no slices'):
     del config.slicing_specs[:]
     config.slicing_specs.add()
-  if name in ('overall metrics', 'with slices'):
-    del config.metrics_specs[1:]  # the query (NDCG) spec
-  if name == 'overall metrics':
-    kept = [m for m in config.metrics_specs[0].metrics if m.class_name != 'CalibrationPlot']
-    del config.metrics_specs[0].metrics[:]
-    config.metrics_specs[0].metrics.extend(kept)
+  dropped = {'overall metrics': ('UserNDCG', 'CalibrationPlot'),
+             'with slices': ('UserNDCG',)}.get(name, ())
+  kept = [m for m in spec.metrics if m.class_name not in dropped]
+  del spec.metrics[:]
+  spec.metrics.extend(kept)
   return config
 
 

@@ -107,6 +107,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
                        axis=-1)
     return vector, tf.squeeze(self.movie_ranking_bias(movies), -1)
 
+  @tf.autograph.experimental.do_not_convert  # Python control flow only (fast_tracing.py)
   def call(self, inputs, training=False):
     user, user_bias = self.user_representation(inputs)
     movie, movie_bias = self.movie_representation(inputs)

@@ -201,6 +201,7 @@ class ContentBasedModel(tf.keras.Model):
     """(vector [M, D], bias [M]): with `ranking_user`, the predicted rating."""
     return self.movie_representation(inputs)
 
+  @tf.autograph.experimental.do_not_convert  # Python control flow only (fast_tracing.py)
   def call(self, inputs, training=False):
     # A training example's own rating is left out of its user's profile (it is the label).
     leave_out = inputs[f.MOVIE_INDEX] if training else None

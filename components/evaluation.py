@@ -6,23 +6,27 @@ more than an allowed margin (LOWER_IS_BETTER).
 
 Besides the error metrics, the mean label and mean prediction (calibration in the large), a
 calibration plot (ratings grouped by predicted value: mean rating against mean prediction, and
-the histogram of predictions), and per user (TFMA query metrics, query = `user_id`) NDCG@5 and
-NDCG@10 of the user's eval ratings ordered by predicted rating, with the rating as the gain.
-Every metric is computed overall and per slice (components/slicing.py).
+the histogram of predictions), and per user NDCG@5 and NDCG@10 of the user's eval ratings
+ordered by predicted rating, with the rating as the gain, averaged over users. Every metric is
+computed overall and per slice (components/slicing.py); within a slice of ratings (a genre),
+NDCG orders each user's ratings in that slice.
 """
 
 import json
 
 import tensorflow_model_analysis as tfma
+from google.protobuf import wrappers_pb2
 
 from components import features
+from components import rating_metrics
 from components import signatures
 from components import slicing
 
-RMSE, MAE, MSE, EXAMPLE_COUNT = ('root_mean_squared_error', 'mean_absolute_error',
-                                 'mean_squared_error', 'example_count')
+RMSE, MAE, MSE, EXAMPLE_COUNT = (rating_metrics.RMSE, rating_metrics.MAE, rating_metrics.MSE,
+                                 rating_metrics.EXAMPLE_COUNT)
 MEAN_LABEL, MEAN_PREDICTION, NDCG, CALIBRATION_PLOT = (
-    'mean_label', 'mean_prediction', 'ndcg', 'calibration_plot')
+    rating_metrics.MEAN_LABEL, rating_metrics.MEAN_PREDICTION, rating_metrics.NDCG,
+    'calibration_plot')
 NDCG_CUTOFFS = (5, 10)
 CALIBRATION_BUCKETS = 40  # prediction buckets over the rating scale
 
@@ -39,22 +43,20 @@ def eval_config(rmse_upper_bound: float, max_rmse_increase: float,
       model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=features.LABEL,
                                   prediction_key=signatures.RATING)],
       slicing_specs=slicing.slicing_specs(has_demographics),
-      metrics_specs=[
-          tfma.MetricsSpec(metrics=[
-              tfma.MetricConfig(class_name='ExampleCount'),
-              tfma.MetricConfig(class_name='MeanSquaredError'),
-              tfma.MetricConfig(class_name='MeanAbsoluteError'),
-              # The blessing looks at the overall slice only (a small slice is noisy).
-              tfma.MetricConfig(class_name='RootMeanSquaredError', per_slice_thresholds=[
-                  tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                               threshold=rmse_threshold)]),
-              tfma.MetricConfig(class_name='MeanLabel'),
-              tfma.MetricConfig(class_name='MeanPrediction'),
+      metrics_specs=[tfma.MetricsSpec(
+          metrics=[
+              # Count, MSE, RMSE, MAE, mean label and prediction (calibration in the large)
+              # and per-user NDCG, one pass per example (components/rating_metrics.py).
+              tfma.MetricConfig(class_name='RatingErrors', module=rating_metrics.__name__),
+              tfma.MetricConfig(class_name='UserNDCG', module=rating_metrics.__name__,
+                                config=json.dumps({'user_key': features.USER_ID,
+                                                   'top_k_list': list(NDCG_CUTOFFS)})),
               tfma.MetricConfig(class_name='CalibrationPlot', config=json.dumps(
                   {'num_buckets': CALIBRATION_BUCKETS, 'left': low, 'right': high})),
-          ]),
-          tfma.MetricsSpec(query_key=features.USER_ID, metrics=[
-              tfma.MetricConfig(class_name='NDCG', config=json.dumps(
-                  {'gain_key': features.LABEL, 'top_k_list': list(NDCG_CUTOFFS)})),
-          ]),
-      ])
+          ],
+          # The blessing looks at the overall slice only (a small slice is noisy).
+          per_slice_thresholds={RMSE: tfma.PerSliceMetricThresholds(thresholds=[
+              tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                           threshold=rmse_threshold)])})],
+      # Not the model's compiled Keras metrics: the ones above are the evaluation.
+      options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)))

@@ -34,6 +34,7 @@ movie vectors are saved inside the SavedModel.
 
 import csv
 import dataclasses
+import functools
 import io
 import os
 from typing import Dict, List, Tuple
@@ -45,6 +46,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
 
+from components import fast_tracing
 from components import features as f
 from components import model_io
 from components import slicing
@@ -53,6 +55,9 @@ from components import warmup
 RATING = 'rating'
 REGRESS = 'regress'
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
+# Signatures are traced as plain Python: they branch on Python values only, and AutoGraph would
+# rewrite them, and tf_keras' layers, on every export (components/fast_tracing.py says why).
+_signature = functools.partial(tf.function, autograph=False)
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
 # No quotes in it: tf.debugging.Assert escapes them in the error message.
@@ -192,6 +197,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
            rating_range: Tuple[float, float], catalogue: Catalogue,
            train: model_io.Examples) -> None:
   """Saves `model` with the four signatures (see the module docstring)."""
+  fast_tracing.skip_tf_keras()
   model.tft_layer = tft_output.transform_features_layer()
   model.serving_tables = tables = ServingTables(model, tft_output, catalogue, train)
   raw_spec = tft_output.raw_feature_spec()
@@ -310,15 +316,15 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     raw = tf.io.parse_example(examples, raw_spec)
     return _clip(model(model.tft_layer(raw), training=False), rating_range)
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serving_default(examples):
     return {RATING: rate_examples(examples)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='inputs')])
+  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='inputs')])
   def regress(inputs):
     return {'outputs': rate_examples(inputs)}
 
-  @tf.function(input_signature=[dict(user_id=tf.TensorSpec([None], tf.string, name='user_id'),
+  @_signature(input_signature=[dict(user_id=tf.TensorSpec([None], tf.string, name='user_id'),
                                      movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
                                      **user_specs)])
   def predict_rating(request):
@@ -330,7 +336,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     rating = model({**user_inputs, **movies_by_position(position)}, training=False)
     return {RATING: _clip(rating, rating_range)}
 
-  @tf.function(input_signature=[dict(
+  @_signature(input_signature=[dict(
       user_id=tf.TensorSpec([None], tf.string, name='user_id'),
       k=tf.TensorSpec([None], tf.int32, name='k'),
       exclude_movie_ids=tf.TensorSpec([None, None], tf.string, name='exclude_movie_ids'),
@@ -362,7 +368,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
                 | ~tables.recommendable[tf.newaxis, :])
     return top_k(scores, k, excluded)
 
-  @tf.function(input_signature=[dict(movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
+  @_signature(input_signature=[dict(movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
                                      k=tf.TensorSpec([None], tf.int32, name='k'))])
   def similar_movies(request):
     position = tables.position.lookup(request[f.MOVIE_ID])
@@ -382,7 +388,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   age_groups = tf.constant(slicing.age_group_names())
 
-  @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
+  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transformed_features(examples):
     """The slice features of serialized ratings, for TFMA (see components/slicing.py)."""
     raw = tf.io.parse_example(examples, raw_spec)

@@ -15,6 +15,7 @@ import tensorflow_transform as tft  # noqa: E402
 
 from components import collaborative_filtering  # noqa: E402
 from components import content_based  # noqa: E402
+from components import fast_tracing  # noqa: E402
 from components import features as f  # noqa: E402
 from components import model_io  # noqa: E402
 from components import signatures  # noqa: E402
@@ -62,6 +63,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
 
   `callbacks` (Keras callbacks) let the tuning script watch validation error per epoch.
   """
+  fast_tracing.skip_tf_keras()
   tf.keras.utils.set_random_seed(int(hparams['seed']))
   tf.config.experimental.enable_op_determinism()
   model = build_model(name, tf_transform_output, hparams, train)

@@ -57,9 +57,16 @@ def create_pipeline(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
                                       schema=schema_gen.outputs['schema'])
+  # Only the training split is transformed: the Trainers read nothing else, and the Evaluators
+  # read raw examples (the model applies Transform's graph itself). Transform's own TFDV
+  # statistics of raw and transformed data are off: StatisticsGen already describes the raw
+  # data and nothing reads them (they were most of Transform's time).
   transform = tfx.components.Transform(
       examples=example_gen.outputs['examples'],
       schema=gate.outputs['validated_schema'],
+      splits_config=tfx.proto.SplitsConfig(analyze=[ingestion.TRAIN],
+                                           transform=[ingestion.TRAIN]),
+      disable_statistics=True,
       **_code(settings, configs.PREPROCESSING_MODULE, 'preprocessing_fn',
                 configs.PREPROCESSING_FN))
   components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
@@ -70,6 +77,10 @@ def create_pipeline(
         **_code(settings, configs.TRAINER_MODULE, 'run_fn', configs.RUN_FN),
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
+        # run_fn trains on the training split and evaluates nothing (the Evaluator does); TFX
+        # still resolves an eval split's files, and only the training split is transformed.
+        train_args=tfx.proto.TrainArgs(splits=[ingestion.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[ingestion.TRAIN]),
         schema=gate.outputs['validated_schema'],
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
                        'rating_range': list(rating_range),
