@@ -27,7 +27,8 @@ def variant_config(name: str):
   from components import evaluation  # pylint: disable=import-outside-toplevel
   config = evaluation.eval_config(5.0, 0.0)
   spec = config.metrics_specs[0]
-  spec.per_slice_thresholds.clear()
+  for metric in spec.metrics:
+    del metric.per_slice_thresholds[:]
   if name in ('overall metrics', 'with NDCG, no slices'):
     del config.slicing_specs[:]
     config.slicing_specs.add()

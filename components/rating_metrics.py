@@ -114,9 +114,12 @@ def _errors(name=None, eval_config=None, model_names=None, output_names=None, su
 
 
 class RatingErrors(metric_types.Metric):
-  """Count, MSE, RMSE, MAE, mean label and mean prediction, under TFMA's own key names."""
+  """Count, MSE, RMSE, MAE, mean label and mean prediction, under TFMA's own key names.
 
-  def __init__(self, name: str = 'rating_errors'):
+  TFMA attaches a MetricConfig's thresholds to the key named after the metric (with the
+  config's example weighting), so the metric is named after the key the blessing checks."""
+
+  def __init__(self, name: str = RMSE):
     super().__init__(_errors, name=name)
 
 

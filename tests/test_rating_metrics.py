@@ -79,3 +79,29 @@ def test_each_model_of_a_baseline_comparison_reads_its_own_prediction():
   for model, prediction in (('candidate', 3.5), ('baseline', 2.0)):
     key = metric_types.MetricKey('mean_squared_error', model_name=model)
     assert rating_metrics._label_prediction_weight(inputs, None, key) == (4.0, prediction, 1.0)
+
+
+def _validation(data, rmse_upper_bound, output_path):
+  """TFMA's validation of the pipeline's RMSE threshold (overall slice only) on `data`."""
+  config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(label_key='rating', prediction_key='prediction')],
+      slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=['group'])],
+      metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+          class_name='RatingErrors', module=rating_metrics.__name__,
+          per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+              slicing_specs=[tfma.SlicingSpec()],
+              threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+                  upper_bound={'value': rmse_upper_bound})))])])])
+  tfma.analyze_raw_data(data, config, output_path=output_path)
+  return tfma.load_validation_result(output_path)
+
+
+def test_the_blessing_threshold_is_checked_on_the_overall_rmse(tmp_path):
+  data = _ratings()
+  rmse = float(np.sqrt(np.mean((data.rating - data.prediction) ** 2)))
+  assert _validation(data, rmse + 0.01, str(tmp_path / 'pass')).validation_ok
+  failed = _validation(data, rmse - 0.01, str(tmp_path / 'fail'))
+  assert not failed.validation_ok
+  [failure] = [f for s in failed.metric_validations_per_slice for f in s.failures]
+  assert failure.metric_key.name == 'root_mean_squared_error'
+  assert failure.metric_value.double_value.value == pytest.approx(rmse, rel=1e-6)
