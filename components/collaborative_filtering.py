@@ -132,14 +132,20 @@ class CollaborativeFilteringModel(tf.keras.Model):
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
     """Squared rating error (+ L2) plus `retrieval_weight` x the catalogue softmax loss of
-    picking the rated movie."""
+    picking the rated movie.
+
+    The softmax's normaliser (log-sum-exp over the catalogue) depends on the user only, so it
+    is computed once per distinct user of the batch, not once per example: the same loss, at
+    a fraction of the cost when users rate several movies per batch (every user of ML-100K is
+    in a batch of 16K ratings: 943 rows of logits instead of 16K)."""
     loss = super().compute_loss(x, y, y_pred, sample_weight)
     if self.retrieval_weight:
-      user, offset = self.ranking_user(x)
+      distinct, position = tf.unique(x[features.USER_INDEX], out_idx=tf.int64)
+      user, offset = self.ranking_user({features.USER_INDEX: distinct})
       movies, bias = self.ranking_movies(
           {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
       logits = offset[:, tf.newaxis] + tf.matmul(user, movies, transpose_b=True) + bias
-      loss += self.retrieval_weight * tf.reduce_mean(
-          tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x[features.MOVIE_INDEX],
-                                                         logits=logits))
+      picked = tf.gather_nd(logits, tf.stack([position, x[features.MOVIE_INDEX]], axis=1))
+      cross_entropy = tf.gather(tf.reduce_logsumexp(logits, axis=1), position) - picked
+      loss += self.retrieval_weight * tf.reduce_mean(cross_entropy)
     return loss

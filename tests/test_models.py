@@ -133,3 +133,21 @@ def test_canonical_order_does_not_depend_on_the_read_order():
   for name, values in examples.features.items():
     np.testing.assert_array_equal(values, again.features[name])
   np.testing.assert_array_equal(examples.labels, again.labels)
+
+
+def test_cf_ranking_loss_is_the_per_example_catalogue_softmax():
+  """compute_loss normalises once per distinct user; it must equal the plain per-example
+  softmax cross entropy over the whole catalogue."""
+  model, examples, _ = _train('cf', epochs=1)
+  x = {name: tf.constant(values) for name, values in examples.features.items()}
+  y = tf.constant(examples.labels)
+  y_pred = model(x)
+  rating_only = tf.keras.Model.compute_loss(model, x, y, y_pred)
+  user, offset = model.ranking_user(x)
+  movies, bias = model.ranking_movies({f.MOVIE_INDEX: tf.range(NUM_MOVIES, dtype=tf.int64)})
+  logits = offset[:, tf.newaxis] + tf.matmul(user, movies, transpose_b=True) + bias
+  softmax = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      labels=x[f.MOVIE_INDEX], logits=logits))
+  assert len(np.unique(examples.features[f.USER_INDEX])) < len(examples)  # users repeat
+  assert float(model.compute_loss(x, y, y_pred)) == pytest.approx(
+      float(rating_only + model.retrieval_weight * softmax), rel=1e-5)
