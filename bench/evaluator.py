@@ -32,11 +32,12 @@ def variant_config(name: str):
   if name in ('overall metrics', 'with NDCG, no slices'):
     del config.slicing_specs[:]
     config.slicing_specs.add()
-  dropped = {'overall metrics': ('UserNDCG', 'CalibrationPlot'),
-             'with slices': ('UserNDCG',)}.get(name, ())
-  kept = [m for m in spec.metrics if m.class_name not in dropped]
-  del spec.metrics[:]
-  spec.metrics.extend(kept)
+  if name in ('overall metrics', 'with slices'):
+    kept = [m for m in spec.metrics if m.class_name != 'UserNDCG']
+    del spec.metrics[:]
+    spec.metrics.extend(kept)
+  if name == 'overall metrics':  # no calibration plot
+    spec.metrics[0].config = ''
   return config
 
 

@@ -26,7 +26,7 @@ RMSE, MAE, MSE, EXAMPLE_COUNT = (rating_metrics.RMSE, rating_metrics.MAE, rating
                                  rating_metrics.EXAMPLE_COUNT)
 MEAN_LABEL, MEAN_PREDICTION, NDCG, CALIBRATION_PLOT = (
     rating_metrics.MEAN_LABEL, rating_metrics.MEAN_PREDICTION, rating_metrics.NDCG,
-    'calibration_plot')
+    rating_metrics.CALIBRATION_PLOT)
 NDCG_CUTOFFS = (5, 10)
 CALIBRATION_BUCKETS = 40  # prediction buckets over the rating scale
 
@@ -44,17 +44,18 @@ def eval_config(rmse_upper_bound: float, max_rmse_increase: float,
                                   prediction_key=signatures.RATING)],
       slicing_specs=slicing.slicing_specs(has_demographics),
       metrics_specs=[tfma.MetricsSpec(metrics=[
-          # Count, MSE, RMSE, MAE, mean label and prediction (calibration in the large) and
-          # per-user NDCG, one pass per example (components/rating_metrics.py). The blessing
-          # looks at the overall slice's RMSE only (a small slice is noisy).
+          # Count, MSE, RMSE, MAE, mean label and prediction (calibration in the large), the
+          # calibration plot and per-user NDCG, one pass per example
+          # (components/rating_metrics.py). The blessing looks at the overall slice's RMSE only
+          # (a small slice is noisy).
           tfma.MetricConfig(class_name='RatingErrors', module=rating_metrics.__name__,
+                            config=json.dumps({'num_buckets': CALIBRATION_BUCKETS,
+                                               'left': low, 'right': high}),
                             per_slice_thresholds=[tfma.PerSliceMetricThreshold(
                                 slicing_specs=[tfma.SlicingSpec()], threshold=rmse_threshold)]),
           tfma.MetricConfig(class_name='UserNDCG', module=rating_metrics.__name__,
                             config=json.dumps({'user_key': features.USER_ID,
                                                'top_k_list': list(NDCG_CUTOFFS)})),
-          tfma.MetricConfig(class_name='CalibrationPlot', config=json.dumps(
-              {'num_buckets': CALIBRATION_BUCKETS, 'left': low, 'right': high})),
       ])],
       # Not the model's compiled Keras metrics: the ones above are the evaluation.
       options=tfma.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)))

@@ -9,6 +9,9 @@ examples by user before slicing (23 s of 44 s with no slices). Here:
 - `RatingErrors` unpacks each example once and emits TFMA's standard keys (`example_count`,
   `mean_squared_error`, `root_mean_squared_error`, `mean_absolute_error`, `mean_label`,
   `mean_prediction`), so thresholds, the run summary and the report read them unchanged.
+  With `num_buckets`, `left` and `right` it also emits TFMA's calibration plot (the
+  `CalibrationHistogramBuckets` of TFMA's CalibrationPlot: buckets of the prediction, with
+  (-inf, left) and [right, inf) at the ends), from the same pass.
 - `UserNDCG` emits TFMA's `ndcg` keys (sub key top_k) without a query key: it keeps each user's
   (prediction, rating) pairs of the slice and, at the end, averages over users the NDCG@k of
   their ratings ordered by prediction, with the rating as the gain, as TFMA's NDCG does
@@ -27,10 +30,11 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import metric_util
+from tensorflow_model_analysis.proto import metrics_for_slice_pb2
 
-EXAMPLE_COUNT, MSE, RMSE, MAE, MEAN_LABEL, MEAN_PREDICTION, NDCG = (
+EXAMPLE_COUNT, MSE, RMSE, MAE, MEAN_LABEL, MEAN_PREDICTION, NDCG, CALIBRATION_PLOT = (
     'example_count', 'mean_squared_error', 'root_mean_squared_error', 'mean_absolute_error',
-    'mean_label', 'mean_prediction', 'ndcg')
+    'mean_label', 'mean_prediction', 'ndcg', 'calibration_plot')
 ERROR_KEYS = (EXAMPLE_COUNT, MSE, RMSE, MAE, MEAN_LABEL, MEAN_PREDICTION)
 
 
@@ -64,13 +68,25 @@ def _keys(name: str, model_names, output_names, example_weighted, sub_keys=(None
 
 
 class _ErrorsCombiner(beam.CombineFn):
-  """Accumulator: [weight, weighted squared error, absolute error, label, prediction]."""
+  """Accumulator: [weight, weighted squared error, absolute error, label, prediction] and, with
+  a calibration plot, per prediction bucket [weight, label, prediction] after them."""
 
-  def __init__(self, keys: Dict[str, metric_types.MetricKey], eval_config):
+  def __init__(self, keys: Dict[str, metric_types.MetricKey], eval_config,
+               plot_key: Optional[metric_types.PlotKey] = None, num_buckets: int = 0,
+               left: float = 0.0, right: float = 1.0):
     self._keys, self._eval_config = keys, eval_config
+    self._plot_key, self._num_buckets, self._left = plot_key, num_buckets, left
+    self._scale = num_buckets / (right - left) if plot_key else 0.0
+    self._thresholds = [left + i * (right - left) / num_buckets
+                        for i in range(num_buckets + 1)] if plot_key else []
 
   def create_accumulator(self) -> List[float]:
-    return [0.0] * 5
+    return [0.0] * (5 + (3 * (self._num_buckets + 2) if self._plot_key else 0))
+
+  def _bucket(self, prediction: float) -> int:
+    """0: below `left`; 1..num_buckets; num_buckets + 1: `right` and above (as TFMA's)."""
+    index = (prediction - self._left) * self._scale + 1
+    return 0 if index < 0 else min(int(index), self._num_buckets + 1)
 
   def add_input(self, accumulator, element):
     label, prediction, weight = _label_prediction_weight(element, self._eval_config,
@@ -81,6 +97,11 @@ class _ErrorsCombiner(beam.CombineFn):
     accumulator[2] += weight * abs(error)
     accumulator[3] += weight * label
     accumulator[4] += weight * prediction
+    if self._plot_key:
+      at = 5 + 3 * self._bucket(prediction)
+      accumulator[at] += weight
+      accumulator[at + 1] += weight * label
+      accumulator[at + 2] += weight * prediction
     return accumulator
 
   def merge_accumulators(self, accumulators):
@@ -90,26 +111,45 @@ class _ErrorsCombiner(beam.CombineFn):
         result[i] += value
     return result
 
+  def _plot(self, accumulator) -> metrics_for_slice_pb2.CalibrationHistogramBuckets:
+    plot = metrics_for_slice_pb2.CalibrationHistogramBuckets()
+    bounds = [float('-inf')] + self._thresholds + [float('inf')]
+    for bucket in range(self._num_buckets + 2):
+      weight, label, prediction = accumulator[5 + 3 * bucket:8 + 3 * bucket]
+      plot.buckets.add(lower_threshold_inclusive=bounds[bucket],
+                       upper_threshold_exclusive=bounds[bucket + 1],
+                       num_weighted_examples={'value': weight},
+                       total_weighted_label={'value': label},
+                       total_weighted_refined_prediction={'value': prediction})
+    return plot
+
   def extract_output(self, accumulator):
-    weight, squared, absolute, label, prediction = accumulator
+    weight, squared, absolute, label, prediction = accumulator[:5]
     mean = (lambda total: total / weight) if weight else (lambda total: float('nan'))
-    return {self._keys[EXAMPLE_COUNT]: weight, self._keys[MSE]: mean(squared),
-            self._keys[RMSE]: math.sqrt(mean(squared)) if weight else float('nan'),
-            self._keys[MAE]: mean(absolute), self._keys[MEAN_LABEL]: mean(label),
-            self._keys[MEAN_PREDICTION]: mean(prediction)}
+    result = {self._keys[EXAMPLE_COUNT]: weight, self._keys[MSE]: mean(squared),
+              self._keys[RMSE]: math.sqrt(mean(squared)) if weight else float('nan'),
+              self._keys[MAE]: mean(absolute), self._keys[MEAN_LABEL]: mean(label),
+              self._keys[MEAN_PREDICTION]: mean(prediction)}
+    if self._plot_key:
+      result[self._plot_key] = self._plot(accumulator)
+    return result
 
 
 def _errors(name=None, eval_config=None, model_names=None, output_names=None, sub_keys=None,
-            example_weighted: bool = False, query_key: str = ''):
+            example_weighted: bool = False, query_key: str = '',
+            num_buckets: int = 0, left: float = 0.0, right: float = 1.0):
   del name, sub_keys, query_key  # the keys are TFMA's standard names
   computations = []
   per_name = {name: _keys(name, model_names, output_names, example_weighted)
               for name in ERROR_KEYS}
-  for model_output in per_name[MSE]:
-    keys = {name: per_name[name][model_output][0] for name in ERROR_KEYS}
+  for model, output in per_name[MSE]:
+    keys = {name: per_name[name][(model, output)][0] for name in ERROR_KEYS}
+    plot_key = (metric_types.PlotKey(CALIBRATION_PLOT, model_name=model, output_name=output,
+                                     example_weighted=example_weighted)
+                if num_buckets else None)
     computations.append(metric_types.MetricComputation(
-        keys=list(keys.values()), preprocessors=None,
-        combiner=_ErrorsCombiner(keys, eval_config)))
+        keys=list(keys.values()) + ([plot_key] if plot_key else []), preprocessors=None,
+        combiner=_ErrorsCombiner(keys, eval_config, plot_key, num_buckets, left, right)))
   return computations
 
 
@@ -119,8 +159,9 @@ class RatingErrors(metric_types.Metric):
   TFMA attaches a MetricConfig's thresholds to the key named after the metric (with the
   config's example weighting), so the metric is named after the key the blessing checks."""
 
-  def __init__(self, name: str = RMSE):
-    super().__init__(_errors, name=name)
+  def __init__(self, name: str = RMSE, num_buckets: int = 0, left: float = 0.0,
+               right: float = 1.0):
+    super().__init__(_errors, name=name, num_buckets=num_buckets, left=left, right=right)
 
 
 def ndcg_at(gains_by_prediction: np.ndarray, ideal: np.ndarray, k: int) -> float:

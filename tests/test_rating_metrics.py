@@ -105,3 +105,35 @@ def test_the_blessing_threshold_is_checked_on_the_overall_rmse(tmp_path):
   [failure] = [f for s in failed.metric_validations_per_slice for f in s.failures]
   assert failure.metric_key.name == 'root_mean_squared_error'
   assert failure.metric_value.double_value.value == pytest.approx(rmse, rel=1e-6)
+
+
+def _calibration(data, metric, output_path):
+  """{bucket lower bound: (count, total label, total prediction)} of the overall slice."""
+  config = tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(label_key='rating', prediction_key='prediction')],
+      slicing_specs=[tfma.SlicingSpec()], metrics_specs=[tfma.MetricsSpec(metrics=[metric])])
+  tfma.analyze_raw_data(data, config, output_path=output_path)
+  [plots] = list(tfma.load_plots(output_path))
+  [entry] = [e for e in plots.plot_keys_and_values
+             if e.value.HasField('calibration_histogram_buckets')]
+  return {b.lower_threshold_inclusive: (b.num_weighted_examples.value,
+                                        b.total_weighted_label.value,
+                                        b.total_weighted_refined_prediction.value)
+          for b in entry.value.calibration_histogram_buckets.buckets
+          if b.num_weighted_examples.value}
+
+
+def test_the_calibration_plot_equals_tfma_calibration_plot(tmp_path):
+  data = _ratings()
+  data['prediction'] = data.prediction.clip(1.0, 5.0)  # as served: 5.0 is in [right, inf)
+  config = json.dumps({'num_buckets': 40, 'left': 1.0, 'right': 5.0})
+  ours = _calibration(data, tfma.MetricConfig(
+      class_name='RatingErrors', module=rating_metrics.__name__, config=config),
+      str(tmp_path / 'ours'))
+  theirs = _calibration(data, tfma.MetricConfig(class_name='CalibrationPlot', config=config),
+                        str(tmp_path / 'theirs'))
+  assert len(theirs) > 10 and sorted(ours) == sorted(theirs)
+  for low, (count, labels, predictions) in theirs.items():
+    assert ours[low][0] == count
+    assert ours[low][1:] == pytest.approx((labels, predictions), rel=1e-6)
+  assert sum(count for count, _, _ in ours.values()) == len(data)
