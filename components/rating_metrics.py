@@ -77,8 +77,10 @@ class _ErrorsCombiner(beam.CombineFn):
     self._keys, self._eval_config = keys, eval_config
     self._plot_key, self._num_buckets, self._left = plot_key, num_buckets, left
     self._scale = num_buckets / (right - left) if plot_key else 0.0
-    self._thresholds = [left + i * (right - left) / num_buckets
-                        for i in range(num_buckets + 1)] if plot_key else []
+    # Bucket b spans [bounds[b], bounds[b + 1]).
+    self._bounds = ([float('-inf')] + [left + i * (right - left) / num_buckets
+                                       for i in range(num_buckets + 1)] + [float('inf')]
+                    if plot_key else [])
 
   def create_accumulator(self) -> List[float]:
     return [0.0] * (5 + (3 * (self._num_buckets + 2) if self._plot_key else 0))
@@ -113,11 +115,10 @@ class _ErrorsCombiner(beam.CombineFn):
 
   def _plot(self, accumulator) -> metrics_for_slice_pb2.CalibrationHistogramBuckets:
     plot = metrics_for_slice_pb2.CalibrationHistogramBuckets()
-    bounds = [float('-inf')] + self._thresholds + [float('inf')]
     for bucket in range(self._num_buckets + 2):
       weight, label, prediction = accumulator[5 + 3 * bucket:8 + 3 * bucket]
-      plot.buckets.add(lower_threshold_inclusive=bounds[bucket],
-                       upper_threshold_exclusive=bounds[bucket + 1],
+      plot.buckets.add(lower_threshold_inclusive=self._bounds[bucket],
+                       upper_threshold_exclusive=self._bounds[bucket + 1],
                        num_weighted_examples={'value': weight},
                        total_weighted_label={'value': label},
                        total_weighted_refined_prediction={'value': prediction})
@@ -127,7 +128,7 @@ class _ErrorsCombiner(beam.CombineFn):
     weight, squared, absolute, label, prediction = accumulator[:5]
     mean = (lambda total: total / weight) if weight else (lambda total: float('nan'))
     result = {self._keys[EXAMPLE_COUNT]: weight, self._keys[MSE]: mean(squared),
-              self._keys[RMSE]: math.sqrt(mean(squared)) if weight else float('nan'),
+              self._keys[RMSE]: math.sqrt(mean(squared)),
               self._keys[MAE]: mean(absolute), self._keys[MEAN_LABEL]: mean(label),
               self._keys[MEAN_PREDICTION]: mean(prediction)}
     if self._plot_key:

@@ -325,8 +325,8 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     return {'outputs': rate_examples(inputs)}
 
   @_signature(input_signature=[dict(user_id=tf.TensorSpec([None], tf.string, name='user_id'),
-                                     movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
-                                     **user_specs)])
+                                    movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
+                                    **user_specs)])
   def predict_rating(request):
     request = dict(request)
     user_id, movie_id = request.pop(f.USER_ID), request.pop(f.MOVIE_ID)
@@ -369,7 +369,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     return top_k(scores, k, excluded)
 
   @_signature(input_signature=[dict(movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
-                                     k=tf.TensorSpec([None], tf.int32, name='k'))])
+                                    k=tf.TensorSpec([None], tf.int32, name='k'))])
   def similar_movies(request):
     position = tables.position.lookup(request[f.MOVIE_ID])
     known = tf.debugging.assert_non_negative(position,
