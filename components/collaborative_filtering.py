@@ -56,6 +56,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
     self.user_embedding = embedding('user_embedding', num_users, embedding_dim, l2)
     self.movie_embedding = embedding('movie_embedding', num_movies, embedding_dim, l2)
     self.implicit_embedding = embedding('implicit_embedding', num_movies, embedding_dim, l2, 0)
+    self.implicit_embedding.build((None,))  # its table is used directly (_distinct_user_factors)
     self.user_bias = embedding('user_bias', num_users, 1, l2, 0)
     self.movie_bias = embedding('movie_bias', num_movies, 1, l2, 0)
     self.global_bias = tf.Variable(global_mean, dtype=tf.float32, name='global_bias')
@@ -74,14 +75,24 @@ class CollaborativeFilteringModel(tf.keras.Model):
     self.history_scale = tf.Variable((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32),
                                      trainable=False, name='history_scale')
 
+  def _distinct_user_factors(self, distinct: tf.Tensor) -> tf.Tensor:
+    """p_u + |N(u)|^-1/2 sum y_j for distinct users [U] -> [U, D]: the history sums are a
+    sparse [U, movies] x dense [movies, D] product (gradient sparse^T x dense), which touches
+    each rating of the users once without materialising a [ratings, D] block."""
+    spans = tf.ragged.range(tf.gather(self.history_splits, distinct),
+                            tf.gather(self.history_splits, distinct + 1))
+    rows = spans.value_rowids()
+    history = tf.sparse.SparseTensor(
+        tf.stack([rows, tf.gather(self.history_movies, spans.flat_values)], axis=1),
+        tf.gather(self.history_scale, tf.gather(distinct, rows)),
+        tf.stack([tf.shape(distinct, out_type=tf.int64)[0], self.num_movies]))
+    implicit = tf.sparse.sparse_dense_matmul(history, self.implicit_embedding.embeddings)
+    return self.user_embedding(distinct) + implicit
+
   def _user_factors(self, users: tf.Tensor) -> tf.Tensor:
     """p_u + |N(u)|^-1/2 sum y_j for users [B] -> [B, D], computed once per distinct user."""
     distinct, position = tf.unique(users)
-    history = tf.gather(
-        tf.RaggedTensor.from_row_splits(self.history_movies, self.history_splits), distinct)
-    implicit = tf.reduce_sum(tf.ragged.map_flat_values(self.implicit_embedding, history), axis=1)
-    implicit *= tf.gather(self.history_scale, distinct)[:, tf.newaxis]
-    return tf.gather(self.user_embedding(distinct) + implicit, position)
+    return tf.gather(self._distinct_user_factors(distinct), position)
 
   def user_representation(self, inputs):
     """(vector [B, D], bias [B]) of the users in `inputs`, for the rating."""
@@ -109,9 +120,33 @@ class CollaborativeFilteringModel(tf.keras.Model):
 
   @tf.autograph.experimental.do_not_convert  # Python control flow only (fast_tracing.py)
   def call(self, inputs, training=False):
-    user, user_bias = self.user_representation(inputs)
+    """The rating [B]; in training, also adds the ranking loss (`ranking_loss`), computed from
+    the same user factors (each distinct user's history summed once per step)."""
+    users, movies = inputs[features.USER_INDEX], inputs[features.MOVIE_INDEX]
+    distinct, position = tf.unique(users, out_idx=tf.int64)
+    factors = self._distinct_user_factors(distinct)
+    user = tf.gather(factors, position)
     movie, movie_bias = self.movie_representation(inputs)
-    return self.global_bias + user_bias + movie_bias + tf.reduce_sum(user * movie, axis=-1)
+    if training and self.retrieval_weight:
+      self.add_loss(self.retrieval_weight * self.ranking_loss(distinct, factors, position, movies))
+    return (self.global_bias + tf.squeeze(self.user_bias(users), -1) + movie_bias
+            + tf.reduce_sum(user * movie, axis=-1))
+
+  def ranking_loss(self, distinct, factors, position, movies) -> tf.Tensor:
+    """Mean softmax cross entropy, over the whole catalogue, of picking the rated movie:
+    `distinct` users [U] with rating factors `factors` [U, D]; per example its user's row
+    `position` [B] and the rated `movies` [B].
+
+    The softmax's normaliser (log-sum-exp over the catalogue) depends on the user only, so it
+    is computed once per distinct user of the batch, not once per example: the same loss, at
+    a fraction of the cost when users rate several movies per batch (every user of ML-100K is
+    in a batch of 8K ratings: 943 rows of logits instead of 8K)."""
+    user = tf.concat([factors, self.user_ranking_embedding(distinct)], axis=-1)
+    catalogue, bias = self.ranking_movies(
+        {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
+    logits = tf.matmul(user, catalogue, transpose_b=True) + bias
+    picked = tf.gather_nd(logits, tf.stack([position, movies], axis=1))
+    return tf.reduce_mean(tf.gather(tf.reduce_logsumexp(logits, axis=1), position) - picked)
 
   def fill_unknown_users(self) -> None:
     """After training: users without training ratings (the OOV row, which training never
@@ -129,23 +164,3 @@ class CollaborativeFilteringModel(tf.keras.Model):
         (self.user_ranking_embedding.embeddings,
          tf.reduce_mean(self.user_ranking_embedding(known), axis=0))):
       table.scatter_nd_update(unknown, tf.tile(mean[tf.newaxis, :], [tf.shape(unknown)[0], 1]))
-
-  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
-    """Squared rating error (+ L2) plus `retrieval_weight` x the catalogue softmax loss of
-    picking the rated movie.
-
-    The softmax's normaliser (log-sum-exp over the catalogue) depends on the user only, so it
-    is computed once per distinct user of the batch, not once per example: the same loss, at
-    a fraction of the cost when users rate several movies per batch (every user of ML-100K is
-    in a batch of 16K ratings: 943 rows of logits instead of 16K)."""
-    loss = super().compute_loss(x, y, y_pred, sample_weight)
-    if self.retrieval_weight:
-      distinct, position = tf.unique(x[features.USER_INDEX], out_idx=tf.int64)
-      user, offset = self.ranking_user({features.USER_INDEX: distinct})
-      movies, bias = self.ranking_movies(
-          {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
-      logits = offset[:, tf.newaxis] + tf.matmul(user, movies, transpose_b=True) + bias
-      picked = tf.gather_nd(logits, tf.stack([position, x[features.MOVIE_INDEX]], axis=1))
-      cross_entropy = tf.gather(tf.reduce_logsumexp(logits, axis=1), position) - picked
-      loss += self.retrieval_weight * tf.reduce_mean(cross_entropy)
-    return loss

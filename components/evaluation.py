@@ -40,8 +40,11 @@ def eval_config(rmse_upper_bound: float, max_rmse_increase: float,
           absolute={'value': max_rmse_increase}))
   low, high = (float(v) for v in rating_range)
   return tfma.EvalConfig(
+      # A generic SavedModel, loaded as TF Serving loads it: without a model type TFMA first
+      # tries Keras' loader (seconds per load; the export saves no Keras layer traces).
       model_specs=[tfma.ModelSpec(signature_name='serving_default', label_key=features.LABEL,
-                                  prediction_key=signatures.RATING)],
+                                  prediction_key=signatures.RATING,
+                                  model_type=tfma.TF_GENERIC)],
       slicing_specs=slicing.slicing_specs(has_demographics),
       metrics_specs=[tfma.MetricsSpec(metrics=[
           # Count, MSE, RMSE, MAE, mean label and prediction (calibration in the large), the

@@ -409,7 +409,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
       result[slicing.AGE_GROUP] = tf.gather(age_groups, transformed[f.AGE_BUCKET])
     return result
 
-  model.save(export_dir, save_format='tf', signatures={
+  model.save(export_dir, save_format='tf', save_traces=False, signatures={
       slicing.SIGNATURE: transformed_features,
       'serving_default': serving_default,
       REGRESS: regress,

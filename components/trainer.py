@@ -70,7 +70,10 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
-  history = model.fit(train.features, train.labels, batch_size=int(hparams['batch_size']),
+  inputs = dict(train.features)
+  if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
+    inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
+  history = model.fit(inputs, train.labels, batch_size=int(hparams['batch_size']),
                       epochs=int(hparams['epochs']), shuffle=True, verbose=0,
                       callbacks=callbacks)
   if hasattr(model, 'fill_unknown_users'):

@@ -56,8 +56,11 @@ def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.
   examples = examples or _examples(demographics=demographics)
   model = _build(name, examples, demographics, retrieval_weight)
   model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
-  history = model.fit(examples.features, examples.labels, batch_size=16, epochs=epochs,
-                      shuffle=True, verbose=0)
+  inputs = dict(examples.features)
+  if name == 'cb':
+    inputs[model.HISTORY_POSITION] = model.history_positions(len(examples))
+  history = model.fit(inputs, examples.labels, batch_size=16, epochs=epochs, shuffle=True,
+                      verbose=0)
   return model, examples, history.history['loss']
 
 
@@ -136,18 +139,49 @@ def test_canonical_order_does_not_depend_on_the_read_order():
 
 
 def test_cf_ranking_loss_is_the_per_example_catalogue_softmax():
-  """compute_loss normalises once per distinct user; it must equal the plain per-example
-  softmax cross entropy over the whole catalogue."""
+  """In training, the model adds its ranking loss, normalised once per distinct user; the loss
+  Keras minimises must be the rating loss plus the plain per-example softmax cross entropy over
+  the whole catalogue, and outside training no ranking loss is added."""
   model, examples, _ = _train('cf', epochs=1)
   x = {name: tf.constant(values) for name, values in examples.features.items()}
   y = tf.constant(examples.labels)
-  y_pred = model(x)
-  rating_only = tf.keras.Model.compute_loss(model, x, y, y_pred)
+  in_training = float(model.compute_loss(x, y, model(x, training=True)))
+  rating_only = float(model.compute_loss(x, y, model(x)))
   user, offset = model.ranking_user(x)
   movies, bias = model.ranking_movies({f.MOVIE_INDEX: tf.range(NUM_MOVIES, dtype=tf.int64)})
   logits = offset[:, tf.newaxis] + tf.matmul(user, movies, transpose_b=True) + bias
   softmax = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
       labels=x[f.MOVIE_INDEX], logits=logits))
   assert len(np.unique(examples.features[f.USER_INDEX])) < len(examples)  # users repeat
-  assert float(model.compute_loss(x, y, y_pred)) == pytest.approx(
-      float(rating_only + model.retrieval_weight * softmax), rel=1e-5)
+  assert float(softmax) > 0.1
+  assert in_training == pytest.approx(rating_only + model.retrieval_weight * float(softmax),
+                                      rel=1e-5)
+
+
+def test_cb_stored_profile_leaves_the_predicted_rating_out():
+  """A training example's profile is its user's other stored ratings: the same as the profile
+  a request carrying those ratings gets (`profile`), and without the leave-out, all of them."""
+  model, examples, _ = _train('cb', epochs=1)
+  users, movies = examples.features[f.USER_INDEX], examples.features[f.MOVIE_INDEX]
+  positions = model.history_positions(len(examples))
+  offset, taste = model.stored_profile(tf.constant(users), tf.constant(positions))
+  full_offset, full_taste = model.stored_profile(tf.constant(users))
+  content = {name: np.asarray(v) for name, v in model.movie_content.items()}
+  for i in range(len(examples)):
+    for leave_out, (got_offset, got_taste) in ((True, (offset, taste)),
+                                               (False, (full_offset, full_taste))):
+      others = np.flatnonzero((users == users[i]) & ((movies != movies[i]) | (not leave_out)))
+      rated = {name: tf.constant(table[movies[others]]) for name, table in content.items()}
+      rated[f.MOVIE_INDEX] = tf.constant(movies[others])
+      want_offset, want_taste = model.profile(
+          rated, tf.RaggedTensor.from_row_lengths(examples.labels[others], [len(others)]))
+      np.testing.assert_allclose(got_offset[i], want_offset[0], rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(got_taste[i], want_taste[0], rtol=1e-5, atol=1e-6)
+
+
+def test_cb_training_needs_history_positions():
+  model, examples, _ = _train('cb', epochs=1)
+  with pytest.raises(ValueError, match='history_position'):
+    model(examples.features, training=True)
+  with pytest.raises(ValueError, match='train on the history'):
+    model.history_positions(len(examples) - 1)
