@@ -37,14 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument('--output-dir', default=os.path.join('.', 'runs', 'local'),
                       help='pipeline root, ML Metadata, pushed models and run summary go here')
   cli.add_settings_arguments(parser)
-  parser.add_argument('--parallel-components', type=int, default=2, metavar='N',
-                      help='run up to N independent components at a time (the two models\' '
-                      'branches); 1 runs them one after another, as TFX\'s LocalDagRunner')
   parser.add_argument('--verbose', action='store_true', help='show all TFX/Beam INFO logs')
-  args = parser.parse_args(argv)
-  if args.parallel_components < 1:
-    parser.error(f'--parallel-components must be at least 1, got {args.parallel_components}')
-  return args
+  return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
@@ -72,8 +66,7 @@ def main(argv=None) -> int:
     from pipeline import local  # pylint: disable=import-outside-toplevel  (imports TFX, noisily)
     return local.run(settings, prepared, args.models, stdout, stderr,
                      log_path if not args.verbose else 'the output above',
-                     ingestion_seconds=ingestion_seconds,
-                     parallel_components=args.parallel_components)
+                     ingestion_seconds=ingestion_seconds)
 
 
 if __name__ == '__main__':

@@ -145,7 +145,10 @@ class CollaborativeFilteringModel(tf.keras.Model):
     catalogue, bias = self.ranking_movies(
         {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
     logits = tf.matmul(user, catalogue, transpose_b=True) + bias
-    picked = tf.gather_nd(logits, tf.stack([position, movies], axis=1))
+    # The rated movie's logit, from its rows (cheaper to differentiate than a gather_nd from
+    # the [U, M] logits, whose gradient is a dense [U, M] scatter).
+    picked = (tf.reduce_sum(tf.gather(user, position) * tf.gather(catalogue, movies), axis=-1)
+              + tf.gather(bias, movies))
     return tf.reduce_mean(tf.gather(tf.reduce_logsumexp(logits, axis=1), position) - picked)
 
   def fill_unknown_users(self) -> None:

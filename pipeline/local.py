@@ -1,5 +1,5 @@
-"""One local run: schema, DAG, the local runner (independent components concurrently) with
-progress, then the run summary, TF Serving's models.config and the report."""
+"""One local run: schema, DAG, LocalDagRunner with progress, then the run summary, TF Serving's
+models.config and the report."""
 
 import datetime
 import os
@@ -10,8 +10,6 @@ from tfx import v1 as tfx
 
 from components import anomalies_gate
 from components import ingestion
-from pipeline import beam_state_cache
-from pipeline import concurrent_runner
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 from pipeline import progress as progress_lib
@@ -23,9 +21,8 @@ from serving import model_config
 
 def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
         model_names: Sequence[str], stdout: TextIO, stderr: TextIO, log_path: str,
-        ingestion_seconds: float = 0.0, parallel_components: int = 2) -> int:
-  """Runs the pipeline, up to `parallel_components` components at a time, printing progress to
-  `stderr` and the summary to `stdout`.
+        ingestion_seconds: float = 0.0) -> int:
+  """Runs the pipeline, printing progress to `stderr` and the summary to `stdout`.
 
   Returns the process exit code: 0 when the run finished, 1 when it failed.
   """
@@ -45,9 +42,8 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   error = None
   progress = progress_lib.ComponentProgress(stderr)
   try:
-    beam_state_cache.apply()
     with progress_lib.track_components(progress):
-      concurrent_runner.ConcurrentLocalDagRunner(parallel_components).run(tfx_pipeline)
+      tfx.orchestration.LocalDagRunner().run(tfx_pipeline)
   except anomalies_gate.DataAnomaliesError as e:
     error = str(e)
   except Exception as e:  # pylint: disable=broad-except  (reported in the summary, exit 1)

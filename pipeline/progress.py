@@ -9,65 +9,34 @@ local runner and prints one line per component on the real terminal.
 import contextlib
 import os
 import sys
-import threading
 import time
 from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
 
 
 class ComponentProgress:
-  """Prints `[n] Component ... done in 12.3 s` lines and records durations.
-
-  Components may run concurrently (pipeline/concurrent_runner.py): one line is open at a time
-  (`[n] Component ... `, completed when that component finishes); a component that finishes
-  while another one's line is open gets a line of its own, and the open line is repeated."""
+  """Prints `[n] Component ... done in 12.3 s` lines and records durations."""
 
   def __init__(self, stream: TextIO):
     self.stream = stream
     self.durations: Dict[str, float] = {}
     self.order: List[str] = []
-    self.running: List[str] = []
+    self.current: Optional[str] = None
     self.failed_node: Optional[str] = None
-    self._open_line: Optional[str] = None
-    self._lock = threading.Lock()
-
-  @property
-  def current(self) -> Optional[str]:
-    return self.running[0] if self.running else None
-
-  def _label(self, node_id: str) -> str:
-    return f'[{self.order.index(node_id) + 1:2d}] {node_id} ... '
 
   def started(self, node_id: str) -> None:
-    with self._lock:
-      self.order.append(node_id)
-      self.running.append(node_id)
-      if self._open_line is None:
-        self._open(node_id)
-
-  def _open(self, node_id: str) -> None:
-    self._open_line = node_id
-    self.stream.write(self._label(node_id))
+    self.current = node_id
+    self.order.append(node_id)
+    self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
     self.stream.flush()
 
   def finished(self, node_id: str, seconds: float, ok: bool) -> None:
-    with self._lock:
-      self.durations[node_id] = round(seconds, 2)
-      self.running.remove(node_id)
-      if not ok and self.failed_node is None:
-        self.failed_node = node_id
-      outcome = f'{"done" if ok else "FAILED"} in {seconds:.1f} s\n'
-      if self._open_line == node_id:
-        self.stream.write(outcome)
-        self._open_line = None
-      else:
-        interrupted = self._open_line
-        self.stream.write(('\n' if interrupted else '') + self._label(node_id) + outcome)
-        if interrupted:
-          self._open(interrupted)
-      if self._open_line is None and self.running:
-        self._open(self.running[0])
-      self.stream.flush()
+    self.durations[node_id] = round(seconds, 2)
+    self.current = None
+    if not ok:
+      self.failed_node = node_id
+    self.stream.write(f'{"done" if ok else "FAILED"} in {seconds:.1f} s\n')
+    self.stream.flush()
 
 
 @contextlib.contextmanager
