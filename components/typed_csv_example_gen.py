@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
-from tfx import v1 as tfx
+from tfx.components import CsvExampleGen as StockCsvExampleGen
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
@@ -123,6 +123,6 @@ class Executor(csv_executor.Executor):
     return _TypedCsvToExample
 
 
-class CsvExampleGen(tfx.components.CsvExampleGen):
+class CsvExampleGen(StockCsvExampleGen):
   """The stock CsvExampleGen with declared column types (see the module docstring)."""
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

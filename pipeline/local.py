@@ -6,7 +6,8 @@ import os
 import time
 from typing import Sequence, TextIO
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local import local_dag_runner
 
 from components import anomalies_gate
 from components import ingestion
@@ -33,7 +34,7 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   tfx_pipeline = pipeline_def.create_pipeline(
       settings, prepared.input_base, prepared.catalogue_path, schema_path,
       [scale["low"], scale["high"]], model_names, prepared.has_demographics,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      metadata_connection_config=metadata.sqlite_metadata_connection_config(
           settings.metadata_path))
   started_at = datetime.datetime.now(datetime.timezone.utc)
   print(f'Running {len(tfx_pipeline.components)} components (logs: {log_path})',
@@ -43,7 +44,7 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   progress = progress_lib.ComponentProgress(stderr)
   try:
     with progress_lib.track_components(progress):
-      tfx.orchestration.LocalDagRunner().run(tfx_pipeline)
+      local_dag_runner.LocalDagRunner().run(tfx_pipeline)
   except anomalies_gate.DataAnomaliesError as e:
     error = str(e)
   except Exception as e:  # pylint: disable=broad-except  (reported in the summary, exit 1)

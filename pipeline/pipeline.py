@@ -10,8 +10,19 @@ import os
 from typing import Dict, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+# TFX's modules, not the `tfx.v1` facade: importing that also imports the Vertex AI extension
+# and its google-cloud-aiplatform client (4 s of every run's start, unused here).
+from tfx import components as tfx_components
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
+from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2
+from tfx.proto import pusher_pb2
+from tfx.proto import trainer_pb2
+from tfx.proto import transform_pb2
+from tfx.types import channel
+from tfx.types import standard_artifacts
 
 from components import anomalies_gate
 from components import baseline_resolver
@@ -42,7 +53,7 @@ def create_pipeline(
     model_names=configs.MODEL_NAMES,
     has_demographics: bool = True,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
-) -> tfx.dsl.Pipeline:
+) -> tfx_pipeline.Pipeline:
   """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/); the
   models serve every movie of `catalogue_path` (ingestion's movies.csv). `has_demographics`:
   whether the data has user demographics (which the Evaluator then slices by)."""
@@ -51,9 +62,9 @@ def create_pipeline(
       input_config=example_gen_pb2.Input(splits=[
           example_gen_pb2.Input.Split(name=split, pattern=f'{split}/*.csv')
           for split in (ingestion.TRAIN, ingestion.EVAL)]))
-  statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs['examples'])
-  schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-  example_validator = tfx.components.ExampleValidator(
+  statistics_gen = tfx_components.StatisticsGen(examples=example_gen.outputs['examples'])
+  schema_gen = ImportSchemaGen(schema_file=schema_path)
+  example_validator = tfx_components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
                                       schema=schema_gen.outputs['schema'])
@@ -61,45 +72,48 @@ def create_pipeline(
   # read raw examples (the model applies Transform's graph itself). Transform's own TFDV
   # statistics of raw and transformed data are off: StatisticsGen already describes the raw
   # data and nothing reads them (they were most of Transform's time).
-  transform = tfx.components.Transform(
+  transform = tfx_components.Transform(
       examples=example_gen.outputs['examples'],
       schema=gate.outputs['validated_schema'],
-      splits_config=tfx.proto.SplitsConfig(analyze=[ingestion.TRAIN],
+      splits_config=transform_pb2.SplitsConfig(analyze=[ingestion.TRAIN],
                                            transform=[ingestion.TRAIN]),
       disable_statistics=True,
+      # Each run analyses its whole training split; the analyzer cache (for re-analysing
+      # growing spans incrementally) would only add a Beam write per analyzer.
+      disable_analyzer_cache=True,
       **_code(settings, configs.PREPROCESSING_MODULE, 'preprocessing_fn',
                 configs.PREPROCESSING_FN))
   components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
   for model_name in model_names:
     ids = node_ids(model_name)
-    trainer = tfx.components.Trainer(
+    trainer = tfx_components.Trainer(
         **_code(settings, configs.TRAINER_MODULE, 'run_fn', configs.RUN_FN),
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         # run_fn trains on the training split and evaluates nothing (the Evaluator does); TFX
         # still resolves an eval split's files, and only the training split is transformed.
-        train_args=tfx.proto.TrainArgs(splits=[ingestion.TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[ingestion.TRAIN]),
+        train_args=trainer_pb2.TrainArgs(splits=[ingestion.TRAIN]),
+        eval_args=trainer_pb2.EvalArgs(splits=[ingestion.TRAIN]),
         schema=gate.outputs['validated_schema'],
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
                        'rating_range': list(rating_range),
                        'catalogue_path': catalogue_path}).with_id(ids['trainer'])
     history = dict(
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+        model=channel.Channel(type=standard_artifacts.Model,
                               producer_component_id=ids['trainer'], output_key='model'),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
                                        producer_component_id=ids['evaluator'],
                                        output_key='blessing'))
     if settings.for_kubeflow:  # KFP v2 compiles only TFX's own strategies into queries
-      baseline = tfx.dsl.Resolver(
-          strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy, **history)
+      baseline = resolver.Resolver(
+          strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy, **history)
     else:
-      baseline = tfx.dsl.Resolver(
+      baseline = resolver.Resolver(
           strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
           candidate_run=trainer.outputs['model_run'], **history)
     baseline = baseline.with_id(ids['resolver'])
-    evaluator = tfx.components.Evaluator(
+    evaluator = tfx_components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'],
@@ -107,16 +121,16 @@ def create_pipeline(
         eval_config=evaluation.eval_config(settings.rmse_upper_bound,
                                            settings.max_rmse_increase, rating_range,
                                            has_demographics)).with_id(ids['evaluator'])
-    pusher = tfx.components.Pusher(
+    pusher = tfx_components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=os.path.join(settings.serving_dir, model_name)))).with_id(
                     ids['pusher'])
     components += [trainer, baseline, evaluator, pusher]
 
-  return tfx.dsl.Pipeline(
+  return tfx_pipeline.Pipeline(
       pipeline_name=settings.pipeline_name,
       pipeline_root=settings.pipeline_root,
       components=components,

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+from tfx.orchestration import metadata as tfx_metadata
 
 from components import evaluation
 from components import ingestion
@@ -33,7 +33,7 @@ class _Metadata:
   """Read-only questions to the run's ML Metadata store."""
 
   def __init__(self, settings: configs.PipelineSettings, since: datetime.datetime):
-    config = tfx.orchestration.metadata.sqlite_metadata_connection_config(settings.metadata_path)
+    config = tfx_metadata.sqlite_metadata_connection_config(settings.metadata_path)
     self.store = metadata_store.MetadataStore(config)
     self.pipeline_name = settings.pipeline_name
     self.since_ms = int(since.timestamp() * 1000) - 1000
