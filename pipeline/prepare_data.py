@@ -95,11 +95,16 @@ def main(argv=None) -> int:
                       help='where the prepared data goes (a local path, gs://, s3://)')
   cli.add_data_arguments(parser)
   args = parser.parse_args(argv)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel  (TFX's filesystem layer)
   try:
     prepare(cli.ingestion_options(args), args.data_root)
   except (movielens_formats.IngestionError, movielens_download.DownloadError, ValueError,
           OSError) as e:
     print(f'error: {e}', file=sys.stderr)
+    return 2
+  except tf.errors.OpError as e:  # the filesystem refused: a local path, gs://, s3://, ...
+    print(f'error: cannot write the prepared data under {args.data_root}: {e.message}',
+          file=sys.stderr)
     return 2
   return 0
 

@@ -238,6 +238,13 @@ def test_prepare_data_writes_the_layout_the_compiled_pipeline_reads(tmp_path):
                         '--data-dir', str(tmp_path / 'nope')], cwd=PROJECT_DIR,
                        capture_output=True, text=True, timeout=300)
   assert bad.returncode == 2 and 'Traceback' not in bad.stderr and 'nope' in bad.stderr
+  (tmp_path / 'a_file').write_text('not a folder')
+  unwritable = subprocess.run([sys.executable, '-m', 'pipeline.prepare_data', '--data-root',
+                               str(tmp_path / 'a_file' / 'data'), '--data-dir', ML_100K_DIR,
+                               '--sample', '2000'], cwd=PROJECT_DIR, capture_output=True,
+                              text=True, timeout=300)
+  assert unwritable.returncode == 2 and 'Traceback' not in unwritable.stderr
+  assert 'a_file' in unwritable.stderr and 'not a directory' in unwritable.stderr
 
 
 def _signatures(summary, name):
