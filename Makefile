@@ -60,7 +60,7 @@ clean:
 	rm -rf runs .pytest_cache
 
 .PHONY: bench-quality
-# The quality benchmark on ../shared/datasets/ml-100k: canonical 5-fold, random 80/20, cold start, top-10 (about 22 minutes).
+# The quality benchmark on ../shared/datasets/ml-100k: canonical 5-fold, random 80/20, cold start, top-10 (12-16 minutes here).
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality $(ARGS)
 
