@@ -8,8 +8,9 @@ again with nothing changed (cached), and records: the wall time of each (process
 exit), every component's time (from run_summary.json), the peak resident memory of the whole
 process tree (sampled every 0.2 s, the runner and all its workers summed), the Trainers'
 throughput (examples x epochs / fit seconds, and over the epochs after the first, which traces
-the training step; from their training_stats.json) and the time per rating. Writes bench/results/pipeline.md and .json with the command, date, machine and commit,
-the targets of the performance issue and whether each was met.
+the training step; from their training_stats.json) and the time per rating. Writes
+bench/results/pipeline.md and .json with the command, date, machine and commit, the targets of
+the performance issue and whether each was met.
 """
 
 import os

@@ -94,11 +94,6 @@ class CollaborativeFilteringModel(tf.keras.Model):
     distinct, position = tf.unique(users)
     return tf.gather(self._distinct_user_factors(distinct), position)
 
-  def user_representation(self, inputs):
-    """(vector [B, D], bias [B]) of the users in `inputs`, for the rating."""
-    users = inputs[features.USER_INDEX]
-    return self._user_factors(users), tf.squeeze(self.user_bias(users), -1)
-
   def movie_representation(self, inputs):
     """(vector [M, D], bias [M]) of the movies in `inputs`, for the rating."""
     movies = inputs[features.MOVIE_INDEX]

@@ -72,8 +72,9 @@ class _CsvFileToExamples(beam.DoFn):
   tf.Examples with tfx_bsl's C++ encoder, a block at a time.
 
   The same tf.Examples as the stock CsvExampleGen's per-cell Python conversion (a test compares
-  them), 10x faster; blank lines are skipped, a row with the wrong number of fields or a value
-  that is not of its column's type fails the run naming the file."""
+  them; the component took 8.7 s instead of 21.4 s on ML-100K). Blank lines are skipped; a row
+  with the wrong number of fields or a value that is not of its column's type fails the run
+  naming the file."""
 
   def __init__(self, kinds: Dict[str, str]):
     self._kinds = kinds
@@ -82,7 +83,8 @@ class _CsvFileToExamples(beam.DoFn):
     try:
       with fileio.open(path, 'rb') as f:
         reader = pa_csv.open_csv(
-            io.BufferedReader(_RawReader(f), _BLOCK_BYTES), read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
+            io.BufferedReader(_RawReader(f), _BLOCK_BYTES),
+            read_options=pa_csv.ReadOptions(block_size=_BLOCK_BYTES),
             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: _ARROW_TYPES[kind] for name, kind in self._kinds.items()},
