@@ -13,11 +13,15 @@ and movie representations), and the loss is squared error + `retrieval_weight` x
 entropy. Sharing helped both tasks on validation data carved from training data
 (`python -m bench.tune`): RMSE and NDCG@10 were better than with separate models.
 
-The softmax is exact (all movies are scored each step): for catalogues of thousands of movies it
-costs less than sampling and needs no correction. IDs unseen in training map to the OOV row (no
-history), so they never fail; after training that row is set to the mean trained user
-(`fill_unknown_users`), so an unseen user's rating is an average user's; for recommendations an
-unseen user falls back to popularity (see components/signatures.py).
+The softmax is exact (all movies are scored each step) for catalogues of a few thousand movies:
+on ML-100K a sampled one lost validation accuracy (pipeline/configs.py). For bigger catalogues
+(`ranking_negatives` > 0) it is a sampled softmax over negatives shared by the batch, drawn by
+popularity, with the logQ correction and without accidental hits (`ranking_loss`).
+
+IDs unseen in training map to the OOV row (no history), so they never fail; after training that
+row is set to the mean trained user (`fill_unknown_users`), so an unseen user's rating is an
+average user's; for recommendations an unseen user falls back to popularity (see
+components/signatures.py).
 """
 
 from typing import Tuple
@@ -38,11 +42,14 @@ class CollaborativeFilteringModel(tf.keras.Model):
   def __init__(self, num_users: int, num_movies: int, embedding_dim: int, l2: float,
                global_mean: float, seed: int, history: Tuple[np.ndarray, np.ndarray],
                retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
-               retrieval_weight: float = 0.5, **kwargs):
-    """`history` is (user indices, movie indices) of the training ratings: N(u) above."""
+               retrieval_weight: float = 0.5, ranking_negatives: int = 0, **kwargs):
+    """`history` is (user indices, movie indices) of the training ratings: N(u) above.
+    `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`)."""
     super().__init__(**kwargs)
     self.num_movies = num_movies
     self.retrieval_weight = retrieval_weight
+    self.ranking_negatives = ranking_negatives
+    self.seed = seed
     counter = iter(range(100))
 
     def embedding(name, rows, dim, l2_weight, stddev=0.05):
@@ -74,6 +81,13 @@ class CollaborativeFilteringModel(tf.keras.Model):
                                       trainable=False, name='history_splits')
     self.history_scale = tf.Variable((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32),
                                      trainable=False, name='history_scale')
+    # Negatives are drawn in proportion to training popularity (movies without ratings keep a
+    # count of 1 so every logit can be pushed down): most of the softmax's mass is on popular
+    # movies, so they are the informative negatives.
+    popularity = np.bincount(movies, minlength=num_movies).astype(np.float64) + 1.0
+    self._negative_cdf = tf.constant(np.cumsum(popularity) / popularity.sum(), tf.float32)
+    self._negative_log_probability = tf.constant(np.log(popularity / popularity.sum()),
+                                                 tf.float32)
 
   def _distinct_user_factors(self, distinct: tf.Tensor) -> tf.Tensor:
     """p_u + |N(u)|^-1/2 sum y_j for distinct users [U] -> [U, D]: the history sums are a
@@ -128,23 +142,53 @@ class CollaborativeFilteringModel(tf.keras.Model):
             + tf.reduce_sum(user * movie, axis=-1))
 
   def ranking_loss(self, distinct, factors, position, movies) -> tf.Tensor:
-    """Mean softmax cross entropy, over the whole catalogue, of picking the rated movie:
-    `distinct` users [U] with rating factors `factors` [U, D]; per example its user's row
-    `position` [B] and the rated `movies` [B].
+    """Mean softmax cross entropy of picking the rated movie: `distinct` users [U] with rating
+    factors `factors` [U, D]; per example its user's row `position` [B] and the rated `movies`
+    [B].
 
     The softmax's normaliser (log-sum-exp over the catalogue) depends on the user only, so it
     is computed once per distinct user of the batch, not once per example: the same loss, at
     a fraction of the cost when users rate several movies per batch (every user of ML-100K is
-    in a batch of 8K ratings: 943 rows of logits instead of 8K)."""
+    in a batch of 8K ratings: 943 rows of logits instead of 8K).
+
+    With `ranking_negatives` = S > 0 the normaliser is a sampled one (Jean et al. 2015; the
+    logQ correction of Yi et al. 2019): S movies shared by the batch, drawn with probability
+    Q(m) by training popularity, each logit corrected by -log(S Q(m)), plus the rated movie's
+    own logit: [U, S] logits instead of [U, catalogue]."""
     user = tf.concat([factors, self.user_ranking_embedding(distinct)], axis=-1)
-    catalogue, bias = self.ranking_movies(
-        {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
-    logits = tf.matmul(user, catalogue, transpose_b=True) + bias
+    if self.ranking_negatives:
+      candidates = tf.searchsorted(
+          self._negative_cdf,
+          tf.random.uniform([self.ranking_negatives], seed=self.seed), out_type=tf.int64)
+      candidates = tf.minimum(candidates, self.num_movies - 1)  # a uniform at the cdf's top
+      correction = (tf.gather(self._negative_log_probability, candidates)
+                    + float(np.log(self.ranking_negatives)))
+    else:
+      candidates = tf.range(self.num_movies, dtype=tf.int64)
+      correction = 0.0
+    vectors, bias = self.ranking_movies({features.MOVIE_INDEX: candidates})
+    normaliser = tf.reduce_logsumexp(
+        tf.matmul(user, vectors, transpose_b=True) + (bias - correction), axis=1)
     # The rated movie's logit, from its rows (cheaper to differentiate than a gather_nd from
-    # the [U, M] logits, whose gradient is a dense [U, M] scatter).
-    picked = (tf.reduce_sum(tf.gather(user, position) * tf.gather(catalogue, movies), axis=-1)
-              + tf.gather(bias, movies))
-    return tf.reduce_mean(tf.gather(tf.reduce_logsumexp(logits, axis=1), position) - picked)
+    # [U, M] logits, whose gradient is a dense [U, M] scatter).
+    picked_vector, picked_bias = self.ranking_movies({features.MOVIE_INDEX: movies})
+    picked = tf.reduce_sum(tf.gather(user, position) * picked_vector, axis=-1) + picked_bias
+    per_example = tf.gather(normaliser, position)
+    if self.ranking_negatives:
+      per_example = self._without_accidental_hits(per_example, picked, movies, candidates)
+    return tf.reduce_mean(per_example - picked)
+
+  def _without_accidental_hits(self, sampled, picked, movies, candidates):
+    """log(exp(picked) + the sampled normaliser without the samples of the rated movie
+    itself), per example: `sampled` [B] is log sum_j exp(logit_j - log(S Q_j)) over all S
+    candidates, a sample equal to the example's movie counted k times there."""
+    hits = tf.gather(tf.math.bincount(candidates, minlength=self.num_movies,
+                                      maxlength=self.num_movies, dtype=tf.float32), movies)
+    own = (picked - tf.gather(self._negative_log_probability, movies)
+           - float(np.log(self.ranking_negatives)) + tf.math.log(tf.maximum(hits, 1.0)))
+    others = sampled + tf.math.log(tf.maximum(
+        1.0 - tf.where(hits > 0, tf.exp(tf.minimum(own - sampled, 0.0)), 0.0), 1e-30))
+    return tf.reduce_logsumexp(tf.stack([others, picked]), axis=0)
 
   def fill_unknown_users(self) -> None:
     """After training: users without training ratings (the OOV row, which training never

@@ -158,6 +158,29 @@ def test_cf_ranking_loss_is_the_per_example_catalogue_softmax():
                                       rel=1e-5)
 
 
+def test_cf_sampled_ranking_loss_estimates_the_catalogue_softmax():
+  """With sampled negatives (logQ-corrected, the rated movie's own samples removed), the ranking
+  loss is an estimate of the exact one: with many samples it must match the per-example
+  catalogue softmax; counting the rated movie twice (its samples kept) would be ~5% off here."""
+  examples = _examples()
+  exact = _build('cf', examples)
+  sampled = collaborative_filtering.CollaborativeFilteringModel(
+      NUM_USERS, NUM_MOVIES, history=(examples.features[f.USER_INDEX],
+                                      examples.features[f.MOVIE_INDEX]),
+      retrieval_dim=3, embedding_dim=4, l2=1e-4, global_mean=3.0, seed=7,
+      ranking_negatives=50_000)
+  x = {name: tf.constant(values) for name, values in examples.features.items()}
+  for model in (exact, sampled):
+    model(x)
+    model.compile(loss='mse')
+  sampled.set_weights(exact.get_weights())
+  y = tf.constant(examples.labels)
+  ranking_loss = lambda model: float(model.compute_loss(x, y, model(x, training=True))
+                                     - model.compute_loss(x, y, model(x)))
+  assert ranking_loss(sampled) == pytest.approx(ranking_loss(exact), rel=0.01)
+  assert ranking_loss(exact) > 1.0  # about 0.5 x log(9) at initialisation
+
+
 def test_cb_stored_profile_leaves_the_predicted_rating_out():
   """A training example's profile is its user's other stored ratings: the same as the profile
   a request carrying those ratings gets (`profile`), and without the leave-out, all of them."""
