@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import features
+from components import histories
 
 
 class CollaborativeFilteringModel(tf.keras.Model):
@@ -93,11 +94,9 @@ class CollaborativeFilteringModel(tf.keras.Model):
     """p_u + |N(u)|^-1/2 sum y_j for distinct users [U] -> [U, D]: the history sums are a
     sparse [U, movies] x dense [movies, D] product (gradient sparse^T x dense), which touches
     each rating of the users once without materialising a [ratings, D] block."""
-    spans = tf.ragged.range(tf.gather(self.history_splits, distinct),
-                            tf.gather(self.history_splits, distinct + 1))
-    rows = spans.value_rowids()
+    entries, rows, _ = histories.user_entries(self.history_splits, distinct)
     history = tf.sparse.SparseTensor(
-        tf.stack([rows, tf.gather(self.history_movies, spans.flat_values)], axis=1),
+        tf.stack([rows, tf.gather(self.history_movies, entries)], axis=1),
         tf.gather(self.history_scale, tf.gather(distinct, rows)),
         tf.stack([tf.shape(distinct, out_type=tf.int64)[0], self.num_movies]))
     implicit = tf.sparse.sparse_dense_matmul(history, self.implicit_embedding.embeddings)

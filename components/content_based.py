@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import features as f
+from components import histories
 
 
 def _masked_mean(embedded: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
@@ -151,10 +152,9 @@ class ContentBasedModel(tf.keras.Model):
     (their gradients sparse^T x dense): each step touches each stored rating of the batch's
     users once, without materialising a [ratings, C] block (3x faster training steps than
     gathering content per rating and summing segments, the same sums)."""
-    distinct, position = tf.unique(users)
+    distinct, position = tf.unique(users, out_idx=tf.int64)
     starts = tf.gather(self.history_splits, distinct)
-    spans = tf.ragged.range(starts, tf.gather(self.history_splits, distinct + 1))
-    entries, rows = spans.flat_values, spans.value_rowids()   # stored positions, their user
+    entries, rows, row_splits = histories.user_entries(self.history_splits, distinct)
     if training:
       share = tf.random.uniform(tf.shape(distinct))
       keep = tf.random.uniform(tf.shape(entries)) < tf.gather(share, rows)
@@ -183,7 +183,7 @@ class ContentBasedModel(tf.keras.Model):
     if own_positions is not None:
       own_count = tf.ones_like(residual_sum)
       if training:  # left out only where the random subset kept it
-        local = tf.gather(spans.row_splits, position) + own_positions - tf.gather(starts,
+        local = tf.gather(row_splits, position) + own_positions - tf.gather(starts,
                                                                                   position)
         own_count = tf.cast(tf.gather(keep, local), tf.float32)
       own_movies = tf.gather(self.history_movies, own_positions)

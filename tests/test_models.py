@@ -7,6 +7,7 @@ import tensorflow as tf
 from components import collaborative_filtering
 from components import content_based
 from components import features as f
+from components import histories
 from components import model_io
 
 NUM_USERS, NUM_MOVIES, N = 6, 9, 32  # index spaces include the OOV row (the last index)
@@ -208,3 +209,16 @@ def test_cb_training_needs_history_positions():
     model(examples.features, training=True)
   with pytest.raises(ValueError, match='train on the history'):
     model.history_positions(len(examples) - 1)
+
+
+def test_user_entries_match_ragged_rows_with_empty_histories():
+  """The positions and rows of the distinct users' stored ratings (a binary search per
+  position) equal tf.ragged's, including users without ratings and unsorted users."""
+  splits = tf.constant([0, 3, 3, 4, 9, 9, 12], tf.int64)   # users 1 and 4 have no ratings
+  distinct = tf.constant([3, 1, 0, 5, 4], tf.int64)
+  positions, rows, row_splits = histories.user_entries(splits, distinct)
+  ragged = tf.ragged.range(tf.gather(splits, distinct), tf.gather(splits, distinct + 1))
+  np.testing.assert_array_equal(positions, ragged.flat_values)
+  np.testing.assert_array_equal(rows, ragged.value_rowids())
+  np.testing.assert_array_equal(row_splits, ragged.row_splits)
+  np.testing.assert_array_equal(rows, [0, 0, 0, 0, 0, 2, 2, 2, 3, 3, 3])
