@@ -11,11 +11,8 @@ from typing import Dict, List, Optional
 from components import model_names as names
 
 PIPELINE_NAME = 'movielens-recommender'
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMPONENTS_DIR = os.path.join(PROJECT_DIR, 'components')
-PREPROCESSING_MODULE = os.path.join(COMPONENTS_DIR, 'preprocessing.py')
-TRAINER_MODULE = os.path.join(COMPONENTS_DIR, 'trainer.py')
-PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'  # the same, installed
+# The installed functions Transform and the Trainers call (see pipeline.code_fingerprint).
+PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
 RUN_FN = 'components.trainer.run_fn'
 MODEL_NAMES = names.MODEL_NAMES
 
@@ -94,15 +91,10 @@ class PipelineSettings:
   # cluster's gs://, s3:// or shared path; kubeflow_runner.py).
   pipeline_root_dir: Optional[str] = None
   serving_base_dir: Optional[str] = None
-  # True when compiled for Kubeflow Pipelines (kubeflow_runner.py):
-  # - Transform and the Trainers import their code from the `components` package installed in
-  #   the pipeline image, instead of packaging the module files at compile time (which writes
-  #   a wheel under the pipeline root from the compiling machine). Locally the module files
-  #   stay: their content is part of TFX's cache key, so changed code is never cached.
-  # - The Evaluator's baseline is TFX's LatestBlessedModelStrategy, which KFP v2 compiles into
-  #   a metadata query (it compiles no custom strategy); locally it is the latest blessed model
-  #   other than the candidate (components/baseline_resolver.py), which matters on cached
-  #   re-runs.
+  # True when compiled for Kubeflow Pipelines (kubeflow_runner.py): the Evaluator's baseline
+  # is TFX's LatestBlessedModelStrategy, which KFP v2 compiles into a metadata query (it
+  # compiles no custom strategy); locally it is the latest blessed model other than the
+  # candidate (components/baseline_resolver.py), which matters on cached re-runs.
   for_kubeflow: bool = False
 
   @property

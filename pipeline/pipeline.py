@@ -6,6 +6,7 @@ than the candidate)
 -> Pusher (only when blessed).
 """
 
+import hashlib
 import os
 from typing import Dict, List, Optional
 
@@ -24,6 +25,7 @@ from tfx.proto import transform_pb2
 from tfx.types import channel
 from tfx.types import standard_artifacts
 
+import components as components_package
 from components import anomalies_gate
 from components import baseline_resolver
 from components import evaluation
@@ -38,10 +40,21 @@ def node_ids(model_name: str) -> Dict[str, str]:
           'evaluator': f'Evaluator_{model_name}', 'pusher': f'Pusher_{model_name}'}
 
 
-def _code(settings: configs.PipelineSettings, module_file: str, argument: str, function: str):
-  """Where a component's code comes from: its module file, or the installed function
-  (settings.for_kubeflow)."""
-  return {argument: function} if settings.for_kubeflow else {'module_file': module_file}
+def code_fingerprint() -> str:
+  """A digest of the component code the executors import (the `components` package).
+
+  Transform and the Trainers call installed functions (configs.PREPROCESSING_FN, RUN_FN)
+  rather than TFX's module files, which TFX packages as a wheel at every run and pip-installs
+  in each executor. TFX's cache keys on a component's properties, which then hold only the
+  function's name: the digest, passed in their custom_config, makes a code change re-run them.
+  """
+  digest = hashlib.sha256()
+  folder = os.path.dirname(os.path.abspath(components_package.__file__))
+  for name in sorted(os.listdir(folder)):
+    if name.endswith('.py'):
+      with open(os.path.join(folder, name), 'rb') as f:
+        digest.update(name.encode() + b'\0' + f.read() + b'\0')
+  return digest.hexdigest()[:16]
 
 
 def create_pipeline(
@@ -57,6 +70,7 @@ def create_pipeline(
   """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/); the
   models serve every movie of `catalogue_path` (ingestion's movies.csv). `has_demographics`:
   whether the data has user demographics (which the Evaluator then slices by)."""
+  code = code_fingerprint()
   example_gen = typed_csv_example_gen.CsvExampleGen(
       input_base=input_base,
       input_config=example_gen_pb2.Input(splits=[
@@ -81,14 +95,14 @@ def create_pipeline(
       # Each run analyses its whole training split; the analyzer cache (for re-analysing
       # growing spans incrementally) would only add a Beam write per analyzer.
       disable_analyzer_cache=True,
-      **_code(settings, configs.PREPROCESSING_MODULE, 'preprocessing_fn',
-                configs.PREPROCESSING_FN))
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      custom_config={'code': code})
   components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
   for model_name in model_names:
     ids = node_ids(model_name)
     trainer = tfx_components.Trainer(
-        **_code(settings, configs.TRAINER_MODULE, 'run_fn', configs.RUN_FN),
+        run_fn=configs.RUN_FN,
         examples=transform.outputs['transformed_examples'],
         transform_graph=transform.outputs['transform_graph'],
         # run_fn trains on the training split and evaluates nothing (the Evaluator does); TFX
@@ -98,7 +112,7 @@ def create_pipeline(
         schema=gate.outputs['validated_schema'],
         custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
                        'rating_range': list(rating_range),
-                       'catalogue_path': catalogue_path}).with_id(ids['trainer'])
+                       'catalogue_path': catalogue_path, 'code': code}).with_id(ids['trainer'])
     history = dict(
         model=channel.Channel(type=standard_artifacts.Model,
                               producer_component_id=ids['trainer'], output_key='model'),

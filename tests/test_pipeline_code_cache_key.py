@@ -1,0 +1,38 @@
+"""Transform and the Trainers call installed functions; a digest of the component code in their
+properties (TFX's cache key) makes any code change re-run them, as TFX's module files did."""
+
+import json
+import shutil
+
+import components
+from pipeline import configs
+from pipeline import pipeline as pipeline_def
+
+
+def _properties(tmp_path):
+  settings = configs.PipelineSettings(output_dir=str(tmp_path / 'out'))
+  built = pipeline_def.create_pipeline(settings, str(tmp_path / 'data'), 'movies.csv',
+                                       'schema.pbtxt', [1.0, 5.0])
+  return {node.id: node.exec_properties for node in built.components}
+
+
+def test_code_digest_is_in_transform_and_trainer_properties(tmp_path):
+  code = pipeline_def.code_fingerprint()
+  properties = _properties(tmp_path)
+  assert properties['Transform']['preprocessing_fn'] == configs.PREPROCESSING_FN
+  assert json.loads(properties['Transform']['custom_config'])['code'] == code
+  for model in configs.MODEL_NAMES:
+    trainer = properties[f'Trainer_{model}']
+    assert trainer['run_fn'] == configs.RUN_FN and not trainer.get('module_file')
+    assert json.loads(trainer['custom_config'])['code'] == code
+
+
+def test_code_digest_changes_with_any_component_file(tmp_path, monkeypatch):
+  copy = tmp_path / 'components'
+  shutil.copytree(components.__path__[0], copy, ignore=shutil.ignore_patterns('__pycache__'))
+  monkeypatch.setattr(pipeline_def.components_package, '__file__', str(copy / '__init__.py'))
+  before = pipeline_def.code_fingerprint()
+  assert before == pipeline_def.code_fingerprint()
+  with open(copy / 'content_based.py', 'a') as f:
+    f.write('\n# a change\n')
+  assert pipeline_def.code_fingerprint() != before
