@@ -1,6 +1,6 @@
 """Live progress of a local run: which component runs now, and how long each one took.
 
-TFX, Beam, TensorFlow and pip (installing the user-code wheel) write hundreds of log lines to
+TFX, Beam and TensorFlow write hundreds of log lines to
 stdout and stderr, from Python and from C++. During a run, `capture_output` sends all of it to
 `<output-dir>/logs/run-<time>.log`, and `track_components` times every component launch of the
 local runner and prints one line per component on the real terminal.
