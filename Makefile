@@ -16,11 +16,12 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv run test lock clean
+.PHONY: help venv run test test-slow lock clean
 
 help:
 	@echo "make run    set up .venv (once) and run the pipeline (MOVIELENS_DIR=folder to use local data)"
 	@echo "make test   set up .venv (once) and run the test suite"
+	@echo "make test-slow  the crash (SIGKILL) and load tests (about 10 minutes more)"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
 
@@ -40,7 +41,11 @@ run: $(STAMP)
 	$(PY) local_runner.py $(DATA_ARG) $(ARGS)
 
 test: $(STAMP) $(CHROMIUM)
-	CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Tests marked slow: runs killed mid-Transform / mid-Trainer and resumed, 32 clients for 60 s.
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 # The report test renders the run report in headless Chromium: Debian's package, installed once.
 $(CHROMIUM):

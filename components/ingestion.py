@@ -1,7 +1,9 @@
 """Turns a MovieLens folder (or a GroupLens download) into the CSV input splits of the pipeline.
 
 One row per rating, joined with its user and movie features, written as `train/` and `eval/`
-under `<pipeline-root>/data/<fingerprint>/`. The fingerprint covers the source files' contents
+under `<pipeline-root>/data/<fingerprint>/`. Malformed rows stop ingestion (`on_bad_rows='fail'`)
+or are dropped and listed with their reasons in `rejected_rows.csv` (`'skip'`), next to the
+splits and in the output folder. The fingerprint covers the source files' contents
 and every option, so an unchanged re-run reuses the same files and TFX's cache stays valid.
 The folder appears only complete: it is written elsewhere and renamed into place.
 """
@@ -27,6 +29,8 @@ from components import movielens_splits as splits
 INGESTION_VERSION = 1  # bump when the written files change for the same inputs
 TRAIN, EVAL = 'train', 'eval'
 EXAMPLES_FILE = 'ratings.csv'
+REJECTED_FILE = 'rejected_rows.csv'
+REJECTED_COLUMNS = ['file', 'line', 'reason', 'problem', 'text']
 CATALOGUE_FILE = 'movies.csv'
 INFO_FILE = 'dataset.json'
 
@@ -40,6 +44,7 @@ class IngestionOptions:
   seed: int = 42
   sample: Optional[int] = None     # use only the first N ratings of the file
   cache_dir: Optional[str] = None
+  on_bad_rows: str = formats.FAIL  # or formats.SKIP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +87,8 @@ def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   sources = {n: _sha256(os.path.join(data_dir, n)) for n in names}
   key = json.dumps({'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
                     'eval_fraction': options.eval_fraction, 'seed': options.seed,
-                    'sample': options.sample, 'sources': sources}, sort_keys=True)
+                    'sample': options.sample, 'on_bad_rows': options.on_bad_rows,
+                    'sources': sources}, sort_keys=True)
   return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -101,6 +107,41 @@ def _example_rows(data: formats.MovieLensData, ratings: formats.Ratings, columns
       row.update({features.AGE: user.age, features.GENDER: user.gender,
                   features.OCCUPATION: user.occupation, features.ZIP_CODE: user.zip_code})
     yield [row[c] for c in columns]
+
+
+def _publish_rejected(prepared_dir: str, output_root: str, policy: str) -> Optional[str]:
+  """Copies the prepared data's list of rejected rows to `<output_root>/rejected_rows.csv`
+  (written aside, then renamed); under FAIL, removes a stale list from an earlier run."""
+  target = os.path.join(output_root, REJECTED_FILE)
+  if policy != formats.SKIP:
+    if os.path.isfile(target):
+      os.remove(target)
+    return None
+  staging = f'{target}.tmp-{os.getpid()}'
+  shutil.copyfile(os.path.join(prepared_dir, REJECTED_FILE), staging)
+  os.replace(staging, target)
+  return target
+
+
+def _rejected_summary(bad: formats.BadRows) -> Dict:
+  by_file: Dict[str, int] = {}
+  for row in bad.rejected:
+    name = os.path.basename(row.path)
+    by_file[name] = by_file.get(name, 0) + 1
+  return {'policy': bad.policy, 'total': len(bad.rejected), 'by_reason': bad.counts(),
+          'by_file': by_file}
+
+
+def describe_rejected_rows(info: Dict) -> Optional[str]:
+  """'N malformed rows skipped (reason: count, ...), listed in FILE' under --on-bad-rows skip."""
+  rejected = info.get('rejected_rows') or {}
+  if rejected.get('policy') != 'skip':
+    return None
+  if not rejected['total']:
+    return 'No malformed rows (--on-bad-rows skip).'
+  reasons = ', '.join(f'{reason}: {count}' for reason, count in rejected['by_reason'].items())
+  return (f'{rejected["total"]} malformed rows skipped ({reasons}), listed in '
+          f'{info.get("rejected_file")}.')
 
 
 def _write_csv(path: str, header: List[str], rows) -> None:
@@ -122,9 +163,11 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
   if os.path.isfile(os.path.join(target, INFO_FILE)):
     with open(os.path.join(target, INFO_FILE), encoding='utf-8') as f:
       info = json.load(f)
+    info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
     return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)
 
-  data = formats.read_movielens(data_dir, dataset)
+  bad = formats.BadRows(options.on_bad_rows)
+  data = formats.read_movielens(data_dir, dataset, bad)
   ratings = data.ratings if options.sample is None else data.ratings.take(
       slice(0, options.sample))
   is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction, options.seed)
@@ -140,6 +183,10 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
                [features.MOVIE_ID, features.TITLE, features.RELEASE_YEAR, features.GENRES],
                ([m.movie_id, m.title, m.release_year, features.GENRE_SEPARATOR.join(m.genres)]
                 for m in sorted(data.movies.values(), key=lambda m: m.movie_id)))
+    if bad.policy == formats.SKIP:
+      _write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,
+                 ([os.path.basename(r.path), r.line, r.reason, r.problem, r.text]
+                  for r in bad.rejected))
     info = {
         'dataset': dataset, 'source_dir': os.path.abspath(data_dir),
         'has_demographics': data.has_demographics,
@@ -150,6 +197,7 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
         'num_users': int(len(np.unique(ratings.user_id))),
         'num_movies_rated': int(len(np.unique(ratings.movie_id))),
         'num_movies': len(data.movies),
+        'rejected_rows': _rejected_summary(bad),
     }
     with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=2, sort_keys=True)
@@ -160,4 +208,5 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
         raise
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+  info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
   return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)

@@ -2,8 +2,11 @@
 
 MovieLens ships in three layouts that differ in separators, encodings, rating scales and which
 side files exist. Each reader turns one layout into the same `MovieLensData`, and validates every
-row on the way: a malformed row stops ingestion with `IngestionError("file:line: problem")`
-instead of being dropped or surfacing later as a deep traceback inside Beam.
+row on the way. What happens to a malformed row is the `BadRows` policy: `fail` (the default)
+stops ingestion with `IngestionError("file:line: problem")` instead of the row being dropped or
+surfacing later as a deep traceback inside Beam; `skip` drops the row and records it (file, line,
+reason, text), so that no row disappears without being counted. Problems with a whole file (it
+is missing, empty, or has the wrong header) stop ingestion under either policy.
 """
 
 from __future__ import annotations
@@ -49,12 +52,57 @@ _YEAR_IN_TITLE = re.compile(r'\((\d{4})(?:[-–]\d{0,4})?\)\s*$')
 
 
 class IngestionError(ValueError):
-  """Bad input data; the message names the file, the line (when there is one) and the problem."""
+  """Bad input data; the message names the file, the line (when there is one) and the problem.
+  `reason` is the problem's kind (one of REASONS), by which skipped rows are counted."""
 
-  def __init__(self, path: str, problem: str, line: Optional[int] = None):
-    self.path, self.line, self.problem = path, line, problem
+  def __init__(self, path: str, problem: str, line: Optional[int] = None,
+               reason: str = 'bad file'):
+    self.path, self.line, self.problem, self.reason = path, line, problem, reason
     where = f'{path}:{line}' if line is not None else path
     super().__init__(f'{where}: {problem}')
+
+
+# Kinds of bad rows.
+WRONG_FIELD_COUNT, NOT_A_NUMBER, RATING_OFF_SCALE = (
+    'wrong field count', 'not a number', 'rating off the scale')
+UNKNOWN_MOVIE, UNKNOWN_USER, DUPLICATE = 'unknown movie', 'unknown user', 'duplicate'
+BAD_ENCODING, BLANK_LINE, BAD_VALUE = 'bad encoding', 'blank line', 'bad value'
+REASONS = (WRONG_FIELD_COUNT, NOT_A_NUMBER, RATING_OFF_SCALE, UNKNOWN_MOVIE, UNKNOWN_USER,
+           DUPLICATE, BAD_ENCODING, BLANK_LINE, BAD_VALUE)
+FAIL, SKIP = 'fail', 'skip'
+POLICIES = (FAIL, SKIP)
+
+
+@dataclasses.dataclass(frozen=True)
+class RejectedRow:
+  path: str
+  line: int
+  reason: str
+  problem: str
+  text: str
+
+
+class BadRows:
+  """The policy for rows that fail validation: FAIL raises their IngestionError, SKIP keeps
+  them in `rejected` (and the reader drops them)."""
+
+  def __init__(self, policy: str = FAIL):
+    if policy not in POLICIES:
+      raise ValueError(f'unknown bad-row policy {policy!r}; expected one of {POLICIES}')
+    self.policy = policy
+    self.rejected: List[RejectedRow] = []
+
+  def reject(self, error: IngestionError, text: str) -> None:
+    if self.policy == FAIL or error.line is None:
+      raise error
+    self.rejected.append(RejectedRow(error.path, error.line, error.reason, error.problem, text))
+
+  def counts(self) -> Dict[str, int]:
+    """Rejected rows by reason, most frequent first."""
+    counts: Dict[str, int] = {}
+    for row in self.rejected:
+      counts[row.reason] = counts.get(row.reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,8 +207,11 @@ def resolve_data_dir(data_dir: str) -> str:
   return data_dir
 
 
-def read_movielens(data_dir: str, dataset: Optional[str] = None) -> MovieLensData:
-  """Reads and validates a MovieLens folder; `dataset` defaults to the detected format."""
+def read_movielens(data_dir: str, dataset: Optional[str] = None,
+                   bad_rows: Optional[BadRows] = None) -> MovieLensData:
+  """Reads and validates a MovieLens folder; `dataset` defaults to the detected format;
+  `bad_rows` (default: fail) decides what a malformed row does."""
+  bad = bad_rows or BadRows()
   data_dir = resolve_data_dir(data_dir)
   dataset = dataset or detect_dataset(data_dir)
   if dataset not in DATASETS:
@@ -172,39 +223,44 @@ def read_movielens(data_dir: str, dataset: Optional[str] = None) -> MovieLensDat
                            f'{", ".join(_REQUIRED_FILES[dataset])}')
   join = lambda name: os.path.join(data_dir, name)
   if dataset == ML_100K:
-    movies = _read_100k_movies(join('u.item'))
-    users = _read_100k_users(join('u.user'))
+    movies = _read_100k_movies(join('u.item'), bad)
+    users = _read_100k_users(join('u.user'), bad)
     ratings_path, sep, header = join('u.data'), '\t', False
   elif dataset == ML_1M:
-    movies = _read_1m_movies(join('movies.dat'))
-    users = _read_1m_users(join('users.dat'))
+    movies = _read_1m_movies(join('movies.dat'), bad)
+    users = _read_1m_users(join('users.dat'), bad)
     ratings_path, sep, header = join('ratings.dat'), '::', False
   else:
-    movies = _read_latest_movies(join('movies.csv'))
+    movies = _read_latest_movies(join('movies.csv'), bad)
     users = None
     ratings_path, sep, header = join('ratings.csv'), ',', True
   scale = RATING_SCALES[dataset]
-  ratings = read_ratings(ratings_path, sep, header, scale, movies, users)
+  ratings = read_ratings(ratings_path, sep, header, scale, movies, users, bad)
   return MovieLensData(dataset, data_dir, scale, ratings, movies, users)
 
 
 # ----------------------------------------------------------------------------- low-level reading
 
 def read_lines(path: str, encoding: str, header: Optional[Sequence[str]] = None,
-           sep: str = ',') -> Iterator[Tuple[int, str]]:
+               sep: str = ',', bad: Optional[BadRows] = None) -> Iterator[Tuple[int, str]]:
   """Yields (line number, text) of the non-blank lines; an empty file is an error.
 
-  Decodes line by line so that a bad byte is reported with its line. With `header`, the first
-  line must be exactly those column names and is not yielded.
+  Decodes line by line so that a bad byte is reported with its line (a blank or undecodable
+  line goes to `bad`). With `header`, the first line must be exactly those column names and is
+  not yielded.
   """
+  bad = bad or BadRows()
   any_line = False
   with open(path, 'rb') as f:
     for number, raw in enumerate(f, start=1):
       try:
         text = raw.decode(encoding).rstrip('\r\n')
       except UnicodeDecodeError as e:
-        raise IngestionError(path, f'bytes not valid {encoding} at column {e.start + 1}',
-                             number) from None
+        any_line = True
+        bad.reject(IngestionError(path, f'bytes not valid {encoding} at column {e.start + 1}',
+                                  number, BAD_ENCODING),
+                   raw.decode(encoding, 'replace').rstrip('\r\n'))
+        continue
       if number == 1 and header is not None:
         got = [c.strip() for c in text.lstrip('\ufeff').split(sep)]
         if got != list(header):
@@ -213,7 +269,8 @@ def read_lines(path: str, encoding: str, header: Optional[Sequence[str]] = None,
         any_line = True
         continue
       if not text.strip():
-        raise IngestionError(path, 'blank line', number)
+        bad.reject(IngestionError(path, 'blank line', number, BLANK_LINE), text)
+        continue
       any_line = True
       yield number, text
   if not any_line:
@@ -224,19 +281,21 @@ def split_fields(path: str, number: int, text: str, sep: str, count: int) -> Lis
   fields = text.split(sep)
   if len(fields) != count:
     raise IngestionError(path, f'expected {count} fields separated by {sep!r}, found {len(fields)}',
-                         number)
+                         number, WRONG_FIELD_COUNT)
   return fields
 
 
-def _csv_rows(path: str, header: Sequence[str]) -> Iterator[Tuple[int, List[str]]]:
-  """Yields (line number, fields) of a quoted CSV file (ML-latest), checking the header."""
-  lines = read_lines(path, 'utf-8', header=header)
-  for number, text in lines:
+def _csv_rows(path: str, header: Sequence[str],
+              bad: BadRows) -> Iterator[Tuple[int, str, List[str]]]:
+  """Yields (line number, text, fields) of a quoted CSV file (ML-latest), checking the header."""
+  for number, text in read_lines(path, 'utf-8', header=header, bad=bad):
     row = next(csv.reader(io.StringIO(text)), [])
     if len(row) != len(header):
-      raise IngestionError(path, f'expected {len(header)} comma-separated fields, found {len(row)}',
-                           number)
-    yield number, row
+      bad.reject(IngestionError(
+          path, f'expected {len(header)} comma-separated fields, found {len(row)}', number,
+          WRONG_FIELD_COUNT), text)
+      continue
+    yield number, text, row
 
 
 def parse_int(path: str, number: int, field: str, value: str) -> int:
@@ -244,7 +303,8 @@ def parse_int(path: str, number: int, field: str, value: str) -> int:
     return int(value)
   except ValueError:
     hint = ' (a header line where none belongs?)' if number == 1 else ''
-    raise IngestionError(path, f'{field} {value!r} is not an integer{hint}', number) from None
+    raise IngestionError(path, f'{field} {value!r} is not an integer{hint}', number,
+                         NOT_A_NUMBER) from None
 
 
 def parse_float(path: str, number: int, field: str, value: str) -> float:
@@ -254,13 +314,13 @@ def parse_float(path: str, number: int, field: str, value: str) -> float:
     result = float('nan')
   if not np.isfinite(result):
     hint = ' (a header line where none belongs?)' if number == 1 else ''
-    raise IngestionError(path, f'{field} {value!r} is not a number{hint}', number)
+    raise IngestionError(path, f'{field} {value!r} is not a number{hint}', number, NOT_A_NUMBER)
   return result
 
 
 def _unique(path: str, number: int, table: dict, key: int, what: str) -> None:
   if key in table:
-    raise IngestionError(path, f'duplicate {what} {key}', number)
+    raise IngestionError(path, f'duplicate {what} {key}', number, DUPLICATE)
 
 
 # ----------------------------------------------------------------------------- side files
@@ -270,44 +330,59 @@ def _year_from_title(title: str) -> int:
   return int(match.group(1)) if match else UNKNOWN_YEAR
 
 
-def _read_100k_movies(path: str) -> Dict[int, Movie]:
+def _read_100k_movies(path: str, bad: BadRows) -> Dict[int, Movie]:
   movies: Dict[int, Movie] = {}
   n_fields = 5 + len(ML_100K_GENRES)
-  for number, text in read_lines(path, 'latin-1'):
-    f = split_fields(path, number, text, '|', n_fields)
-    movie_id = parse_int(path, number, 'movie id', f[0])
-    _unique(path, number, movies, movie_id, 'movie id')
-    flags = f[5:]
-    if any(flag not in ('0', '1') for flag in flags):
-      raise IngestionError(path, f'genre flags must be 0 or 1, found {"|".join(flags)}', number)
-    genres = tuple(g for g, flag in zip(ML_100K_GENRES, flags) if flag == '1') or ('unknown',)
-    date = f[2].strip()
-    year = UNKNOWN_YEAR
-    if date:
-      year_text = date.rsplit('-', 1)[-1]
-      if not (len(year_text) == 4 and year_text.isdigit()):
-        raise IngestionError(path, f'release date {date!r} is not of the form DD-Mon-YYYY', number)
-      year = int(year_text)
+  for number, text in read_lines(path, 'latin-1', bad=bad):
+    try:
+      f = split_fields(path, number, text, '|', n_fields)
+      movie_id = parse_int(path, number, 'movie id', f[0])
+      _unique(path, number, movies, movie_id, 'movie id')
+      flags = f[5:]
+      if any(flag not in ('0', '1') for flag in flags):
+        raise IngestionError(path, f'genre flags must be 0 or 1, found {"|".join(flags)}',
+                             number, BAD_VALUE)
+      genres = tuple(g for g, flag in zip(ML_100K_GENRES, flags) if flag == '1') or ('unknown',)
+      date = f[2].strip()
+      year = UNKNOWN_YEAR
+      if date:
+        year_text = date.rsplit('-', 1)[-1]
+        if not (len(year_text) == 4 and year_text.isdigit()):
+          raise IngestionError(path, f'release date {date!r} is not of the form DD-Mon-YYYY',
+                               number, BAD_VALUE)
+        year = int(year_text)
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     movies[movie_id] = Movie(movie_id, f[1].strip() or 'unknown', year, genres)
   return movies
 
 
-def _read_1m_movies(path: str) -> Dict[int, Movie]:
+def _read_1m_movies(path: str, bad: BadRows) -> Dict[int, Movie]:
   movies: Dict[int, Movie] = {}
-  for number, text in read_lines(path, 'latin-1'):
-    f = split_fields(path, number, text, '::', 3)
-    movie_id = parse_int(path, number, 'movie id', f[0])
-    _unique(path, number, movies, movie_id, 'movie id')
+  for number, text in read_lines(path, 'latin-1', bad=bad):
+    try:
+      f = split_fields(path, number, text, '::', 3)
+      movie_id = parse_int(path, number, 'movie id', f[0])
+      _unique(path, number, movies, movie_id, 'movie id')
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     genres = tuple(g for g in f[2].split('|') if g) or ('unknown',)
     movies[movie_id] = Movie(movie_id, f[1].strip(), _year_from_title(f[1]), genres)
   return movies
 
 
-def _read_latest_movies(path: str) -> Dict[int, Movie]:
+def _read_latest_movies(path: str, bad: BadRows) -> Dict[int, Movie]:
   movies: Dict[int, Movie] = {}
-  for number, (movie_id_text, title, genre_text) in _csv_rows(path, ('movieId', 'title', 'genres')):
-    movie_id = parse_int(path, number, 'movie id', movie_id_text)
-    _unique(path, number, movies, movie_id, 'movie id')
+  for number, text, (movie_id_text, title, genre_text) in _csv_rows(
+      path, ('movieId', 'title', 'genres'), bad):
+    try:
+      movie_id = parse_int(path, number, 'movie id', movie_id_text)
+      _unique(path, number, movies, movie_id, 'movie id')
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     genres = tuple(g for g in genre_text.split('|') if g) or ('(no genres listed)',)
     movies[movie_id] = Movie(movie_id, title.strip(), _year_from_title(title), genres)
   return movies
@@ -315,37 +390,47 @@ def _read_latest_movies(path: str) -> Dict[int, Movie]:
 
 def _check_user(path: str, number: int, age: int, gender: str) -> None:
   if not 0 < age < 130:
-    raise IngestionError(path, f'age {age} is not a plausible age', number)
+    raise IngestionError(path, f'age {age} is not a plausible age', number, BAD_VALUE)
   if gender not in ('M', 'F'):
-    raise IngestionError(path, f'gender {gender!r} is not M or F', number)
+    raise IngestionError(path, f'gender {gender!r} is not M or F', number, BAD_VALUE)
 
 
-def _read_100k_users(path: str) -> Dict[int, User]:
+def _read_100k_users(path: str, bad: BadRows) -> Dict[int, User]:
   users: Dict[int, User] = {}
-  for number, text in read_lines(path, 'latin-1'):
-    f = split_fields(path, number, text, '|', 5)
-    user_id = parse_int(path, number, 'user id', f[0])
-    _unique(path, number, users, user_id, 'user id')
-    age = parse_int(path, number, 'age', f[1])
-    _check_user(path, number, age, f[2])
+  for number, text in read_lines(path, 'latin-1', bad=bad):
+    try:
+      f = split_fields(path, number, text, '|', 5)
+      user_id = parse_int(path, number, 'user id', f[0])
+      _unique(path, number, users, user_id, 'user id')
+      age = parse_int(path, number, 'age', f[1])
+      _check_user(path, number, age, f[2])
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     users[user_id] = User(user_id, age, f[2], f[3].strip(), f[4].strip())
   return users
 
 
-def _read_1m_users(path: str) -> Dict[int, User]:
+def _read_1m_users(path: str, bad: BadRows) -> Dict[int, User]:
   users: Dict[int, User] = {}
-  for number, text in read_lines(path, 'latin-1'):
-    f = split_fields(path, number, text, '::', 5)
-    user_id = parse_int(path, number, 'user id', f[0])
-    _unique(path, number, users, user_id, 'user id')
-    age = parse_int(path, number, 'age', f[2])
-    if age not in ML_1M_AGE_CODES:
-      raise IngestionError(path, f'age code {age} is not one of {ML_1M_AGE_CODES}', number)
-    _check_user(path, number, age, f[1])
-    code = parse_int(path, number, 'occupation', f[3])
-    if not 0 <= code < len(ML_1M_OCCUPATIONS):
-      raise IngestionError(path, f'occupation code {code} is not in 0..{len(ML_1M_OCCUPATIONS) - 1}',
-                           number)
+  for number, text in read_lines(path, 'latin-1', bad=bad):
+    try:
+      f = split_fields(path, number, text, '::', 5)
+      user_id = parse_int(path, number, 'user id', f[0])
+      _unique(path, number, users, user_id, 'user id')
+      age = parse_int(path, number, 'age', f[2])
+      if age not in ML_1M_AGE_CODES:
+        raise IngestionError(path, f'age code {age} is not one of {ML_1M_AGE_CODES}', number,
+                             BAD_VALUE)
+      _check_user(path, number, age, f[1])
+      code = parse_int(path, number, 'occupation', f[3])
+      if not 0 <= code < len(ML_1M_OCCUPATIONS):
+        raise IngestionError(
+            path, f'occupation code {code} is not in 0..{len(ML_1M_OCCUPATIONS) - 1}', number,
+            BAD_VALUE)
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     users[user_id] = User(user_id, age, f[1], ML_1M_OCCUPATIONS[code], f[4].strip())
   return users
 
@@ -353,26 +438,34 @@ def _read_1m_users(path: str) -> Dict[int, User]:
 # ----------------------------------------------------------------------------- ratings
 
 def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
-                 movies: Dict[int, Movie], users: Optional[Dict[int, User]]) -> Ratings:
+                 movies: Dict[int, Movie], users: Optional[Dict[int, User]],
+                 bad: Optional[BadRows] = None) -> Ratings:
   """Reads a ratings file (user, movie, rating, timestamp) and checks every row against the
   scale, the movie and user tables, and for duplicate (user, movie) pairs."""
+  bad = bad or BadRows()
   columns = ('userId', 'movieId', 'rating', 'timestamp')
-  rows = (read_lines(path, 'utf-8', header=columns, sep=sep) if header
-          else read_lines(path, 'latin-1'))
+  rows = (read_lines(path, 'utf-8', header=columns, sep=sep, bad=bad) if header
+          else read_lines(path, 'latin-1', bad=bad))
   user_ids, movie_ids, values, times, line_numbers = [], [], [], [], []
   for number, text in rows:
-    f = split_fields(path, number, text, sep, 4)
-    user_id = parse_int(path, number, 'user id', f[0])
-    movie_id = parse_int(path, number, 'movie id', f[1])
-    rating = parse_float(path, number, 'rating', f[2])
-    timestamp = parse_int(path, number, 'timestamp', f[3])
-    problem = scale.check(rating)
-    if problem:
-      raise IngestionError(path, problem, number)
-    if movie_id not in movies:
-      raise IngestionError(path, f'unknown movie id {movie_id} (not in the movies file)', number)
-    if users is not None and user_id not in users:
-      raise IngestionError(path, f'unknown user id {user_id} (not in the users file)', number)
+    try:
+      f = split_fields(path, number, text, sep, 4)
+      user_id = parse_int(path, number, 'user id', f[0])
+      movie_id = parse_int(path, number, 'movie id', f[1])
+      rating = parse_float(path, number, 'rating', f[2])
+      timestamp = parse_int(path, number, 'timestamp', f[3])
+      problem = scale.check(rating)
+      if problem:
+        raise IngestionError(path, problem, number, RATING_OFF_SCALE)
+      if movie_id not in movies:
+        raise IngestionError(path, f'unknown movie id {movie_id} (not in the movies file)',
+                             number, UNKNOWN_MOVIE)
+      if users is not None and user_id not in users:
+        raise IngestionError(path, f'unknown user id {user_id} (not in the users file)', number,
+                             UNKNOWN_USER)
+    except IngestionError as e:
+      bad.reject(e, text)
+      continue
     user_ids.append(user_id)
     movie_ids.append(movie_id)
     values.append(rating)
@@ -381,21 +474,46 @@ def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
   ratings = Ratings(np.asarray(user_ids, np.int64), np.asarray(movie_ids, np.int64),
                     np.asarray(values, np.float32), np.asarray(times, np.int64),
                     np.asarray(line_numbers, np.int64), path)
-  check_no_duplicates(ratings)
+  ratings = without_duplicates(ratings, bad, 'utf-8' if header else 'latin-1')
+  if not len(ratings):
+    raise IngestionError(path, f'no ratings left: all {len(bad.rejected)} rejected rows '
+                         'are listed with their reasons')
   return ratings
 
 
-def check_no_duplicates(ratings: Ratings) -> None:
-  """Raises on the first (user, movie) pair rated twice, naming both lines."""
+def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
+                       encoding: str = 'utf-8') -> Ratings:
+  """The ratings without repeated (user, movie) pairs: each repeat is a bad row (naming the
+  line of the pair's first rating); under SKIP the first rating of each pair is kept."""
+  bad = bad or BadRows()
   keys = ratings.user_id * (int(ratings.movie_id.max(initial=0)) + 1) + ratings.movie_id
-  order = np.argsort(keys, kind='stable')
-  same = np.nonzero(keys[order][1:] == keys[order][:-1])[0]
-  if len(same):
-    # Report the duplicate that appears earliest in the file.
-    second = order[same + 1]
-    i = int(np.argmin(ratings.line[second]))
-    first_row, dup_row = order[same[i]], second[i]
-    raise IngestionError(
+  order = np.argsort(keys, kind='stable')  # file order within a pair
+  repeat = np.zeros(len(ratings), bool)
+  repeat[order[1:]] = keys[order][1:] == keys[order][:-1]
+  if not repeat.any():
+    return ratings
+  first_line = {}
+  for row in order:
+    first_line.setdefault(int(keys[row]), int(ratings.line[row]))
+  # In file order, so that FAIL reports the repeat that appears earliest in the file.
+  rows = np.nonzero(repeat)[0][np.argsort(ratings.line[repeat], kind='stable')]
+  texts = (_texts_of_lines(ratings.path, encoding, set(ratings.line[rows].tolist()))
+           if bad.policy == SKIP else {})
+  for row in rows:
+    line = int(ratings.line[row])
+    bad.reject(IngestionError(
         ratings.path,
-        f'duplicate rating of movie {ratings.movie_id[dup_row]} by user {ratings.user_id[dup_row]} '
-        f'(first rated on line {ratings.line[first_row]})', int(ratings.line[dup_row]))
+        f'duplicate rating of movie {ratings.movie_id[row]} by user {ratings.user_id[row]} '
+        f'(first rated on line {first_line[int(keys[row])]})', line, DUPLICATE),
+               texts.get(line, ''))
+  return ratings.take(~repeat)
+
+
+def _texts_of_lines(path: str, encoding: str, numbers) -> Dict[int, str]:
+  """The text of the given (1-based) lines of a file that was read before."""
+  texts = {}
+  with open(path, 'rb') as f:
+    for number, raw in enumerate(f, start=1):
+      if number in numbers:
+        texts[number] = raw.decode(encoding, 'replace').rstrip('\r\n')
+  return texts

@@ -28,13 +28,16 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
   add('--sample', type=int, help='use only the first N ratings (quick runs)')
   add('--cache-dir', help='where downloads are cached (default: '
       f'{movielens_download.default_cache_dir()})')
+  add('--on-bad-rows', choices=movielens_formats.POLICIES, default=movielens_formats.FAIL,
+      help='a malformed row: fail (stop, naming file, line and reason) or skip it (counted by '
+           'reason and listed in <output-dir>/rejected_rows.csv)')
 
 
 def ingestion_options(args: argparse.Namespace) -> ingestion.IngestionOptions:
   return ingestion.IngestionOptions(
       data_dir=args.data_dir, dataset=args.dataset, split=args.split,
       eval_fraction=args.eval_fraction, seed=args.seed, sample=args.sample,
-      cache_dir=args.cache_dir)
+      cache_dir=args.cache_dir, on_bad_rows=args.on_bad_rows)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:

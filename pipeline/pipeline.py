@@ -27,6 +27,7 @@ from tfx.types import standard_artifacts
 
 import components as components_package
 from components import anomalies_gate
+from components import atomic_pusher
 from components import baseline_resolver
 from components import evaluation
 from components import ingestion
@@ -145,8 +146,8 @@ def create_pipeline(
         model_blessing=evaluator.outputs['blessing'],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=os.path.join(settings.serving_dir, model_name)))).with_id(
-                    ids['pusher'])
+                base_directory=os.path.join(settings.serving_dir, model_name))),
+        custom_executor_spec=atomic_pusher.EXECUTOR_SPEC).with_id(ids['pusher'])
     components += [trainer, baseline, evaluator, pusher]
 
   return tfx_pipeline.Pipeline(

@@ -83,6 +83,11 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
     schema_lib.write_schema(_schema(dataset), data_root)
     _copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
           os.path.join(data_root, ingestion.INFO_FILE))
+    if prepared.info.get('rejected_file'):  # --on-bad-rows skip
+      _copy(prepared.info['rejected_file'], os.path.join(data_root, ingestion.REJECTED_FILE))
+      print(ingestion.describe_rejected_rows(
+          dict(prepared.info, rejected_file=os.path.join(data_root, ingestion.REJECTED_FILE))),
+            flush=True)
     print(f'{dataset}: {prepared.info["num_ratings"]["train"]} train / '
           f'{prepared.info["num_ratings"]["eval"]} eval ratings -> {data_root}', flush=True)
   return data_layout(data_root, dataset)

@@ -246,6 +246,10 @@ def render(summary: Dict, folder: str) -> str:
           f', split {html.escape(str(data.get("split")))}.</p>']
   if summary.get('error'):
     body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
+  from components import ingestion  # pylint: disable=import-outside-toplevel
+  rejected = ingestion.describe_rejected_rows(data)
+  if rejected:
+    body.append(f'<p>{html.escape(rejected)}</p>')
   for model in summary.get('models', []):
     body.append(_model_section(model, summary['thresholds'], folder))
   body += ['<h2>Data</h2>', _statistics(summary, folder),

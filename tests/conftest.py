@@ -28,12 +28,17 @@ def ml100k_dir():
   return ML_100K_DIR
 
 
+def pipeline_command(data_dir, output_dir, *extra):
+  """local_runner.py on a 3,000-rating sample, 2 epochs."""
+  return [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
+          '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
+          '--output-dir', output_dir, *extra]
+
+
 def run_pipeline(data_dir, output_dir, *extra):
-  """local_runner.py on a 3,000-rating sample, 2 epochs: (the process result, run_summary.json)."""
-  command = [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
-             '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
-             '--output-dir', output_dir, *extra]
-  result = subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
+  """`pipeline_command` run to the end: (the process result, run_summary.json)."""
+  result = subprocess.run(pipeline_command(data_dir, output_dir, *extra), cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=1200)
   with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
     return result, json.load(f)
 

@@ -95,6 +95,104 @@ def test_bad_ratings_name_file_line_and_problem(tmp_path, ratings, line, message
   assert re.search(message, str(error)), str(error)
 
 
+# The bad-data table under --on-bad-rows skip: (files replaced, expected rejections as
+# (file, line, reason), ratings kept). Under fail each of these stops at its first rejection.
+R = fx.ML_100K_RATINGS
+SKIP_TABLE = {
+    'wrong field count': (dict(ratings=R[:2] + ['1\t3\t4'] + R[3:]),
+                          [('u.data', 3, formats.WRONG_FIELD_COUNT)], 9),
+    'non-numeric rating': (dict(ratings=R[:4] + ['1\t3\tfive\t881250949'] + R[5:]),
+                           [('u.data', 5, formats.NOT_A_NUMBER)], 9),
+    'rating off the scale': (dict(ratings=R[:1] + ['1\t3\t6\t881250949'] + R[2:]),
+                             [('u.data', 2, formats.RATING_OFF_SCALE)], 9),
+    'unknown movie id': (dict(ratings=R + ['1\t99\t3\t881250949']),
+                         [('u.data', 11, formats.UNKNOWN_MOVIE)], 10),
+    'duplicate (user, movie)': (dict(ratings=R + ['1\t2\t4\t881250999', '1\t2\t1\t1']),
+                                [('u.data', 11, formats.DUPLICATE),
+                                 ('u.data', 12, formats.DUPLICATE)], 10),
+    'header where none belongs': (dict(ratings=['user\titem\trating\ttime'] + R),
+                                  [('u.data', 1, formats.NOT_A_NUMBER)], 10),
+    'blank line': (dict(ratings=R[:2] + [''] + R[2:]), [('u.data', 3, formats.BLANK_LINE)], 10),
+    # A bad movie row is rejected, and so are the ratings of that movie (2 of them).
+    'bad movie row': (dict(items=fx.ML_100K_ITEMS[:3] + ['4|unknown|x|||0|0']),
+                      [('u.item', 4, formats.WRONG_FIELD_COUNT),
+                       ('u.data', 6, formats.UNKNOWN_MOVIE)], 9),
+    'bad user row': (dict(users=fx.ML_100K_USERS[:2] + ['3|230|M|writer|T8H1N']),
+                     [('u.user', 3, formats.BAD_VALUE)] + [
+                         ('u.data', line, formats.UNKNOWN_USER) for line in (5, 6, 9, 10)], 6),
+}
+
+
+@pytest.mark.parametrize('case', sorted(SKIP_TABLE))
+def test_bad_rows_are_skipped_counted_and_named(tmp_path, case):
+  files, expected, kept = SKIP_TABLE[case]
+  folder = fx.ml100k(tmp_path, **files)
+  with pytest.raises(formats.IngestionError) as info:  # fail: stops at the first one
+    formats.read_movielens(folder)
+  first = expected[0]
+  assert (os.path.basename(info.value.path), info.value.line, info.value.reason) == first
+  bad = formats.BadRows(formats.SKIP)
+  data = formats.read_movielens(folder, bad_rows=bad)
+  assert [(os.path.basename(r.path), r.line, r.reason) for r in bad.rejected] == expected
+  assert len(data.ratings) == kept
+  # No row disappears without being counted: kept + rejected ratings = ratings in the file.
+  with open(os.path.join(folder, 'u.data'), encoding='latin-1') as f:
+    lines = [line for line in f.read().split('\n') if line]
+  blank = sum(r.reason == formats.BLANK_LINE for r in bad.rejected)
+  rejected_ratings = sum(os.path.basename(r.path) == 'u.data' for r in bad.rejected) - blank
+  assert kept + rejected_ratings == len(lines)
+  for row in bad.rejected:  # each rejection carries the row's own text
+    if row.reason != formats.BLANK_LINE:
+      assert row.text and row.text in open(row.path, encoding='latin-1').read()
+  assert sum(bad.counts().values()) == len(expected)
+
+
+def test_skip_keeps_the_first_rating_of_a_duplicate_pair(tmp_path):
+  folder = fx.ml100k(tmp_path, ratings=fx.ML_100K_RATINGS + ['1\t2\t1\t881250999'])
+  bad = formats.BadRows(formats.SKIP)
+  data = formats.read_movielens(folder, bad_rows=bad)
+  row = np.nonzero((data.ratings.user_id == 1) & (data.ratings.movie_id == 2))[0]
+  assert data.ratings.rating[row].tolist() == [3.0] and data.ratings.line[row].tolist() == [2]
+  assert bad.rejected[0].problem == 'duplicate rating of movie 2 by user 1 (first rated on line 2)'
+  assert bad.rejected[0].text == '1\t2\t1\t881250999'
+
+
+def test_non_utf8_title_bytes(tmp_path):
+  """ML-100K is Latin-1 (any byte is a character); ML-latest is UTF-8, where a bad byte
+  rejects its movie row (and that movie's ratings) under skip and stops ingestion under fail."""
+  folder = fx.ml100k(tmp_path / '100k', items=[fx.ML_100K_ITEMS[0].replace('Toy', 'T\xf6y')]
+                     + fx.ML_100K_ITEMS[1:])
+  assert formats.read_movielens(folder).movies[1].title == 'T\xf6y Story (1995)'
+  folder = fx.ml_latest(tmp_path / 'latest')
+  path = os.path.join(folder, 'movies.csv')
+  with open(path, 'rb') as f:
+    raw = f.read().replace(b'Toy', b'T\xf6y')
+  with open(path, 'wb') as f:
+    f.write(raw)
+  with pytest.raises(formats.IngestionError, match=r'movies\.csv:2: bytes not valid utf-8'):
+    formats.read_movielens(folder)
+  bad = formats.BadRows(formats.SKIP)
+  data = formats.read_movielens(folder, bad_rows=bad)
+  assert [(os.path.basename(r.path), r.line, r.reason) for r in bad.rejected] == [
+      ('movies.csv', 2, formats.BAD_ENCODING), ('ratings.csv', 2, formats.UNKNOWN_MOVIE),
+      ('ratings.csv', 4, formats.UNKNOWN_MOVIE)]
+  assert sorted(data.movies) == [2, 3] and len(data.ratings) == 2
+
+
+def test_whole_file_problems_stop_under_skip_too(tmp_path):
+  bad = lambda: formats.BadRows(formats.SKIP)
+  with pytest.raises(formats.IngestionError, match='empty file'):
+    formats.read_movielens(fx.ml100k(tmp_path / 'a', ratings=[]), bad_rows=bad())
+  folder = fx.ml100k(tmp_path / 'b')
+  os.remove(os.path.join(folder, 'u.item'))
+  with pytest.raises(formats.IngestionError, match='missing file'):
+    formats.read_movielens(folder, bad_rows=bad())
+  with pytest.raises(formats.IngestionError, match='no ratings left'):
+    formats.read_movielens(fx.ml100k(tmp_path / 'c', ratings=['1\t99\t3\t1']), bad_rows=bad())
+  with pytest.raises(ValueError, match='unknown bad-row policy'):
+    formats.BadRows('ignore')
+
+
 def test_empty_ratings_file(tmp_path):
   error = _error(tmp_path, ratings=[])
   assert str(error) == f'{tmp_path}/u.data: empty file'

@@ -1,7 +1,9 @@
 """The real pipeline on a small MovieLens-latest-format folder the test writes: no user
-demographics, half-star ratings. The schema, Transform and both models must adapt."""
+demographics, half-star ratings. The schema, Transform and both models must adapt. The folder
+also holds malformed rows, which `--on-bad-rows skip` drops, counts and lists."""
 
 import csv
+import html
 import json
 import os
 import random
@@ -27,19 +29,39 @@ def _write_latest(folder):
       for m in rng.sample(range(1, 41), 20):
         f.write(f'{u},{m},{rng.choice([0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5])},'
                 f'{964982703 + u * 100 + m}\n')
+    f.write('1,41,4.0,964982703\n'    # a movie not in movies.csv
+            '2,1,4.2,964982703\n'     # not a half star
+            '3,1,four,964982703\n'    # not a number
+            '4,2\n')                  # wrong field count
+  return 30 * 20, 4  # good and bad ratings
 
 
 def test_ml_latest_format_runs_end_to_end(tmp_path):
   data_dir, output_dir = tmp_path / 'ml-latest-small', tmp_path / 'run'
   data_dir.mkdir()
-  _write_latest(str(data_dir))
+  good, bad = _write_latest(str(data_dir))
   result = subprocess.run(
       [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', str(data_dir),
-       '--output-dir', str(output_dir), '--epochs', '2', '--max-rmse', '3'],
+       '--output-dir', str(output_dir), '--epochs', '2', '--max-rmse', '3',
+       '--on-bad-rows', 'skip'],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
   assert result.returncode == 0, result.stdout + result.stderr
   with open(output_dir / 'run_summary.json', encoding='utf-8') as f:
     summary = json.load(f)
+  # Every row is either in the splits or counted and listed with its reason.
+  assert sum(summary['data']['num_ratings'].values()) == good
+  rejected = summary['data']['rejected_rows']
+  assert rejected['total'] == bad and rejected['by_reason'] == {
+      'not a number': 1, 'rating off the scale': 1, 'unknown movie': 1, 'wrong field count': 1}
+  with open(output_dir / 'rejected_rows.csv', encoding='utf-8') as f:
+    listed = list(csv.DictReader(f))
+  assert [(r['file'], r['line']) for r in listed] == [
+      ('ratings.csv', str(line)) for line in range(good + 2, good + 2 + bad)]
+  stated = (f'4 malformed rows skipped (not a number: 1, rating off the scale: 1, unknown '
+            f'movie: 1, wrong field count: 1), listed in {output_dir / "rejected_rows.csv"}.')
+  assert stated in result.stdout
+  with open(output_dir / 'report' / 'index.html', encoding='utf-8') as f:
+    assert html.escape(stated) in f.read()
   assert summary['data']['dataset'] == 'ml-latest'
   assert summary['data']['has_demographics'] is False
   assert summary['data']['rating_scale'] == {'low': 0.5, 'high': 5.0, 'step': 0.5}

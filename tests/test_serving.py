@@ -5,6 +5,7 @@ Every answer is compared with the same signature called in-process on the SavedM
 TF Serving loads it.
 """
 
+import ast
 import base64
 import os
 import re
@@ -298,6 +299,79 @@ def test_bad_grpc_requests_get_tf_serving_status_codes(served):
         get_model_status_pb2.GetModelStatusRequest(
             model_spec={'name': 'content_based'}), timeout=30)
     assert status.model_version_status[0].state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+# Model names and versions that would point outside the model folder, if a server mapped
+# them to paths: ours resolves names only through models.config, versions only as numbers.
+ESCAPING_NAMES = ['..', '.', '..%2F..%2Fetc', '%2e%2e', 'collaborative_filtering%2F..',
+                  'collaborative_filtering%2F..%2Fcontent_based']
+
+
+def _listening_addresses(port):
+  """Local addresses (hex, as in /proc/net/tcp[6]) of the sockets listening on `port`."""
+  found = set()
+  for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+    with open(table, encoding='utf-8') as f:
+      for line in f.readlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, local_port = local.split(':')
+        if int(local_port, 16) == port and state == '0A':  # LISTEN
+          found.add(address)
+  return found
+
+
+def test_requests_cannot_escape_the_model_folder_or_the_bounds(served):
+  _, server = served
+  base = f'http://127.0.0.1:{server.rest_port}'
+  for name in ESCAPING_NAMES:
+    for path in (f'/v1/models/{name}:predict', f'/v1/models/{name}/versions/1:predict',
+                 f'/v1/models/collaborative_filtering/versions/{name}:predict'):
+      answer = requests.post(base + path, data=b'{"instances": []}', timeout=30)
+      assert answer.status_code == 404, (path, answer.text)
+    assert requests.get(f'{base}/v1/models/{name}/metadata', timeout=30).status_code == 404
+  with grpc.insecure_channel(f'127.0.0.1:{server.grpc_port}') as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    for name in ('../collaborative_filtering', 'collaborative_filtering/../content_based',
+                 '/etc/passwd'):
+      request = predict_pb2.PredictRequest()
+      request.model_spec.name, request.model_spec.signature_name = name, 'similar_movies'
+      with pytest.raises(grpc.RpcError) as error:
+        stub.Predict(request, timeout=30)
+      assert error.value.code() == grpc.StatusCode.NOT_FOUND, name
+  with Client('collaborative_filtering', port=server.rest_port) as client:  # k is bounded
+    with pytest.raises(ServingError) as error:
+      client.recommend(USER, k=2**31 - 1)
+    assert error.value.status == 400 and 'k must be at most' in error.value.message
+  # Loopback only, unless --host says otherwise: 127.0.0.1 as /proc/net/tcp writes it, or as
+  # the IPv4-mapped IPv6 address gRPC listens on (::ffff:127.0.0.1 in /proc/net/tcp6).
+  loopback = {'0100007F', '0000000000000000FFFF00000100007F'}
+  for port in (server.rest_port, server.grpc_port):
+    assert _listening_addresses(port) and _listening_addresses(port) <= loopback, port
+  assert server.alive()
+
+
+def test_serving_never_unpickles_or_evaluates_request_data():
+  """No code path of the server can run what a request carries: no eval/exec, no pickle-like
+  deserialisers (requests are JSON and protobuf, parsed into tensors)."""
+  forbidden_calls = {'eval', 'exec', 'compile', '__import__'}
+  forbidden_modules = {'pickle', 'cPickle', 'dill', 'cloudpickle', 'marshal', 'shelve'}
+  folder = os.path.join(PROJECT_DIR, 'serving')
+  for name in sorted(os.listdir(folder)):
+    if not name.endswith('.py'):
+      continue
+    with open(os.path.join(folder, name), encoding='utf-8') as f:
+      tree = ast.parse(f.read(), name)
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        assert node.func.id not in forbidden_calls, (name, node.lineno)
+      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        assert node.func.attr not in ('load', 'loads') or not (
+            isinstance(node.func.value, ast.Name)
+            and node.func.value.id in forbidden_modules | {'yaml'}), (name, node.lineno)
+      if isinstance(node, (ast.Import, ast.ImportFrom)):
+        modules = ({a.name.split('.')[0] for a in node.names} if isinstance(node, ast.Import)
+                   else {(node.module or '').split('.')[0]})
+        assert not modules & forbidden_modules, (name, node.lineno)
 
 
 def test_client_errors_name_the_problem(served):

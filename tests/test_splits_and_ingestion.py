@@ -128,6 +128,41 @@ def test_prepare_examples_reuses_identical_output(tmp_path):
   assert other.input_base != first.input_base
 
 
+def test_skipped_rows_are_listed_and_counted(tmp_path):
+  """--on-bad-rows skip: the prepared splits hold the good rows; rejected_rows.csv (next to
+  them and in the output folder) lists every bad one; the counts are in dataset.json."""
+  folder = fx.ml100k(tmp_path / 'src', ratings=fx.ML_100K_RATINGS + [
+      '1\t1\t9\t1', '1\t99\t3\t1', '2\tx\t3\t1', '3\t3\t1\t1'])
+  out = tmp_path / 'out'
+  options = ingestion.IngestionOptions(data_dir=folder, on_bad_rows=formats.SKIP)
+  prepared = ingestion.prepare_examples(options, str(out))
+  assert sum(prepared.info['num_ratings'].values()) == 10
+  assert prepared.info['rejected_rows'] == {
+      'policy': 'skip', 'total': 4, 'by_file': {'u.data': 4},
+      'by_reason': {formats.DUPLICATE: 1, formats.NOT_A_NUMBER: 1,
+                    formats.RATING_OFF_SCALE: 1, formats.UNKNOWN_MOVIE: 1}}
+  listed = _read(str(out / ingestion.REJECTED_FILE))
+  assert listed == _read(os.path.join(prepared.input_base, ingestion.REJECTED_FILE))
+  assert [(r['file'], r['line'], r['reason']) for r in listed] == [
+      ('u.data', '11', formats.RATING_OFF_SCALE), ('u.data', '12', formats.UNKNOWN_MOVIE),
+      ('u.data', '13', formats.NOT_A_NUMBER), ('u.data', '14', formats.DUPLICATE)]
+  assert listed[0]['text'] == '1\t1\t9\t1' and 'outside the scale' in listed[0]['problem']
+  assert prepared.info['rejected_file'] == str(out / ingestion.REJECTED_FILE)
+  line = ingestion.describe_rejected_rows(prepared.info)
+  assert line.startswith('4 malformed rows skipped (duplicate: 1, ') and str(out) in line
+  # Skip and fail prepare different folders (fail stops here); a fail run that succeeds
+  # removes the list a skip run left in the output folder.
+  with pytest.raises(formats.IngestionError, match=r'u\.data:11: rating 9'):
+    ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=folder), str(out))
+  good = ingestion.prepare_examples(
+      ingestion.IngestionOptions(data_dir=fx.ml100k(tmp_path / 'good')), str(out))
+  assert not (out / ingestion.REJECTED_FILE).exists()
+  assert ingestion.describe_rejected_rows(good.info) is None
+  again = ingestion.prepare_examples(options, str(out))  # reused, and the list is back
+  assert again.input_base == prepared.input_base
+  assert _read(str(out / ingestion.REJECTED_FILE)) == listed
+
+
 def test_bad_input_leaves_nothing_behind(tmp_path):
   folder = fx.ml100k(tmp_path / 'src', ratings=fx.ML_100K_RATINGS + ['1\t1\t9\t1'])
   out = tmp_path / 'out'
