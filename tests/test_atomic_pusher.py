@@ -3,7 +3,6 @@
 import os
 import threading
 
-import pytest
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
