@@ -135,7 +135,7 @@ def _rejected_summary(bad: formats.BadRows) -> Dict:
 def describe_rejected_rows(info: Dict) -> Optional[str]:
   """'N malformed rows skipped (reason: count, ...), listed in FILE' under --on-bad-rows skip."""
   rejected = info.get('rejected_rows') or {}
-  if rejected.get('policy') != 'skip':
+  if rejected.get('policy') != formats.SKIP:
     return None
   if not rejected['total']:
     return 'No malformed rows (--on-bad-rows skip).'
