@@ -160,8 +160,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
           self._negative_cdf,
           tf.random.uniform([self.ranking_negatives], seed=self.seed), out_type=tf.int64)
       candidates = tf.minimum(candidates, self.num_movies - 1)  # a uniform at the cdf's top
-      correction = (tf.gather(self._negative_log_probability, candidates)
-                    + float(np.log(self.ranking_negatives)))
+      correction = self._log_expected_samples(candidates)
     else:
       candidates = tf.range(self.num_movies, dtype=tf.int64)
       correction = 0.0
@@ -177,14 +176,18 @@ class CollaborativeFilteringModel(tf.keras.Model):
       per_example = self._without_accidental_hits(per_example, picked, movies, candidates)
     return tf.reduce_mean(per_example - picked)
 
+  def _log_expected_samples(self, movies):
+    """log(S Q(m)) of `movies`: the logQ correction of a sampled logit."""
+    return (tf.gather(self._negative_log_probability, movies)
+            + float(np.log(self.ranking_negatives)))
+
   def _without_accidental_hits(self, sampled, picked, movies, candidates):
     """log(exp(picked) + the sampled normaliser without the samples of the rated movie
     itself), per example: `sampled` [B] is log sum_j exp(logit_j - log(S Q_j)) over all S
     candidates, a sample equal to the example's movie counted k times there."""
     hits = tf.gather(tf.math.bincount(candidates, minlength=self.num_movies,
                                       maxlength=self.num_movies, dtype=tf.float32), movies)
-    own = (picked - tf.gather(self._negative_log_probability, movies)
-           - float(np.log(self.ranking_negatives)) + tf.math.log(tf.maximum(hits, 1.0)))
+    own = picked - self._log_expected_samples(movies) + tf.math.log(tf.maximum(hits, 1.0))
     others = sampled + tf.math.log(tf.maximum(
         1.0 - tf.where(hits > 0, tf.exp(tf.minimum(own - sampled, 0.0)), 0.0), 1e-30))
     return tf.reduce_logsumexp(tf.stack([others, picked]), axis=0)
