@@ -104,7 +104,9 @@ def measure(name: str, data_dir: str, mode: str, work_dir: str, extra) -> dict:
                   'status': summary['status'],
                   'components': {c['id']: c['seconds'] for c in summary['components']}}
     if phase == 'cold':
-      row['ratings'] = sum(summary['data']['num_ratings'].values())
+      counts, sample = summary['data']['num_ratings'], summary['data'].get('eval_sample')
+      row['ratings'] = counts['train'] + (sample['eval_ratings'] if sample else counts['eval'])
+      row['evaluated_ratings'] = counts['eval']
       row['rmse'] = {m['name']: m['metrics'].get('rmse') for m in summary['models']}
       row['training'] = _training_stats(output_dir)
     print(f"  {seconds:.1f} s, peak {peak / GIB:.2f} GiB, {summary['status']}", flush=True)
@@ -141,8 +143,9 @@ def _markdown(report) -> str:
   lines = ['# Pipeline benchmark', '', f"Command: `{report['command']}`  ",
            f"Date: {report['date']}  ", f"Machine: {report['machine']}  ",
            f"Commit: {report['commit']}", '',
-           '| dataset | mode | ratings | cold s | cached s | peak RSS GiB | s per 1M ratings '
-           '| CF Trainer examples/s (whole fit / after epoch 1) | RMSE (CF / CB) |',
+           '| dataset | mode | ratings (evaluated) | cold s | cached s | peak RSS GiB '
+           '| s per 1M ratings | CF Trainer examples/s (whole fit / after epoch 1) '
+           '| RMSE (CF / CB) |',
            '|---|---|---:|---:|---:|---:|---:|---:|---|']
   for r in report['rows']:
     cf = r['training'].get('collaborative_filtering', {})
@@ -150,7 +153,9 @@ def _markdown(report) -> str:
                        for key in ('examples_per_second', 'steady_examples_per_second'))
     rmse = ' / '.join(f"{r['rmse'][m]:.4f}" if r['rmse'].get(m) is not None else '-'
                       for m in ('collaborative_filtering', 'content_based'))
-    lines.append(f"| {r['dataset']} | {r['mode']} | {r['ratings']:,} | {r['cold']['seconds']:.1f} "
+    evaluated = r['evaluated_ratings']
+    lines.append(f"| {r['dataset']} | {r['mode']} | {r['ratings']:,} "
+                 f"({evaluated:,} evaluated) | {r['cold']['seconds']:.1f} "
                  f"| {r['cached']['seconds']:.1f} | {r['cold']['peak_rss_bytes'] / GIB:.2f} | "
                  f"{r['seconds_per_million_ratings']:.0f} | {speed} | {rmse} |")
   lines += ['', '## Component seconds (cold run)', '']

@@ -51,21 +51,25 @@ SEED_CLAIMS_MSE = {'content_based': 0.84, 'collaborative_filtering': 0.95}
 def raw_columns(data: formats.MovieLensData, ratings: formats.Ratings) -> Dict[str, np.ndarray]:
   """The raw features of each rating, as ingestion writes them (one array per column)."""
   movies = [data.movies[m] for m in ratings.movie_id.tolist()]
-  users = [data.users[u] for u in ratings.user_id.tolist()]
   encode = lambda values: np.array([v.encode('utf-8') for v in values], dtype=object)
-  return {
+  columns = {
       f.USER_ID: encode(str(u) for u in ratings.user_id.tolist()),
       f.MOVIE_ID: encode(str(m) for m in ratings.movie_id.tolist()),
       f.LABEL: ratings.rating.astype(np.float32),
       f.TIMESTAMP: ratings.timestamp.astype(np.int64),
-      f.AGE: np.array([u.age for u in users], np.int64),
-      f.GENDER: encode(u.gender for u in users),
-      f.OCCUPATION: encode(u.occupation for u in users),
-      f.ZIP_CODE: encode(u.zip_code for u in users),
       f.TITLE: encode(m.title for m in movies),
       f.RELEASE_YEAR: np.array([m.release_year for m in movies], np.int64),
       f.GENRES: encode(f.GENRE_SEPARATOR.join(m.genres) for m in movies),
   }
+  if data.users:  # MovieLens latest has no demographics
+    users = [data.users[u] for u in ratings.user_id.tolist()]
+    columns.update({
+        f.AGE: np.array([u.age for u in users], np.int64),
+        f.GENDER: encode(u.gender for u in users),
+        f.OCCUPATION: encode(u.occupation for u in users),
+        f.ZIP_CODE: encode(u.zip_code for u in users),
+    })
+  return columns
 
 
 def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
@@ -80,7 +84,7 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
   from components import preprocessing  # pylint: disable=import-outside-toplevel
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
 
-  schema = schema_lib.schema_for_dataset(True, 1.0, 5.0)
+  schema = schema_lib.schema_for_dataset(f.AGE in train_columns, 0.5, 5.0)
   def example(i):
     feature = {}
     for name, values in train_columns.items():

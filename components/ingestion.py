@@ -45,6 +45,9 @@ class IngestionOptions:
   sample: Optional[int] = None     # use only the first N ratings of the file
   cache_dir: Optional[str] = None
   on_bad_rows: str = formats.FAIL  # or formats.SKIP
+  # Beyond this many eval ratings, evaluate all eval ratings of a seeded sample of the users
+  # (splits.evaluated_users_mask); None evaluates every eval rating.
+  max_eval_ratings: Optional[int] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +91,7 @@ def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   key = json.dumps({'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
                     'eval_fraction': options.eval_fraction, 'seed': options.seed,
                     'sample': options.sample, 'on_bad_rows': options.on_bad_rows,
+                    'max_eval_ratings': options.max_eval_ratings,
                     'sources': sources}, sort_keys=True)
   return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -144,6 +148,17 @@ def describe_rejected_rows(info: Dict) -> Optional[str]:
           f'{info.get("rejected_file")}.')
 
 
+def describe_eval_sample(info: Dict) -> Optional[str]:
+  """'Evaluating on N of M eval ratings: ...' when the eval ratings were sampled."""
+  sample = info.get('eval_sample')
+  if not sample:
+    return None
+  return (f'Evaluating on {info["num_ratings"][EVAL]:,} of {sample["eval_ratings"]:,} eval '
+          f'ratings: all eval ratings of {sample["users"]:,} of {sample["eval_users"]:,} users, '
+          f'a seeded sample (--max-eval-ratings {sample["max_eval_ratings"]}; 0 evaluates '
+          'all).')
+
+
 def _write_csv(path: str, header: List[str], rows) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8', newline='') as f:
@@ -171,12 +186,23 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
   ratings = data.ratings if options.sample is None else data.ratings.take(
       slice(0, options.sample))
   is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction, options.seed)
+  is_train = ~is_eval
+  eval_sample = None  # every eval rating is evaluated
+  if options.max_eval_ratings is not None:
+    evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval, options.max_eval_ratings,
+                                            options.seed)
+    if (evaluated != is_eval).any():
+      eval_sample = {'max_eval_ratings': options.max_eval_ratings,
+                     'eval_ratings': int(is_eval.sum()),
+                     'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
+                     'users': int(len(np.unique(ratings.user_id[evaluated])))}
+      is_eval = evaluated
   columns = features.raw_columns(data.has_demographics)
 
   os.makedirs(os.path.dirname(target), exist_ok=True)
   staging = tempfile.mkdtemp(prefix='.staging-', dir=os.path.dirname(target))
   try:
-    for split_name, mask in ((TRAIN, ~is_eval), (EVAL, is_eval)):
+    for split_name, mask in ((TRAIN, is_train), (EVAL, is_eval)):
       _write_csv(os.path.join(staging, split_name, EXAMPLES_FILE), columns,
                  _example_rows(data, ratings.take(mask), columns))
     _write_csv(os.path.join(staging, CATALOGUE_FILE),
@@ -193,7 +219,8 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
         'rating_scale': dataclasses.asdict(data.scale),
         'split': options.split, 'eval_fraction': options.eval_fraction, 'seed': options.seed,
         'sample': options.sample, 'columns': columns,
-        'num_ratings': {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())},
+        'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())},
+        'eval_sample': eval_sample,
         'num_users': int(len(np.unique(ratings.user_id))),
         'num_movies_rated': int(len(np.unique(ratings.movie_id))),
         'num_movies': len(data.movies),

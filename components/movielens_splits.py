@@ -110,3 +110,23 @@ def _canonical_mask(data: formats.MovieLensData, ratings: formats.Ratings,
   return np.fromiter(((u * width + m) in test_keys
                       for u, m in zip(ratings.user_id.tolist(), ratings.movie_id.tolist())),
                      dtype=bool, count=len(ratings))
+
+
+def evaluated_users_mask(users: np.ndarray, is_eval: np.ndarray, max_ratings: int,
+                         seed: int) -> np.ndarray:
+  """`is_eval` narrowed to every eval rating of a seeded random subset of the eval users, as
+  many users (in a seeded random order) as fit in `max_ratings`; unchanged when the eval ratings
+  already fit.
+
+  For data too big to evaluate whole in reasonable time (TFMA's per-example work dominates the
+  Evaluators at millions of ratings). Whole users, not single ratings, are sampled: each sampled
+  user's NDCG is computed over all their eval ratings, as without sampling, and RMSE stays an
+  unbiased estimate."""
+  if max_ratings < 1:
+    raise ValueError(f'--max-eval-ratings must be positive (0 evaluates all), got {max_ratings}')
+  if int(is_eval.sum()) <= max_ratings:
+    return is_eval
+  eval_users, counts = np.unique(users[is_eval], return_counts=True)
+  order = np.random.default_rng([seed, 2]).permutation(len(eval_users))
+  kept = eval_users[order[np.cumsum(counts[order]) <= max_ratings]]
+  return is_eval & np.isin(users, kept)

@@ -1,6 +1,7 @@
 """The real pipeline on a small MovieLens-latest-format folder the test writes: no user
 demographics, half-star ratings. The schema, Transform and both models must adapt. The folder
-also holds malformed rows, which `--on-bad-rows skip` drops, counts and lists."""
+also holds malformed rows, which `--on-bad-rows skip` drops, counts and lists, and more eval
+ratings than `--max-eval-ratings`, so the Evaluators see a sample of the eval users."""
 
 import csv
 import html
@@ -43,13 +44,15 @@ def test_ml_latest_format_runs_end_to_end(tmp_path):
   result = subprocess.run(
       [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', str(data_dir),
        '--output-dir', str(output_dir), '--epochs', '2', '--max-rmse', '3',
-       '--on-bad-rows', 'skip'],
+       '--on-bad-rows', 'skip', '--max-eval-ratings', '60'],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1200)
   assert result.returncode == 0, result.stdout + result.stderr
   with open(output_dir / 'run_summary.json', encoding='utf-8') as f:
     summary = json.load(f)
   # Every row is either in the splits or counted and listed with its reason.
-  assert sum(summary['data']['num_ratings'].values()) == good
+  counts, sample = summary['data']['num_ratings'], summary['data']['eval_sample']
+  assert counts['train'] + sample['eval_ratings'] == good
+  assert 0 < counts['eval'] <= 60 < sample['eval_ratings']
   rejected = summary['data']['rejected_rows']
   assert rejected['total'] == bad and rejected['by_reason'] == {
       'not a number': 1, 'rating off the scale': 1, 'unknown movie': 1, 'wrong field count': 1}
@@ -60,8 +63,13 @@ def test_ml_latest_format_runs_end_to_end(tmp_path):
   stated = (f'4 malformed rows skipped (not a number: 1, rating off the scale: 1, unknown '
             f'movie: 1, wrong field count: 1), listed in {output_dir / "rejected_rows.csv"}.')
   assert stated in result.stdout
+  sampled = (f'Evaluating on {counts["eval"]:,} of {sample["eval_ratings"]:,} eval ratings: '
+             f'all eval ratings of {sample["users"]} of {sample["eval_users"]} users, a seeded '
+             'sample (--max-eval-ratings 60; 0 evaluates all).')
+  assert sampled in result.stdout
   with open(output_dir / 'report' / 'index.html', encoding='utf-8') as f:
-    assert html.escape(stated) in f.read()
+    report = f.read()
+  assert html.escape(stated) in report and html.escape(sampled) in report
   assert summary['data']['dataset'] == 'ml-latest'
   assert summary['data']['has_demographics'] is False
   assert summary['data']['rating_scale'] == {'low': 0.5, 'high': 5.0, 'step': 0.5}
@@ -70,6 +78,7 @@ def test_ml_latest_format_runs_end_to_end(tmp_path):
     seen = {row['movie_id'] for row in csv.DictReader(f) if row['user_id'] == '1'}
   for model in summary['models']:
     assert model['pushed'] is True, model
+    assert model['metrics']['example_count'] == counts['eval']  # TFMA saw the sample only
     # No demographics in ML-latest: those slices are simply not there.
     assert {name.partition(':')[0] for name in model['slices']} == {
         'genre', 'user_activity', 'movie_popularity'}

@@ -3,6 +3,7 @@
 import csv
 import os
 
+import numpy as np
 import pytest
 
 from components import features
@@ -175,3 +176,51 @@ def test_missing_data_dir(tmp_path):
   with pytest.raises(formats.IngestionError, match='no such folder'):
     ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=str(tmp_path / 'nope')),
                                str(tmp_path / 'out'))
+
+
+def test_eval_sample_keeps_whole_users_within_the_cap(ml100k_dir):
+  data = formats.read_movielens(ml100k_dir)
+  users = data.ratings.user_id
+  is_eval = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42)
+  sampled = splits.evaluated_users_mask(users, is_eval, 5_000, seed=42)
+  assert 4_500 < sampled.sum() <= 5_000
+  assert not (sampled & ~is_eval).any()  # only eval ratings, none moved to training
+  kept = np.unique(users[sampled])
+  assert (sampled[np.isin(users, kept)] == is_eval[np.isin(users, kept)]).all()  # whole users
+  assert (sampled == splits.evaluated_users_mask(users, is_eval, 5_000, seed=42)).all()
+  assert (sampled != splits.evaluated_users_mask(users, is_eval, 5_000, seed=7)).any()
+  assert splits.evaluated_users_mask(users, is_eval, 20_000, seed=42) is is_eval
+  with pytest.raises(ValueError, match='--max-eval-ratings must be positive'):
+    splits.evaluated_users_mask(users, is_eval, 0, seed=42)
+
+
+def test_prepare_examples_samples_eval_users_and_says_so(tmp_path, ml100k_dir):
+  whole = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=ml100k_dir),
+                                     str(tmp_path / 'out'))
+  sampled = ingestion.prepare_examples(
+      ingestion.IngestionOptions(data_dir=ml100k_dir, max_eval_ratings=5_000),
+      str(tmp_path / 'out'))
+  assert sampled.input_base != whole.input_base
+  assert whole.info['eval_sample'] is None and ingestion.describe_eval_sample(whole.info) is None
+  read = lambda prepared, split: _read(os.path.join(prepared.input_base, split, 'ratings.csv'))
+  assert read(sampled, 'train') == read(whole, 'train')
+  evaluated, every = read(sampled, 'eval'), read(whole, 'eval')
+  assert len(evaluated) == sampled.info['num_ratings']['eval'] <= 5_000
+  assert all(row in every for row in evaluated[:200])
+  sample = sampled.info['eval_sample']
+  assert sample['eval_ratings'] == len(every) == 20_000
+  assert sample['users'] == len({row['user_id'] for row in evaluated})
+  assert sample['eval_users'] == len({row['user_id'] for row in every})
+  assert ingestion.describe_eval_sample(sampled.info) == (
+      f'Evaluating on {len(evaluated):,} of 20,000 eval ratings: all eval ratings of '
+      f'{sample["users"]:,} of {sample["eval_users"]:,} users, a seeded sample '
+      '(--max-eval-ratings 5000; 0 evaluates all).')
+
+
+def test_max_eval_ratings_flag():
+  import argparse  # pylint: disable=import-outside-toplevel
+  from pipeline import cli  # pylint: disable=import-outside-toplevel
+  parser = argparse.ArgumentParser()
+  cli.add_data_arguments(parser)
+  assert cli.ingestion_options(parser.parse_args([])).max_eval_ratings == 500_000
+  assert cli.ingestion_options(parser.parse_args(['--max-eval-ratings', '0'])).max_eval_ratings is None
