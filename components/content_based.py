@@ -49,9 +49,12 @@ class ContentBasedModel(tf.keras.Model):
   def __init__(self, vocab_sizes: Dict[str, int], has_demographics: bool, embedding_dim: int,
                l2: float, global_mean: float, seed: int,
                history: Tuple[np.ndarray, np.ndarray, np.ndarray],
-               movie_content: Dict[str, np.ndarray], profile_shrinkage: float = 5.0, **kwargs):
+               movie_content: Dict[str, np.ndarray], profile_shrinkage: float = 5.0,
+               training_profile_cap: Optional[int] = None, **kwargs):
     """`history`: (user index, movie index, rating) of the training ratings; `movie_content`:
-    genre_ids, title_token_ids and release_bucket of each movie index (OOV row included)."""
+    genre_ids, title_token_ids and release_bucket of each movie index (OOV row included);
+    `training_profile_cap`: in training, a user's profile is drawn from at most this many of
+    their stored ratings (`stored_profile`)."""
     super().__init__(**kwargs)
     self.has_demographics = has_demographics
     self.user_feature_names = ((f.AGE_BUCKET, f.GENDER_ID, f.OCCUPATION_ID, f.ZIP_PREFIX_ID,
@@ -101,6 +104,10 @@ class ContentBasedModel(tf.keras.Model):
                                        name='history_ratings')
     self.history_splits = tf.Variable(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                                       trainable=False, name='history_splits')
+    # Only where some user has more ratings than the cap (none on ML-100K): otherwise the
+    # training step is the uncapped one, op for op.
+    self._profile_cap = (int(training_profile_cap) if training_profile_cap
+                         and training_profile_cap < counts.max() else None)
     self.movie_content = {name: tf.Variable(np.asarray(values, np.int64), trainable=False,
                                             name=f'content_{name}')
                           for name, values in movie_content.items()}
@@ -146,7 +153,10 @@ class ContentBasedModel(tf.keras.Model):
     empty profile. In training, each user's profile is a random subset of their ratings (kept
     with a probability drawn per user, so profiles of every size, down to a new user's few or
     none, are seen) without the rating at stored position `own_positions` [B], the one being
-    predicted.
+    predicted. With a `training_profile_cap`, the subset is drawn from a systematic sample of
+    at most that many of a user's ratings (histories.sampled_user_entries): a heavy user's
+    profile is a mean over hundreds of ratings either way, and the step's cost stops growing
+    with the most active users' history lengths.
 
     The sums over rated movies are sparse [distinct users, movies] x dense [movies, C] products
     (their gradients sparse^T x dense): each step touches each stored rating of the batch's
@@ -154,7 +164,12 @@ class ContentBasedModel(tf.keras.Model):
     gathering content per rating and summing segments, the same sums)."""
     distinct, position = tf.unique(users, out_idx=tf.int64)
     starts = tf.gather(self.history_splits, distinct)
-    entries, rows, row_splits = histories.user_entries(self.history_splits, distinct)
+    locate = None
+    if training and self._profile_cap:
+      entries, rows, row_splits, locate = histories.sampled_user_entries(
+          self.history_splits, distinct, self._profile_cap)
+    else:
+      entries, rows, row_splits = histories.user_entries(self.history_splits, distinct)
     if training:
       share = tf.random.uniform(tf.shape(distinct))
       keep = tf.random.uniform(tf.shape(entries)) < tf.gather(share, rows)
@@ -182,10 +197,13 @@ class ContentBasedModel(tf.keras.Model):
                                       for t in (residual_sum, taste_sum, count))
     if own_positions is not None:
       own_count = tf.ones_like(residual_sum)
-      if training:  # left out only where the random subset kept it
+      if training and locate is None:  # left out only where the random subset kept it
         local = tf.gather(row_splits, position) + own_positions - tf.gather(starts,
                                                                                   position)
         own_count = tf.cast(tf.gather(keep, local), tf.float32)
+      elif training:  # ... and only where the capped sample holds it
+        sampled, local = locate(own_positions, position)
+        own_count = tf.where(sampled, tf.cast(tf.gather(keep, local), tf.float32), 0.0)
       own_movies = tf.gather(self.history_movies, own_positions)
       own_residual = own_count * (tf.gather(self.history_ratings, own_positions)
                                   - self.global_bias - tf.gather(bias, own_movies))

@@ -58,7 +58,8 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
     return content_based.ContentBasedModel(
         vocab_sizes, has_demographics,
         history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX], train.labels),
-        movie_content=content, profile_shrinkage=float(hparams['profile_shrinkage']), **common)
+        movie_content=content, profile_shrinkage=float(hparams['profile_shrinkage']),
+        training_profile_cap=int(hparams.get('training_profile_cap') or 0) or None, **common)
   raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
 
 

@@ -222,3 +222,60 @@ def test_user_entries_match_ragged_rows_with_empty_histories():
   np.testing.assert_array_equal(rows, ragged.value_rowids())
   np.testing.assert_array_equal(row_splits, ragged.row_splits)
   np.testing.assert_array_equal(rows, [0, 0, 0, 0, 0, 2, 2, 2, 3, 3, 3])
+
+
+def test_sampled_user_entries_cap_each_history_without_bias():
+  """At most `cap` stored ratings per user: all of a short history, in order; of a long one
+  `cap` distinct ratings, each with probability cap/n over repeated draws; `locate` finds a
+  stored position exactly where the sample holds it."""
+  lengths = np.array([3, 0, 1, 40, 5000])
+  splits = tf.constant(np.concatenate([[0], np.cumsum(lengths)]), tf.int64)
+  distinct = tf.constant([4, 0, 1, 3, 2], tf.int64)
+  cap, draws = 16, 400
+  seen = np.zeros(lengths.sum())
+  tf.random.set_seed(3)
+  for _ in range(draws):
+    positions, rows, row_splits, locate = histories.sampled_user_entries(splits, distinct, cap)
+    positions, rows, row_splits = positions.numpy(), rows.numpy(), row_splits.numpy()
+    np.testing.assert_array_equal(np.diff(row_splits), [16, 3, 0, 16, 1])
+    for row, user in enumerate(distinct.numpy()):
+      mine = positions[row_splits[row]:row_splits[row + 1]]
+      assert (rows[row_splits[row]:row_splits[row + 1]] == row).all()
+      start = np.concatenate([[0], np.cumsum(lengths)])[user]
+      if lengths[user] <= cap:
+        np.testing.assert_array_equal(mine, start + np.arange(lengths[user]))
+      else:
+        assert len(set(mine)) == cap and (np.diff(mine) > 0).all()
+        assert start <= mine.min() and mine.max() < start + lengths[user]
+    seen[positions] += 1
+    stored = np.arange(lengths.sum())
+    row_of = {int(u): r for r, u in enumerate(distinct.numpy())}
+    owner = np.searchsorted(np.cumsum(lengths), stored, side='right')
+    found, index = locate(tf.constant(stored, tf.int64),
+                          tf.constant([row_of[u] for u in owner], tf.int64))
+    np.testing.assert_array_equal(found.numpy(), np.isin(stored, positions))
+    np.testing.assert_array_equal(positions[index.numpy()[found.numpy()]], stored[found.numpy()])
+  share = seen / draws
+  np.testing.assert_array_equal(share[:4], 1.0)
+  assert abs(share[4:44] - 16 / 40).max() < 0.12          # 5 standard deviations of 400 draws
+  assert abs(share[44:].mean() - 16 / 5000) < 0.0005
+
+
+def test_cb_profile_cap_only_where_a_history_exceeds_it():
+  examples = _examples()
+  longest = np.bincount(examples.features[f.USER_INDEX]).max()
+  build = lambda cap: content_based.ContentBasedModel(
+      VOCAB, True, history=(examples.features[f.USER_INDEX], examples.features[f.MOVIE_INDEX],
+                            examples.labels),
+      movie_content={f.GENRE_IDS: np.zeros((NUM_MOVIES, f.MAX_GENRES), np.int64),
+                     f.TITLE_TOKEN_IDS: np.zeros((NUM_MOVIES, f.MAX_TITLE_TOKENS), np.int64),
+                     f.RELEASE_BUCKET: np.zeros(NUM_MOVIES, np.int64)},
+      embedding_dim=4, l2=1e-4, global_mean=3.0, seed=7, training_profile_cap=cap)
+  assert build(longest)._profile_cap is None  # pylint: disable=protected-access
+  assert build(None)._profile_cap is None  # pylint: disable=protected-access
+  model = build(2)
+  assert model._profile_cap == 2  # pylint: disable=protected-access
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
+  inputs = dict(examples.features, **{model.HISTORY_POSITION: model.history_positions(N)})
+  losses = model.fit(inputs, examples.labels, batch_size=16, epochs=3, verbose=0).history['loss']
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
