@@ -24,7 +24,7 @@ average user's; for recommendations an unseen user falls back to popularity (see
 components/signatures.py).
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -43,9 +43,12 @@ class CollaborativeFilteringModel(tf.keras.Model):
   def __init__(self, num_users: int, num_movies: int, embedding_dim: int, l2: float,
                global_mean: float, seed: int, history: Tuple[np.ndarray, np.ndarray],
                retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
-               retrieval_weight: float = 0.5, ranking_negatives: int = 0, **kwargs):
+               retrieval_weight: float = 0.5, ranking_negatives: int = 0,
+               training_history_cap: Optional[int] = None, **kwargs):
     """`history` is (user indices, movie indices) of the training ratings: N(u) above.
-    `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`)."""
+    `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`).
+    `training_history_cap`: in training, N(u)'s sum is estimated from at most this many of
+    the user's ratings (`_distinct_user_factors`)."""
     super().__init__(**kwargs)
     self.num_movies = num_movies
     self.retrieval_weight = retrieval_weight
@@ -82,6 +85,10 @@ class CollaborativeFilteringModel(tf.keras.Model):
                                       trainable=False, name='history_splits')
     self.history_scale = tf.Variable((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32),
                                      trainable=False, name='history_scale')
+    # Only where some user has more ratings than the cap (none on ML-100K): otherwise the
+    # training step is the uncapped one, op for op.
+    self._history_cap = (int(training_history_cap) if training_history_cap
+                         and training_history_cap < counts.max() else None)
     # Negatives are drawn in proportion to training popularity (movies without ratings keep a
     # count of 1 so every logit can be pushed down): most of the softmax's mass is on popular
     # movies, so they are the informative negatives.
@@ -90,14 +97,26 @@ class CollaborativeFilteringModel(tf.keras.Model):
     self._negative_log_probability = tf.constant(np.log(popularity / popularity.sum()),
                                                  tf.float32)
 
-  def _distinct_user_factors(self, distinct: tf.Tensor) -> tf.Tensor:
+  def _distinct_user_factors(self, distinct: tf.Tensor, training: bool = False) -> tf.Tensor:
     """p_u + |N(u)|^-1/2 sum y_j for distinct users [U] -> [U, D]: the history sums are a
     sparse [U, movies] x dense [movies, D] product (gradient sparse^T x dense), which touches
-    each rating of the users once without materialising a [ratings, D] block."""
-    entries, rows, _ = histories.user_entries(self.history_splits, distinct)
+    each rating of the users once without materialising a [ratings, D] block. In training
+    with a `training_history_cap`, a user with n > cap ratings sums a systematic sample of cap
+    of them, scaled by n / cap (the same sum in expectation; histories.sampled_user_entries),
+    so the step's cost stops growing with the most active users' history lengths."""
+    if training and self._history_cap:
+      entries, rows, _, _ = histories.sampled_user_entries(self.history_splits, distinct,
+                                                           self._history_cap)
+      lengths = tf.gather(self.history_splits, distinct + 1) - tf.gather(self.history_splits,
+                                                                         distinct)
+      scale = tf.gather(self.history_scale, distinct) * tf.cast(
+          tf.maximum(lengths, self._history_cap) / self._history_cap, tf.float32)
+      weight = lambda: tf.gather(scale, rows)
+    else:
+      entries, rows, _ = histories.user_entries(self.history_splits, distinct)
+      weight = lambda: tf.gather(self.history_scale, tf.gather(distinct, rows))
     history = tf.sparse.SparseTensor(
-        tf.stack([rows, tf.gather(self.history_movies, entries)], axis=1),
-        tf.gather(self.history_scale, tf.gather(distinct, rows)),
+        tf.stack([rows, tf.gather(self.history_movies, entries)], axis=1), weight(),
         tf.stack([tf.shape(distinct, out_type=tf.int64)[0], self.num_movies]))
     implicit = tf.sparse.sparse_dense_matmul(history, self.implicit_embedding.embeddings)
     return self.user_embedding(distinct) + implicit
@@ -132,7 +151,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
     the same user factors (each distinct user's history summed once per step)."""
     users, movies = inputs[features.USER_INDEX], inputs[features.MOVIE_INDEX]
     distinct, position = tf.unique(users, out_idx=tf.int64)
-    factors = self._distinct_user_factors(distinct)
+    factors = self._distinct_user_factors(distinct, training)
     user = tf.gather(factors, position)
     movie, movie_bias = self.movie_representation(inputs)
     if training and self.retrieval_weight:

@@ -39,7 +39,8 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
         history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX]),
         retrieval_dim=int(hparams['retrieval_dim']), retrieval_l2=float(hparams['retrieval_l2']),
         retrieval_weight=float(hparams['retrieval_weight']),
-        ranking_negatives=negatives if negatives < num_movies else 0, **common)
+        ranking_negatives=negatives if negatives < num_movies else 0,
+        training_history_cap=int(hparams.get('training_history_cap') or 0) or None, **common)
   if name == CONTENT_BASED:
     padded = lambda vocab: model_io.padded_vocabulary_size(tf_transform_output, vocab)
     vocab_sizes = {f.MOVIE_INDEX: size(f.MOVIE_VOCAB), f.USER_INDEX: size(f.USER_VOCAB),

@@ -279,3 +279,29 @@ def test_cb_profile_cap_only_where_a_history_exceeds_it():
   inputs = dict(examples.features, **{model.HISTORY_POSITION: model.history_positions(N)})
   losses = model.fit(inputs, examples.labels, batch_size=16, epochs=3, verbose=0).history['loss']
   assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_cf_history_cap_estimates_the_implicit_sum():
+  """With a cap below the longest history, a training step's SVD++ sums average to the exact
+  ones (inference always uses every rating); without users beyond it, no cap applies."""
+  examples = _examples()
+  users, movies = examples.features[f.USER_INDEX], examples.features[f.MOVIE_INDEX]
+  longest = np.bincount(users).max()
+  build = lambda cap: collaborative_filtering.CollaborativeFilteringModel(
+      NUM_USERS, NUM_MOVIES, history=(users, movies), embedding_dim=4, l2=1e-4, global_mean=3.0,
+      seed=7, retrieval_dim=3, training_history_cap=cap)
+  assert build(longest)._history_cap is None  # pylint: disable=protected-access
+  model = build(2)
+  model.implicit_embedding.embeddings.assign(
+      tf.random.normal(model.implicit_embedding.embeddings.shape, seed=1))
+  distinct = tf.constant(np.unique(users))
+  exact = model._distinct_user_factors(distinct).numpy()  # pylint: disable=protected-access
+  tf.random.set_seed(5)
+  draw = tf.function(lambda: model._distinct_user_factors(distinct, training=True))  # pylint: disable=protected-access
+  draws = [draw().numpy() for _ in range(3000)]
+  assert not np.allclose(draws[0], exact)  # sampled ...
+  np.testing.assert_allclose(np.mean(draws, axis=0), exact, atol=0.15)  # ... unbiased (4 sd)
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
+  losses = model.fit(dict(examples.features), examples.labels, batch_size=16, epochs=3,
+                     verbose=0).history['loss']
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
