@@ -33,6 +33,9 @@ REJECTED_FILE = 'rejected_rows.csv'
 REJECTED_COLUMNS = ['file', 'line', 'reason', 'problem', 'text']
 CATALOGUE_FILE = 'movies.csv'
 INFO_FILE = 'dataset.json'
+# ML-1M's eval split (200K ratings) is evaluated whole; a 10M dataset's (2M) through about a
+# quarter of its users.
+DEFAULT_MAX_EVAL_RATINGS = 500_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,7 @@ class IngestionOptions:
   on_bad_rows: str = formats.FAIL  # or formats.SKIP
   # Beyond this many eval ratings, evaluate all eval ratings of a seeded sample of the users
   # (splits.evaluated_users_mask); None evaluates every eval rating.
-  max_eval_ratings: Optional[int] = None
+  max_eval_ratings: Optional[int] = DEFAULT_MAX_EVAL_RATINGS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,9 +12,7 @@ from components import movielens_formats
 from components import movielens_splits
 from pipeline import configs
 
-# ML-1M's eval split (200K ratings) is evaluated whole; ML-10M's (2M) through a quarter of its
-# users.
-DEFAULT_MAX_EVAL_RATINGS = 500_000
+DEFAULT_MAX_EVAL_RATINGS = ingestion.DEFAULT_MAX_EVAL_RATINGS
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

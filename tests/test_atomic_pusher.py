@@ -39,12 +39,15 @@ def _push(executor_class, tmp_path, blessed=True):
   seen, done = [], threading.Event()
 
   def watch():  # what a server polling the folder would find, as often as it can look
-    while not done.is_set():
+    while True:
+      finished = done.is_set()  # then one more look: the folder the push left
       for name in os.listdir(base):
         if name.isdigit():
           folder = base / name
           seen.append(sorted(os.path.relpath(os.path.join(d, f), folder)
                              for d, _, names in os.walk(folder) for f in names))
+      if finished:
+        return
 
   watcher = threading.Thread(target=watch)
   watcher.start()
