@@ -1,0 +1,96 @@
+"""How long a Trainer's training step takes on a finished run's Transform output.
+
+    python -m bench.trainer_steps --run-dir RUN --model content_based [--steps 40]
+        [--set NAME=VALUE ...] [--profile-dir DIR]
+
+Reads the run's transformed training examples as the Trainer does (canonical order), calls
+`components.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
+stops after --steps steps; prints the first step's seconds (tracing) and the steady
+milliseconds per step after 5 warm-up steps, with examples/s and the epoch time that implies.
+For big data, where a whole pipeline run does not fit an afternoon: the 10M Trainer numbers of
+bench/results/pipeline-10m-partial.md came from this (then a scratch script). --profile-dir
+records a TensorFlow profiler trace of steps 5-15.
+"""
+
+import os
+
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+WARM_UP = 5
+
+
+def _latest(pattern: str) -> str:
+  found = sorted(glob.glob(pattern), key=os.path.getmtime)
+  if not found:
+    raise SystemExit(f'error: nothing matches {pattern}: is it a finished run\'s --output-dir?')
+  return found[-1]
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--run-dir', required=True, help="a finished run's --output-dir")
+  parser.add_argument('--model', required=True, choices=['content_based',
+                                                        'collaborative_filtering'])
+  parser.add_argument('--steps', type=int, default=40)
+  parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE')
+  parser.add_argument('--profile-dir')
+  args = parser.parse_args()
+  if args.steps <= WARM_UP + 1:
+    parser.error(f'--steps must be more than {WARM_UP + 1}')
+
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
+  from components import features, model_io, trainer  # pylint: disable=import-outside-toplevel
+  from pipeline import configs  # pylint: disable=import-outside-toplevel
+
+  tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
+  transform_output = tft.TFTransformOutput(_latest(os.path.join(tfx_dir, 'transform_graph', '*')))
+  examples = _latest(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
+  started = time.monotonic()
+  spec = transform_output.transformed_feature_spec()
+  columns = {}
+  for batch in tf.data.TFRecordDataset(glob.glob(os.path.join(examples, '*')),
+                                       compression_type='GZIP').batch(65_536):
+    for name, values in tf.io.parse_example(batch, spec).items():
+      columns.setdefault(name, []).append(values.numpy())
+  labels = np.concatenate(columns.pop(features.LABEL))
+  train = model_io.canonical_order({k: np.concatenate(v) for k, v in columns.items()}, labels)
+  print(f'read {len(train):,} examples in {time.monotonic() - started:.1f} s', flush=True)
+
+  hparams = dict(configs.default_hparams()[args.model], epochs=1)
+  for item in args.set:
+    name, _, value = item.partition('=')
+    if name not in hparams:
+      parser.error(f'unknown hyperparameter {name!r} of {args.model}')
+    hparams[name] = type(hparams[name])(value)
+  ends = []
+
+  class Steps(tf.keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      ends.append(time.monotonic())
+      if args.profile_dir and batch == WARM_UP:
+        tf.profiler.experimental.start(args.profile_dir)
+      if args.profile_dir and batch == WARM_UP + 10:
+        tf.profiler.experimental.stop()
+      if batch + 1 >= args.steps:
+        self.model.stop_training = True
+
+  started = time.monotonic()
+  trainer.fit_model(args.model, transform_output, hparams, train, callbacks=[Steps()])
+  steady = ends[WARM_UP:]
+  per_step = (steady[-1] - steady[0]) / (len(steady) - 1)
+  batch_size = hparams['batch_size']
+  print(f'{args.model} {hparams}\nfirst step {ends[0] - started:.1f} s; steady '
+        f'{per_step * 1000:.1f} ms per step = {batch_size / per_step:,.0f} examples/s; an epoch '
+        f'would take {len(train) / batch_size * per_step:,.0f} s')
+
+
+if __name__ == '__main__':
+  main()
