@@ -57,8 +57,9 @@ def main(argv=None) -> int:
   print(f'  {info["dataset"]}: {info["num_ratings"]["train"]} train / '
         f'{info["num_ratings"]["eval"]} eval ratings ({info["split"]} split) in '
         f'{ingestion_seconds:.1f} s -> {prepared.input_base}', file=sys.stderr)
-  if ingestion.describe_eval_sample(info):
-    print(f'  {ingestion.describe_eval_sample(info)}', file=sys.stderr)
+  sampled = ingestion.describe_eval_sample(info)
+  if sampled:
+    print(f'  {sampled}', file=sys.stderr)
 
   log_path = os.path.join(settings.output_dir, 'logs',
                           f'run-{time.strftime("%Y%m%dT%H%M%S")}.log')

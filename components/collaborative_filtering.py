@@ -115,6 +115,8 @@ class CollaborativeFilteringModel(tf.keras.Model):
     else:
       entries, rows, _ = histories.user_entries(self.history_splits, distinct)
       weight = lambda: tf.gather(self.history_scale, tf.gather(distinct, rows))
+    # `weight` is built after the indices: the uncapped step keeps its op order (and so the
+    # op seeds TensorFlow derives from it) exactly as before the cap existed.
     history = tf.sparse.SparseTensor(
         tf.stack([rows, tf.gather(self.history_movies, entries)], axis=1), weight(),
         tf.stack([tf.shape(distinct, out_type=tf.int64)[0], self.num_movies]))

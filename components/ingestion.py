@@ -162,6 +162,12 @@ def describe_eval_sample(info: Dict) -> Optional[str]:
           'all).')
 
 
+def data_notes(info: Dict) -> List[str]:
+  """What the run summary and the report say about the prepared data: the rows skipped and
+  the eval sample, where there are any."""
+  return [note for note in (describe_rejected_rows(info), describe_eval_sample(info)) if note]
+
+
 def _write_csv(path: str, header: List[str], rows) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with open(path, 'w', encoding='utf-8', newline='') as f:

@@ -90,8 +90,9 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
             flush=True)
     print(f'{dataset}: {prepared.info["num_ratings"]["train"]} train / '
           f'{prepared.info["num_ratings"]["eval"]} eval ratings -> {data_root}', flush=True)
-    if ingestion.describe_eval_sample(prepared.info):
-      print(ingestion.describe_eval_sample(prepared.info), flush=True)
+    sampled = ingestion.describe_eval_sample(prepared.info)
+    if sampled:
+      print(sampled, flush=True)
   return data_layout(data_root, dataset)
 
 

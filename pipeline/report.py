@@ -247,9 +247,7 @@ def render(summary: Dict, folder: str) -> str:
   if summary.get('error'):
     body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
   from components import ingestion  # pylint: disable=import-outside-toplevel
-  for note in (ingestion.describe_rejected_rows(data), ingestion.describe_eval_sample(data)):
-    if note:
-      body.append(f'<p>{html.escape(note)}</p>')
+  body += [f'<p>{html.escape(note)}</p>' for note in ingestion.data_notes(data)]
   for model in summary.get('models', []):
     body.append(_model_section(model, summary['thresholds'], folder))
   body += ['<h2>Data</h2>', _statistics(summary, folder),

@@ -235,10 +235,7 @@ def render(summary: Dict) -> str:
            f'(+{summary["seconds"]["ingestion"]:.1f} s data preparation).']
   if summary['error']:
     lines.append(f'  {summary["error"]}')
-  for note in (ingestion.describe_rejected_rows(summary.get('data', {})),
-               ingestion.describe_eval_sample(summary.get('data', {}))):
-    if note:
-      lines.append(f'  {note}')
+  lines += [f'  {note}' for note in ingestion.data_notes(summary.get('data', {}))]
   for model in summary['models']:
     m = model['metrics']
     score = (f'RMSE {m["rmse"]:.4f}  MAE {m["mae"]:.4f}  on {m["example_count"]} ratings'
