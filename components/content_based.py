@@ -30,10 +30,19 @@ from components import features as f
 from components import histories
 
 
-def _masked_mean(embedded: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
-  """Mean of [B, L, D] over the non-padding (id > 0) positions -> [B, D]."""
-  mask = tf.cast(ids > 0, embedded.dtype)[..., tf.newaxis]
-  return tf.reduce_sum(embedded * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+def _bag_mean(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+  """Mean of `table`'s rows [V, D] at the non-padding (id > 0) ids [B, L] -> [B, D] (zeros for a
+  row without any), as a sparse [B, V] x dense [V, D] product: its gradient is one dense [V, D]
+  block, where a lookup's is a [B x L, D] block of rows to merge with the table's other lookups
+  (most of a content_based step on a big catalogue)."""
+  ids = tf.cast(ids, tf.int64)
+  where = tf.where(ids > 0)
+  count = tf.reduce_sum(tf.cast(ids > 0, table.dtype), axis=1)
+  weights = 1.0 / tf.gather(count, where[:, 0])
+  bag = tf.SparseTensor(tf.stack([where[:, 0], tf.gather_nd(ids, where)], axis=1), weights,
+                        tf.stack([tf.shape(ids, out_type=tf.int64)[0],
+                                  tf.shape(table, out_type=tf.int64)[0]]))
+  return tf.sparse.sparse_dense_matmul(bag, table)
 
 
 class ContentBasedModel(tf.keras.Model):
@@ -71,6 +80,8 @@ class ContentBasedModel(tf.keras.Model):
 
     self.genre_embedding = embedding('genre_embedding', vocab_sizes[f.GENRE_IDS])
     self.title_embedding = embedding('title_embedding', vocab_sizes[f.TITLE_TOKEN_IDS])
+    for bag in (self.genre_embedding, self.title_embedding):  # tables used directly (_bag_mean)
+      bag.build((None,))
     self.release_embedding = embedding('release_embedding', f.NUM_RELEASE_BUCKETS)
     self.movie_id_embedding = embedding('movie_id_embedding', vocab_sizes[f.MOVIE_INDEX])
     self.movie_bias = embedding('movie_bias', vocab_sizes[f.MOVIE_INDEX], dim=1)
@@ -226,8 +237,8 @@ class ContentBasedModel(tf.keras.Model):
 
   def movie_features(self, inputs) -> tf.Tensor:
     return tf.concat([
-        _masked_mean(self.genre_embedding(inputs[f.GENRE_IDS]), inputs[f.GENRE_IDS]),
-        _masked_mean(self.title_embedding(inputs[f.TITLE_TOKEN_IDS]), inputs[f.TITLE_TOKEN_IDS]),
+        _bag_mean(self.genre_embedding.embeddings, inputs[f.GENRE_IDS]),
+        _bag_mean(self.title_embedding.embeddings, inputs[f.TITLE_TOKEN_IDS]),
         self.release_embedding(inputs[f.RELEASE_BUCKET]),
         self.movie_id_embedding(inputs[f.MOVIE_INDEX]),
     ], axis=-1)

@@ -38,6 +38,23 @@ def l2_scale(hparams: dict, num_examples: int) -> float:
   return min(1.0, reference / num_examples) if reference and num_examples else 1.0
 
 
+def training_epochs(hparams: dict, num_examples: int) -> int:
+  """`epochs`, or fewer where they would show the model more than `example_budget` examples
+  (at least one epoch): an epoch of big data is many more steps than one of the data the epochs
+  were tuned on, and on the synthetic 10M one epoch of 8M examples shows either model more
+  examples than all epochs do on the synthetic 1M (see pipeline/configs.py)."""
+  epochs, budget = int(hparams['epochs']), int(hparams.get('example_budget') or 0)
+  return max(1, min(epochs, budget // num_examples)) if budget and num_examples else epochs
+
+
+def user_chunk(hparams: dict, num_examples: int) -> int:
+  """Examples per user chunk of a batch (components/batches.py), 0 for random batches: chunks
+  make a step's cost stop growing with the data but train less per epoch, so they apply from
+  `user_chunk_from` training examples on."""
+  chunk = int(hparams.get('user_chunk') or 0)
+  return chunk if num_examples >= int(hparams.get('user_chunk_from') or 0) else 0
+
+
 def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
                 train: model_io.Examples) -> tf.keras.Model:
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
@@ -97,16 +114,16 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   inputs = dict(train.features)
   if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
     inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
-  batch_size, chunk = int(hparams['batch_size']), int(hparams.get('user_chunk') or 0)
+  batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
+  epochs = training_epochs(hparams, len(train))
   if chunk:  # batches of chunks of one user's ratings (components/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),
-        steps_per_epoch=-(-len(train) // batch_size), epochs=int(hparams['epochs']), verbose=0,
+        steps_per_epoch=-(-len(train) // batch_size), epochs=epochs, verbose=0,
         callbacks=callbacks)
   else:
-    history = model.fit(inputs, train.labels, batch_size=batch_size,
-                        epochs=int(hparams['epochs']), shuffle=True, verbose=0,
-                        callbacks=callbacks)
+    history = model.fit(inputs, train.labels, batch_size=batch_size, epochs=epochs, shuffle=True,
+                        verbose=0, callbacks=callbacks)
   if hasattr(model, 'fill_unknown_users'):
     model.fill_unknown_users()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
@@ -156,6 +173,7 @@ def run_fn(fn_args) -> None:
                     callbacks=[epochs])
   fit_seconds = time.monotonic() - loaded
   stats = {'examples': int(len(train.labels)), 'epochs': len(epochs.seconds),
+           'user_chunk': user_chunk(config['hparams'], len(train)),
            'load_seconds': loaded - started, 'fit_seconds': fit_seconds,
            # Everything in fit_model: building, tracing, every epoch.
            'examples_per_second': len(train.labels) * len(epochs.seconds) / max(fit_seconds,

@@ -59,13 +59,15 @@ def default_hparams() -> Dict[str, Dict]:
   return {
       names.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
                                 batch_size=512, epochs=4, seed=42, profile_shrinkage=5.0,
-                                training_profile_cap=0, user_chunk=0,
-                                l2_examples=80_000),
+                                training_profile_cap=0, user_chunk=32,
+                                user_chunk_from=2_000_000, l2_examples=80_000,
+                                example_budget=8_000_000),
       names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.015,
                                           batch_size=8192, epochs=9, seed=42, retrieval_dim=32,
                                           retrieval_l2=3e-5, retrieval_weight=0.5,
                                           ranking_negatives=2048, training_history_cap=1024,
-                                          user_chunk=0, l2_examples=80_000),
+                                          user_chunk=0, user_chunk_from=0,
+                                          l2_examples=80_000, example_budget=8_000_000),
   }
 
 
