@@ -52,6 +52,30 @@ def default_hparams() -> Dict[str, Dict]:
     RMSE 0.6819 after 4 epochs against 0.6768 uncapped, so its cap is off (0) by default;
     collaborative_filtering capped at 1024 1.0047 after 9 epochs against 1.0045 (best 1.0041
     both), so its cap is on. bench/results/pipeline-10m-partial.md: what they save at 10M.
+    (Those runs predate `l2_examples`, below.)
+  - Big data. Where the training set is bigger than the 80,000 ratings of ML-100K, the L2
+    weights shrink by 80,000 / (training examples) (`l2_examples`; components/trainer.py
+    l2_scale says why). On the synthetic 1M (720,000 carved training ratings):
+    collaborative_filtering's validation RMSE, best of 9 epochs, 1.0041 -> 0.7783 (training
+    RMSE 1.0017 -> 0.6895: it underfitted); content_based's, in 16-rating chunks (below),
+    0.6693 -> 0.6612 after 6 epochs.
+  - User chunks (`user_chunk`, components/batches.py: a batch made of chunks of one user's
+    ratings, so a step computes a few users' profiles instead of one per example). They cost
+    accuracy per epoch: ML-100K, chunks of 32: content_based best 0.9088 vs 0.9066 (best
+    epoch 6 vs 4), collaborative_filtering 0.9006 vs 0.8966 and NDCG@10 0.2591 vs 0.2636;
+    synthetic 1M: content_based after 4 epochs 0.7047 (32) and 0.6828 (16) vs 0.6768,
+    collaborative_filtering best 0.7871 vs 0.7783. But at 10M ratings a content_based step of
+    512 random examples takes 458 ms, an epoch 2 hours (`python -m bench.trainer_steps` on the
+    10M run's Transform output); in chunks of 16, 141 ms; of 32, 54 ms; of 64, 42 ms. So
+    content_based trains in chunks of 32 from 2,000,000 training examples on
+    (`user_chunk_from`) and in random batches below; collaborative_filtering, whose capped
+    step at 10M costs less (an epoch about 6 min), always in random batches.
+  - `example_budget` (8,000,000): at most that many examples shown in training, in whole
+    epochs, at least one. It leaves ML-100K and the synthetic 1M at their epochs (4 x 800,000
+    and 9 x 800,000 are within it) and trains one epoch on the synthetic 10M's 8,000,000: more
+    examples, and more steps, than all epochs on the 1M, where validation RMSE had levelled
+    off (collaborative_filtering best at epoch 5 of 9). Not tuned at 10M, where a validation
+    run does not fit a working session; the 10M run's eval RMSE is in bench/results.
   The other values (dimensions, L2, learning rates, ranking weight 0.5 and its factors) come
   from exploratory runs of a prototype on the same validation splits (see README, "The
   models"); `bench.tune --set MODEL.NAME=VALUE` re-runs any of them.

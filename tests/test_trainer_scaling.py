@@ -1,0 +1,38 @@
+"""How the Trainer adapts its configured training to the size of the data (components/trainer.py)."""
+
+import pytest
+
+from components import trainer
+from pipeline import configs
+
+
+@pytest.mark.parametrize('examples, scale', [(1_000, 1.0), (80_000, 1.0), (800_000, 0.1),
+                                             (8_000_000, 0.01)])
+def test_l2_shrinks_with_the_data_above_its_reference(examples, scale):
+  hparams = {'l2_examples': 80_000}
+  assert trainer.l2_scale(hparams, examples) == pytest.approx(scale)
+  assert trainer.l2_scale({}, examples) == 1.0  # without a reference: as configured
+
+
+@pytest.mark.parametrize('examples, epochs', [(80_000, 9), (800_000, 9), (1_000_000, 8),
+                                              (3_000_000, 2), (8_000_000, 1), (20_000_000, 1)])
+def test_epochs_stop_at_the_example_budget_but_never_below_one(examples, epochs):
+  hparams = {'epochs': 9, 'example_budget': 8_000_000}
+  assert trainer.training_epochs(hparams, examples) == epochs
+  assert trainer.training_epochs({'epochs': 9}, examples) == 9
+
+
+def test_user_chunks_apply_from_their_threshold():
+  hparams = {'user_chunk': 32, 'user_chunk_from': 2_000_000}
+  assert trainer.user_chunk(hparams, 1_999_999) == 0
+  assert trainer.user_chunk(hparams, 2_000_000) == 32
+  assert trainer.user_chunk({'user_chunk': 0, 'user_chunk_from': 0}, 10) == 0
+
+
+def test_defaults_leave_ml_100k_and_the_1m_data_as_tuned():
+  """The defaults change nothing at ML-100K's 80,000 training ratings, and only L2 at 1M."""
+  for hparams in configs.default_hparams().values():
+    for examples in (80_000, 800_000):
+      assert trainer.training_epochs(hparams, examples) == hparams['epochs']
+      assert trainer.user_chunk(hparams, examples) == 0
+    assert trainer.l2_scale(hparams, 80_000) == 1.0
