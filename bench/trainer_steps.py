@@ -3,7 +3,7 @@
     python -m bench.trainer_steps --run-dir RUN --model content_based [--steps 40]
         [--set NAME=VALUE ...] [--profile-dir DIR]
 
-Reads the run's transformed training examples as the Trainer does (canonical order), calls
+Reads the run's transformed training examples as the Trainer does (model_io.load_examples), calls
 `components.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
 stops after --steps steps; prints the first step's seconds (tracing) and the steady
 milliseconds per step after 5 warm-up steps, with examples/s and the epoch time that implies.
@@ -21,7 +21,6 @@ import argparse  # noqa: E402
 import glob  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 WARM_UP = 5
 
@@ -47,21 +46,14 @@ def main() -> None:
 
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
-  from components import features, model_io, trainer  # pylint: disable=import-outside-toplevel
+  from components import model_io, trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
 
   tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
   transform_output = tft.TFTransformOutput(_latest(os.path.join(tfx_dir, 'transform_graph', '*')))
   examples = _latest(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
   started = time.monotonic()
-  spec = transform_output.transformed_feature_spec()
-  columns = {}
-  for batch in tf.data.TFRecordDataset(glob.glob(os.path.join(examples, '*')),
-                                       compression_type='GZIP').batch(65_536):
-    for name, values in tf.io.parse_example(batch, spec).items():
-      columns.setdefault(name, []).append(values.numpy())
-  labels = np.concatenate(columns.pop(features.LABEL))
-  train = model_io.canonical_order({k: np.concatenate(v) for k, v in columns.items()}, labels)
+  train = model_io.load_examples([os.path.join(examples, '*')], transform_output)
   print(f'read {len(train):,} examples in {time.monotonic() - started:.1f} s', flush=True)
 
   hparams = dict(configs.default_hparams()[args.model], epochs=1)

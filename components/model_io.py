@@ -5,8 +5,8 @@ import dataclasses
 from typing import Dict, List
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_transform as tft
-from tfx_bsl.public import tfxio
 
 from components import features
 
@@ -21,24 +21,38 @@ class Examples:
     return len(self.labels)
 
 
-def load_examples(file_pattern: List[str], data_accessor,
-                  tf_transform_output: tft.TFTransformOutput) -> Examples:
+def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput
+                  ) -> Examples:
   """Reads every transformed example once and sorts them by (user, movie).
 
   Beam writes examples in no fixed order, so training on them as read would differ from run to
   run. Sorted by the (user, movie) pair (unique per rating), the order depends only on the
   data, and Keras' seeded per-epoch shuffle makes training repeatable for a given seed.
+
+  Transform writes (gzipped) TFRecords of tf.Examples whose features are all fixed-length;
+  they are parsed in batches of 65,536 with `tf.io.parse_example`, files read in parallel.
+  TFX's data accessor (tfx_bsl's TFXIO, through Arrow record batches) took 336.2 s for the
+  synthetic 10M's 8,000,000 training examples, where this takes about a minute.
   """
-  dataset = data_accessor.tf_dataset_factory(
-      file_pattern,
-      tfxio.TensorFlowDatasetOptions(batch_size=65_536, label_key=features.LABEL, num_epochs=1,
-                                     shuffle=False),
-      tf_transform_output.transformed_metadata.schema)
-  batches = list(dataset.as_numpy_iterator())
-  if not batches:
+  files = sorted({path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)})
+  if not files:
+    raise ValueError(f'no files match {file_pattern}')
+  spec = tf_transform_output.transformed_feature_spec()
+  dataset = (tf.data.TFRecordDataset(
+      files, compression_type='GZIP' if files[0].endswith('.gz') else '',
+      num_parallel_reads=tf.data.AUTOTUNE)
+             .batch(65_536)
+             .map(lambda batch: tf.io.parse_example(batch, spec),
+                  num_parallel_calls=tf.data.AUTOTUNE))
+  columns: Dict[str, List[np.ndarray]] = {}
+  for batch in dataset.as_numpy_iterator():
+    for name, values in batch.items():
+      columns.setdefault(name, []).append(values)
+  if not columns:
     raise ValueError(f'no examples in {file_pattern}')
-  columns = {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]}
-  return canonical_order(columns, np.concatenate([b[1] for b in batches]))
+  labels = np.concatenate(columns.pop(features.LABEL))
+  return canonical_order({name: np.concatenate(parts) for name, parts in columns.items()},
+                         labels)
 
 
 def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:

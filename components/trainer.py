@@ -166,7 +166,7 @@ def run_fn(fn_args) -> None:
   config = fn_args.custom_config
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   started = time.monotonic()
-  train = model_io.load_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output)
+  train = model_io.load_examples(fn_args.train_files, tf_transform_output)
   loaded = time.monotonic()
   epochs = EpochSeconds()
   model = fit_model(config['model_name'], tf_transform_output, config['hparams'], train,
