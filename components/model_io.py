@@ -31,8 +31,9 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
 
   Transform writes (gzipped) TFRecords of tf.Examples whose features are all fixed-length;
   they are parsed in batches of 65,536 with `tf.io.parse_example`, files read in parallel.
-  TFX's data accessor (tfx_bsl's TFXIO, through Arrow record batches) took 336.2 s for the
-  synthetic 10M's 8,000,000 training examples, where this takes about a minute.
+  TFX's data accessor (tfx_bsl's TFXIO, through Arrow record batches) took 336.2 s of the
+  synthetic 10M's Trainer for its 8,000,000 training examples; this took 156.3 s with a peak
+  of 3.09 GB, while the test suite used the other core (bench/results/pipeline-10m.md).
   """
   files = sorted({path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)})
   if not files:
@@ -50,14 +51,25 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
       columns.setdefault(name, []).append(values)
   if not columns:
     raise ValueError(f'no examples in {file_pattern}')
-  labels = np.concatenate(columns.pop(features.LABEL))
-  return canonical_order({name: np.concatenate(parts) for name, parts in columns.items()},
-                         labels)
+  # One column at a time, each freeing its parts (then its unsorted copy) before the next: at
+  # 10M the columns take 1.6 GB, and copying them all at once doubled that.
+  merged = {name: None for name in columns}
+  for name in merged:
+    merged[name] = np.concatenate(columns.pop(name))
+  labels = merged.pop(features.LABEL)
+  order = _canonical_permutation(merged)
+  for name in merged:
+    merged[name] = merged[name][order]
+  return Examples(merged, labels[order].astype(np.float32))
+
+
+def _canonical_permutation(columns: Dict[str, np.ndarray]) -> np.ndarray:
+  return np.lexsort((columns[features.MOVIE_INDEX], columns[features.USER_INDEX]))
 
 
 def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:
   """The examples sorted by (user index, movie index)."""
-  order = np.lexsort((columns[features.MOVIE_INDEX], columns[features.USER_INDEX]))
+  order = _canonical_permutation(columns)
   return Examples({name: values[order] for name, values in columns.items()},
                   labels[order].astype(np.float32))
 

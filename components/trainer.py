@@ -111,7 +111,9 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
-  inputs = dict(train.features)
+  # Only the features the model reads: Keras copies every input into a tensor.
+  inputs = {name: train.features[name]
+            for name in model.user_feature_names + model.movie_feature_names}
   if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
     inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
   batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
