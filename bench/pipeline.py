@@ -143,6 +143,8 @@ def _markdown(report) -> str:
   lines = ['# Pipeline benchmark', '', f"Command: `{report['command']}`  ",
            f"Date: {report['date']}  ", f"Machine: {report['machine']}  ",
            f"Commit: {report['commit']}", '',
+           *([f"**Partial: {len(report['rows'])} of {report['runs_planned']} runs done.**", '']
+             if len(report['rows']) < report.get('runs_planned', 0) else []),
            '| dataset | mode | ratings (evaluated) | cold s | cached s | peak RSS GiB '
            '| s per 1M ratings | CF Trainer examples/s (whole fit / after epoch 1) '
            '| RMSE (CF / CB) |',
@@ -186,31 +188,38 @@ def main(argv=None) -> int:
     parser.error(f'--modes: choose from {sorted(MODES)}')
   work_dir = args.work_dir or tempfile.mkdtemp(prefix='bench-pipeline-')
   os.makedirs(work_dir, exist_ok=True)
+  datasets = args.datasets.split(',')
+  for name in datasets:  # before hours of runs, not after
+    if name != 'ml-100k' and not name.startswith('synth-'):
+      parser.error(f'unknown dataset {name!r}')
+  command = 'python -m bench.pipeline ' + ' '.join(argv if argv is not None else sys.argv[1:])
   rows = []
+
+  def write_report():
+    """Written after every run, so a long benchmark that stops keeps what it measured."""
+    report = {'command': command, 'date': provenance.now(), 'machine': provenance.machine(),
+              'commit': provenance.commit(), 'rows': rows, 'targets': _targets(rows),
+              'runs_planned': len(datasets) * len(modes)}
+    provenance.write(args.output, _markdown(report), report)
+    return report
+
   try:
-    for name in args.datasets.split(','):
+    for name in datasets:
       if name == 'ml-100k':
         data_dir = ML_100K_DIR
-      elif name.startswith('synth-'):
+      else:
         size = name[len('synth-'):].lower()
         ratings = int(float(size.rstrip('km')) * {'k': 1e3, 'm': 1e6}.get(size[-1], 1))
         data_dir = os.path.join(work_dir, name)
         if not os.path.isfile(os.path.join(data_dir, 'ratings.csv')):
           print(f'writing {ratings:,} synthetic ratings ...', flush=True)
           synth.write(data_dir, ratings)
-      else:
-        parser.error(f'unknown dataset {name!r}')
       for mode in modes:
         rows.append(measure(name, data_dir, mode, work_dir, args.runner_arg))
+        report = write_report()
   finally:
     if not args.work_dir:
       shutil.rmtree(work_dir, ignore_errors=True)
-  report = {'command': 'python -m bench.pipeline ' + ' '.join(argv if argv is not None
-                                                             else sys.argv[1:]),
-            'date': provenance.now(),
-            'machine': provenance.machine(), 'commit': provenance.commit(), 'rows': rows,
-            'targets': _targets(rows)}
-  provenance.write(args.output, _markdown(report), report)
   print(_markdown(report))
   return 0
 

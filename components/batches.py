@@ -10,7 +10,8 @@ chunks, the chunks of all users shuffled) have batch / chunk distinct users or f
 examples per epoch, each user's work shared by a chunk.
 """
 
-from typing import Dict, Iterator
+import itertools
+from typing import Dict, Iterator, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -36,22 +37,21 @@ def chunked_dataset(features: Dict[str, np.ndarray], labels: np.ndarray, batch_s
                     chunk: int, seed: int) -> tf.data.Dataset:
   """An endless dataset of (features, labels) batches, epoch after epoch, each epoch a new
   `chunked_order` (seeded by `seed` and the epoch); an epoch is ceil(N / batch_size) batches,
-  the last one short."""
+  the last one short. Batches are gathered from the arrays themselves, so no tensor copy of
+  the columns is held beside them (about 1.6 GB for content_based at 10M ratings)."""
   users = np.asarray(features[f.USER_INDEX])
-  tensors = {name: tf.constant(values) for name, values in features.items()}
-  label_tensor = tf.constant(labels)
+  columns = {name: np.asarray(values) for name, values in features.items()}
+  labels = np.asarray(labels)
 
-  def orders() -> Iterator[np.ndarray]:
-    epoch = 0
-    while True:
-      yield chunked_order(users, chunk, np.random.default_rng([seed, epoch]))
-      epoch += 1
+  def batches() -> Iterator[Tuple[Dict[str, np.ndarray], np.ndarray]]:
+    for epoch in itertools.count():
+      order = chunked_order(users, chunk, np.random.default_rng([seed, epoch]))
+      for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        yield {name: values[index] for name, values in columns.items()}, labels[index]
 
-  def gather(index):
-    return {name: tf.gather(t, index) for name, t in tensors.items()}, tf.gather(label_tensor,
-                                                                                 index)
+  def spec(values: np.ndarray) -> tf.TensorSpec:
+    return tf.TensorSpec((None,) + values.shape[1:], tf.as_dtype(values.dtype))
 
-  return (tf.data.Dataset.from_generator(orders,
-                                         output_signature=tf.TensorSpec([None], tf.int64))
-          .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
-          .map(gather).prefetch(2))
+  signature = ({name: spec(values) for name, values in columns.items()}, spec(labels))
+  return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)

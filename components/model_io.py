@@ -57,21 +57,16 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
   for name in merged:
     merged[name] = np.concatenate(columns.pop(name))
   labels = merged.pop(features.LABEL)
-  order = _canonical_permutation(merged)
-  for name in merged:
-    merged[name] = merged[name][order]
-  return Examples(merged, labels[order].astype(np.float32))
-
-
-def _canonical_permutation(columns: Dict[str, np.ndarray]) -> np.ndarray:
-  return np.lexsort((columns[features.MOVIE_INDEX], columns[features.USER_INDEX]))
+  return canonical_order(merged, labels)
 
 
 def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:
-  """The examples sorted by (user index, movie index)."""
-  order = _canonical_permutation(columns)
-  return Examples({name: values[order] for name, values in columns.items()},
-                  labels[order].astype(np.float32))
+  """The examples sorted by (user index, movie index). Takes `columns` over: each column is
+  replaced by its sorted copy in turn, so only one is ever held twice."""
+  order = np.lexsort((columns[features.MOVIE_INDEX], columns[features.USER_INDEX]))
+  for name in columns:
+    columns[name] = columns[name][order]
+  return Examples(columns, labels[order].astype(np.float32))
 
 
 def vocabulary_size(tf_transform_output: tft.TFTransformOutput, name: str) -> int:

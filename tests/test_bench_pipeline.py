@@ -1,6 +1,9 @@
 """bench/pipeline.py's measuring parts: the process tree's peak memory, and the targets."""
 
+import json
 import sys
+
+import pytest
 
 from bench import pipeline
 
@@ -15,14 +18,39 @@ def test_peak_memory_counts_the_children_of_the_measured_process(tmp_path):
   assert 300 * 2 ** 20 <= peak < 2 * 2 ** 30
 
 
+def row(dataset, seconds, cached, ratings, rss, speed=None):
+  return {'dataset': dataset, 'mode': 'default', 'ratings': ratings, 'evaluated_ratings': ratings,
+          'cold': {'seconds': seconds, 'peak_rss_bytes': rss, 'components': {'Trainer': 1.0}},
+          'cached': {'seconds': cached}, 'rmse': {},
+          'training': {'collaborative_filtering': {'examples_per_second': speed,
+                                                   'steady_examples_per_second': 2 * speed}}
+                      if speed else {},
+          'seconds_per_million_ratings': seconds / ratings * 1e6}
+
+
+def test_each_run_is_written_as_it_ends_so_a_stopped_benchmark_keeps_its_rows(tmp_path,
+                                                                             monkeypatch):
+  def measure(name, data_dir, mode, work_dir, extra):
+    if name == 'synth-1m':
+      raise KeyboardInterrupt  # stopped during the second run
+    return row(name, 140.0, 15.0, 100_000, 1 << 30)
+  monkeypatch.setattr(pipeline, 'measure', measure)
+  output = tmp_path / 'pipeline.md'
+  with pytest.raises(KeyboardInterrupt):
+    pipeline.main(['--datasets', 'ml-100k,synth-1m', '--work-dir', str(tmp_path / 'work'),
+                   '--output', str(output)])
+  report = json.loads(output.with_suffix('.json').read_text())
+  assert [r['dataset'] for r in report['rows']] == ['ml-100k']
+  assert 'Partial: 1 of 2 runs done' in output.read_text()
+
+
+def test_an_unknown_dataset_fails_before_any_run(tmp_path, monkeypatch):
+  monkeypatch.setattr(pipeline, 'measure', lambda *args: pytest.fail('ran'))
+  with pytest.raises(SystemExit):
+    pipeline.main(['--datasets', 'ml-100k,ml-25m', '--work-dir', str(tmp_path)])
+
+
 def test_targets_compare_the_rows_with_the_floors():
-  def row(dataset, seconds, cached, ratings, rss, speed=None):
-    return {'dataset': dataset, 'mode': 'default', 'ratings': ratings,
-            'cold': {'seconds': seconds, 'peak_rss_bytes': rss}, 'cached': {'seconds': cached},
-            'training': {'collaborative_filtering': {'examples_per_second': speed,
-                                                     'steady_examples_per_second': 2 * speed}}
-                        if speed else {},
-            'seconds_per_million_ratings': seconds / ratings * 1e6}
   targets = pipeline._targets([row('ml-100k', 140.0, 25.0, 100_000, 1 << 30, 2e6),
                                row('synth-1m', 600.0, 30.0, 1_000_000, 2 << 30),
                                row('synth-10m', 13_000.0, 60.0, 10_000_000, 9 << 30)])

@@ -6,7 +6,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.components.util import examples_utils
 from tfx.components.example_validator import executor as validator_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder
 
 from components import anomalies_gate
@@ -85,6 +89,34 @@ def test_same_examples_as_the_stock_per_cell_conversion(tmp_path, monkeypatch):
 def test_a_row_with_the_wrong_field_count_fails_naming_the_file(tmp_path):
   with pytest.raises(Exception, match=r'ratings\.csv.*(Expected 3 columns|columns)'):
     _convert(tmp_path, b'user_id,movie_id,rating\n1,2,3.0\n1,2\n')
+
+
+def test_executor_writes_every_split_in_read_order_with_stock_artifact_properties(tmp_path):
+  base = tmp_path / 'input'
+  for split, users in (('train', range(0, 2000)), ('eval', range(5000, 5300))):
+    (base / split).mkdir(parents=True)
+    rows = ''.join(f'{user},{user % 7},4.0,{1000 + user}\n' for user in users)
+    (base / split / 'ratings.csv').write_text('user_id,movie_id,rating,timestamp\n' + rows)
+  examples = standard_artifacts.Examples()
+  examples.uri = str(tmp_path / 'examples')
+  input_config = example_gen_pb2.Input(splits=[
+      example_gen_pb2.Input.Split(name=split, pattern=f'{split}/*.csv')
+      for split in ('train', 'eval')])
+  properties = {'input_base': str(base),
+                'input_config': proto_utils.proto_to_json(input_config),
+                'output_config': proto_utils.proto_to_json(example_gen_pb2.Output()),
+                'output_data_format': example_gen_pb2.FORMAT_TF_EXAMPLE,
+                'output_file_format': example_gen_pb2.FORMAT_TFRECORDS_GZIP}
+  typed_csv_example_gen.Executor().Do({}, {'examples': [examples]}, properties)
+
+  assert artifact_utils.decode_split_names(examples.split_names) == ['train', 'eval']
+  assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
+  assert examples_utils.get_file_format(examples) == 'tfrecords_gzip'
+  for split, first, count in (('train', 0, 2000), ('eval', 5000, 300)):
+    files = tf.io.gfile.glob(str(tmp_path / 'examples' / f'Split-{split}' / '*.gz'))
+    users = [tf.train.Example.FromString(record.numpy()).features.feature['user_id'].bytes_list
+             .value[0] for record in tf.data.TFRecordDataset(files, compression_type='GZIP')]
+    assert users == [str(user).encode() for user in range(first, first + count)]  # every row once, in file order
 
 
 def _anomalies_dir(tmp_path, frame):
