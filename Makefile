@@ -77,7 +77,8 @@ image:
 	docker build -t $(IMAGE) .
 
 .PHONY: bench-pipeline
-# Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic data: bench/results/pipeline.md.
+# Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic 1M and 10M data
+# (about 2 h; ARGS="--datasets ml-100k,synth-1m" for 20 min): bench/results/pipeline.md.
 bench-pipeline: $(STAMP)
 	$(PY) -m bench.pipeline $(ARGS)
 

@@ -2,6 +2,9 @@
 
     python -m bench.pipeline [--datasets ml-100k,synth-1m,synth-10m] [--modes default,multi_processing]
 
+The default (the three datasets, default mode) takes about 2 hours on 2 cores, most of it the
+10M; the report is rewritten after every run, so a stopped benchmark keeps what it measured.
+
 For each dataset (ML-100K, the real files; synth-N, written by bench/synth.py) and each Beam
 DirectRunner mode, runs `local_runner.py` as a user would, cold (a new output folder) and then
 again with nothing changed (cached), and records: the wall time of each (process start to
@@ -174,8 +177,9 @@ def _markdown(report) -> str:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(prog='python -m bench.pipeline',
                                    description=__doc__.split('\n')[0])
-  parser.add_argument('--datasets', default='ml-100k,synth-1m',
-                      help='comma-separated: ml-100k and synth-N (N ratings, e.g. synth-10m)')
+  parser.add_argument('--datasets', default='ml-100k,synth-1m,synth-10m',
+                      help='comma-separated: ml-100k and synth-N (N ratings, e.g. synth-10m); '
+                           'the default takes about 2 h on 2 cores')
   parser.add_argument('--modes', default='default', help=f'comma-separated of {sorted(MODES)}')
   parser.add_argument('--work-dir', help='runs and synthetic data go here (default: a temporary '
                       'folder, removed afterwards)')
@@ -193,12 +197,13 @@ def main(argv=None) -> int:
     if name != 'ml-100k' and not name.startswith('synth-'):
       parser.error(f'unknown dataset {name!r}')
   command = 'python -m bench.pipeline ' + ' '.join(argv if argv is not None else sys.argv[1:])
+  commit = provenance.commit()  # the code measured, before our own report files change it
   rows = []
 
   def write_report():
     """Written after every run, so a long benchmark that stops keeps what it measured."""
     report = {'command': command, 'date': provenance.now(), 'machine': provenance.machine(),
-              'commit': provenance.commit(), 'rows': rows, 'targets': _targets(rows),
+              'commit': commit, 'rows': rows, 'targets': _targets(rows),
               'runs_planned': len(datasets) * len(modes)}
     provenance.write(args.output, _markdown(report), report)
     return report

@@ -35,12 +35,17 @@ def test_each_run_is_written_as_it_ends_so_a_stopped_benchmark_keeps_its_rows(tm
       raise KeyboardInterrupt  # stopped during the second run
     return row(name, 140.0, 15.0, 100_000, 1 << 30)
   monkeypatch.setattr(pipeline, 'measure', measure)
+  # Once the first report is written the working tree differs from HEAD; the code measured
+  # did not change.
+  commits = iter(['abc1234', 'abc1234+changes'])
+  monkeypatch.setattr(pipeline.provenance, 'commit', lambda: next(commits))
   output = tmp_path / 'pipeline.md'
   with pytest.raises(KeyboardInterrupt):
     pipeline.main(['--datasets', 'ml-100k,synth-1m', '--work-dir', str(tmp_path / 'work'),
                    '--output', str(output)])
   report = json.loads(output.with_suffix('.json').read_text())
   assert [r['dataset'] for r in report['rows']] == ['ml-100k']
+  assert report['commit'] == 'abc1234'
   assert 'Partial: 1 of 2 runs done' in output.read_text()
 
 
