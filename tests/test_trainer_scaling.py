@@ -36,3 +36,9 @@ def test_defaults_leave_ml_100k_and_the_1m_data_as_tuned():
       assert trainer.training_epochs(hparams, examples) == hparams['epochs']
       assert trainer.user_chunk(hparams, examples) == 0
     assert trainer.l2_scale(hparams, 80_000) == 1.0
+
+
+def test_collaborative_filtering_trains_two_epochs_at_10m_and_content_based_one():
+  hparams = configs.default_hparams()
+  assert trainer.training_epochs(hparams['collaborative_filtering'], 8_000_000) == 2
+  assert trainer.training_epochs(hparams['content_based'], 8_000_000) == 1
