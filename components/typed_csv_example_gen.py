@@ -14,7 +14,8 @@ The stock executor also reshuffles each split before writing it (TFX's write_spl
 shuffle optional"). On the in-process DirectRunner a reshuffle holds the whole split in memory:
 6.24 GiB of the runner's RSS for the synthetic 10M ratings. Nothing downstream depends on file
 order (the Trainer loads its examples and orders them itself, the eval sample is drawn before
-ingestion), so this executor writes each split as it is read, streaming.
+ingestion), so this executor writes each split as it is read, streaming. On a distributed
+runner the read and the write then share one parallelism, by input file, as the read alone did.
 """
 
 import io
