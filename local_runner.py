@@ -29,6 +29,12 @@ from pipeline import cli  # noqa: E402
 from pipeline import progress  # noqa: E402
 
 
+def _at_least_one(text: str) -> int:
+  if not text.isdigit() or int(text) < 1:
+    raise argparse.ArgumentTypeError(f'expected a whole number of at least 1, not {text!r}')
+  return int(text)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
       description='Run the MovieLens recommender TFX pipeline locally.',
@@ -37,6 +43,10 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument('--output-dir', default=os.path.join('.', 'runs', 'local'),
                       help='pipeline root, ML Metadata, pushed models and run summary go here')
   cli.add_settings_arguments(parser)
+  parser.add_argument('--parallel', type=_at_least_one, default=2, metavar='N',
+                      help='components that do not depend on each other run N at a time, never '
+                           'two of one type (pipeline/concurrent_runner.py); 1: one after the '
+                           'other')
   parser.add_argument('--verbose', action='store_true', help='show all TFX/Beam INFO logs')
   return parser.parse_args(argv)
 
@@ -69,7 +79,7 @@ def main(argv=None) -> int:
     from pipeline import local  # pylint: disable=import-outside-toplevel  (imports TFX, noisily)
     return local.run(settings, prepared, args.models, stdout, stderr,
                      log_path if not args.verbose else 'the output above',
-                     ingestion_seconds=ingestion_seconds)
+                     ingestion_seconds=ingestion_seconds, max_parallel=args.parallel)
 
 
 if __name__ == '__main__':

@@ -7,10 +7,10 @@ import time
 from typing import Sequence, TextIO
 
 from tfx.orchestration import metadata
-from tfx.orchestration.local import local_dag_runner
 
 from components import anomalies_gate
 from components import ingestion
+from pipeline import concurrent_runner
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 from pipeline import progress as progress_lib
@@ -22,10 +22,12 @@ from serving import model_config
 
 def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
         model_names: Sequence[str], stdout: TextIO, stderr: TextIO, log_path: str,
-        ingestion_seconds: float = 0.0) -> int:
+        ingestion_seconds: float = 0.0, max_parallel: int = 2) -> int:
   """Runs the pipeline, printing progress to `stderr` and the summary to `stdout`.
 
-  Returns the process exit code: 0 when the run finished, 1 when it failed.
+  Components that do not depend on each other run up to `max_parallel` at a time
+  (pipeline/concurrent_runner.py). Returns the process exit code: 0 when the run finished, 1
+  when it failed.
   """
   scale = prepared.info['rating_scale']
   schema_path = schema_lib.write_schema(
@@ -44,7 +46,7 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   progress = progress_lib.ComponentProgress(stderr)
   try:
     with progress_lib.track_components(progress):
-      local_dag_runner.LocalDagRunner().run(tfx_pipeline)
+      concurrent_runner.ConcurrentLocalDagRunner(max_parallel).run(tfx_pipeline)
   except anomalies_gate.DataAnomaliesError as e:
     error = str(e)
   except Exception as e:  # pylint: disable=broad-except  (reported in the summary, exit 1)

@@ -9,34 +9,51 @@ local runner and prints one line per component on the real terminal.
 import contextlib
 import os
 import sys
+import threading
 import time
 from typing import Dict, Iterator, List, Optional, TextIO, Tuple
 
 
 
 class ComponentProgress:
-  """Prints `[n] Component ... done in 12.3 s` lines and records durations."""
+  """Prints `[n] Component ... done in 12.3 s` lines and records durations.
+
+  Components may run at once (pipeline/concurrent_runner.py): a line left open by a component
+  that is still running when another starts or ends is closed with `running`, and its
+  component's result comes later on a line of its own, with the same number."""
 
   def __init__(self, stream: TextIO):
     self.stream = stream
     self.durations: Dict[str, float] = {}
     self.order: List[str] = []
-    self.current: Optional[str] = None
     self.failed_node: Optional[str] = None
+    self._open_line: Optional[str] = None  # the component whose line awaits its result
+    self._lock = threading.Lock()
+
+  def _close_open_line(self) -> None:
+    if self._open_line is not None:
+      self.stream.write('running\n')
+      self._open_line = None
 
   def started(self, node_id: str) -> None:
-    self.current = node_id
-    self.order.append(node_id)
-    self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
-    self.stream.flush()
+    with self._lock:
+      self._close_open_line()
+      self.order.append(node_id)
+      self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
+      self._open_line = node_id
+      self.stream.flush()
 
   def finished(self, node_id: str, seconds: float, ok: bool) -> None:
-    self.durations[node_id] = round(seconds, 2)
-    self.current = None
-    if not ok:
-      self.failed_node = node_id
-    self.stream.write(f'{"done" if ok else "FAILED"} in {seconds:.1f} s\n')
-    self.stream.flush()
+    with self._lock:
+      self.durations[node_id] = round(seconds, 2)
+      if not ok and self.failed_node is None:
+        self.failed_node = node_id
+      if self._open_line != node_id:
+        self._close_open_line()
+        self.stream.write(f'[{self.order.index(node_id) + 1:2d}] {node_id} ... ')
+      self._open_line = None
+      self.stream.write(f'{"done" if ok else "FAILED"} in {seconds:.1f} s\n')
+      self.stream.flush()
 
 
 @contextlib.contextmanager

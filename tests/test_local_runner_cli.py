@@ -54,3 +54,11 @@ def test_hyperparameter_overrides_are_typed():
   assert hparams['collaborative_filtering']['learning_rate'] == 0.01
   assert hparams['content_based']['epochs'] == 2 and isinstance(
       hparams['content_based']['epochs'], int)
+
+
+def test_parallel_must_be_a_whole_number_of_at_least_one(tmp_path):
+  for value in ('0', 'two', '-1'):
+    result = _runner('--parallel', value, '--output-dir', str(tmp_path / 'out'))
+    assert result.returncode == 2
+    assert f"--parallel: expected a whole number of at least 1, not '{value}'" in result.stderr
+    assert 'Traceback' not in result.stderr
