@@ -38,13 +38,20 @@ EXAMPLE_COUNT, MSE, RMSE, MAE, MEAN_LABEL, MEAN_PREDICTION, NDCG, CALIBRATION_PL
 ERROR_KEYS = (EXAMPLE_COUNT, MSE, RMSE, MAE, MEAN_LABEL, MEAN_PREDICTION)
 
 
+def _extract(element, key: str):
+  """element[key] (TFMA's standard extracts keys), as `element.get_by_key(key)` returns it."""
+  return element[key] if key in element else element.get_by_key(key)
+
+
 def _label_prediction_weight(element, eval_config, key: metric_types.MetricKey):
   """(label, prediction, weight) of one example as floats, for the model of `key`.
 
   The common case (one label and one prediction array, no example weights) is read directly;
   anything else (several models, as with a baseline; outputs; weights) goes through TFMA's
-  general and much slower unpacking."""
-  label, prediction = element.label, element.prediction
+  general and much slower unpacking. The extracts are read by key: TFMA's `label` and
+  `prediction` properties took 5.0 us a pair against 1.5 us (timeit), and a pair is read per
+  metric and (slice, example): 160K times per metric for ML-100K's 20K eval ratings."""
+  label, prediction = _extract(element, 'labels'), _extract(element, 'predictions')
   if isinstance(label, dict) and not key.output_name:  # several models: one entry each
     label = label.get(key.model_name)
   if isinstance(prediction, dict) and not key.output_name:
@@ -186,7 +193,7 @@ class _NDCGCombiner(beam.CombineFn):
     label, prediction, weight = _label_prediction_weight(element, self._eval_config,
                                                          self._keys[0])
     if weight > 0:
-      user = element.features[self._user_key]
+      user = _extract(element, 'features')[self._user_key]
       user = user.item() if isinstance(user, np.ndarray) else user
       accumulator[user].append((prediction, label))
     return accumulator
