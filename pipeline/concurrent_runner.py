@@ -14,11 +14,13 @@ Rules:
 - ML Metadata is one SQLite file: its uses (a launch's preparation and publication, not the
   executor's work) are serialized;
 - after a failure nothing new starts; the components already running finish, then the first
-  error is raised, as the sequential runner would.
+  error is raised, as the sequential runner would;
+- components run in daemon threads, so Ctrl-C stops the run at once, as it stops TFX's runner;
+  ML Metadata then records them as still running, and the next run redoes them.
 """
 
-import concurrent.futures
 import datetime
+import queue
 import threading
 from typing import Dict, List, Optional, Set
 
@@ -91,40 +93,49 @@ class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
       ).launch()
       logging.info('Component %s is finished.', node_id)
 
+    # Daemon threads, not a pool: Ctrl-C stops the run at once, as with TFX's runner, instead
+    # of waiting for the components in flight (a pool joins its threads at exit).
     waiting: List[pipeline_pb2.PipelineNode] = [n.pipeline_node for n in pipeline.nodes]
     finished: Set[str] = set()
-    running: Dict[concurrent.futures.Future, pipeline_pb2.PipelineNode] = {}
+    running: Dict[str, pipeline_pb2.PipelineNode] = {}
+    results: 'queue.Queue[tuple]' = queue.Queue()
     error: Optional[BaseException] = None
-    with concurrent.futures.ThreadPoolExecutor(self._max_parallel,
-                                               thread_name_prefix='component') as pool:
-      while running or (waiting and error is None):
-        for node in list(waiting) if error is None else []:
-          if node.execution_options.HasField('skip'):
-            logging.info('Skipping component %s.', node.node_info.id)
-            waiting.remove(node)
-            finished.add(node.node_info.id)
-            continue
-          if (len(running) < self._max_parallel
-              and set(node.upstream_nodes) <= finished
-              and node.node_info.type.name not in {n.node_info.type.name
-                                                   for n in running.values()}):
-            waiting.remove(node)
-            if node.execution_options.run.perform_snapshot:
-              with _SerializedMetadata(connection_config) as handle:
-                partial_run_utils.snapshot(handle, pipeline)
-            running[pool.submit(launch, node)] = node
-        if not running:
-          if waiting and error is None:
-            raise RuntimeError('components wait for upstream components that never run: '
-                               + ', '.join(n.node_info.id for n in waiting))
-          break
-        done, _ = concurrent.futures.wait(running,
-                                          return_when=concurrent.futures.FIRST_COMPLETED)
-        for future in done:
-          node = running.pop(future)
-          if future.exception() is not None:
-            error = error or future.exception()
-          else:
-            finished.add(node.node_info.id)
+
+    def run_node(node: pipeline_pb2.PipelineNode) -> None:
+      try:
+        launch(node)
+        results.put((node.node_info.id, None))
+      except BaseException as e:  # pylint: disable=broad-except  (re-raised by the main thread)
+        results.put((node.node_info.id, e))
+
+    while running or (waiting and error is None):
+      for node in list(waiting) if error is None else []:
+        if node.execution_options.HasField('skip'):
+          logging.info('Skipping component %s.', node.node_info.id)
+          waiting.remove(node)
+          finished.add(node.node_info.id)
+          continue
+        if (len(running) < self._max_parallel
+            and set(node.upstream_nodes) <= finished
+            and node.node_info.type.name not in {n.node_info.type.name
+                                                 for n in running.values()}):
+          waiting.remove(node)
+          if node.execution_options.run.perform_snapshot:
+            with _SerializedMetadata(connection_config) as handle:
+              partial_run_utils.snapshot(handle, pipeline)
+          running[node.node_info.id] = node
+          threading.Thread(target=run_node, args=(node,), name=node.node_info.id,
+                           daemon=True).start()
+      if not running:
+        if waiting and error is None:
+          raise RuntimeError('components wait for upstream components that never run: '
+                             + ', '.join(n.node_info.id for n in waiting))
+        break
+      node_id, failure = results.get()
+      del running[node_id]
+      if failure is None:
+        finished.add(node_id)
+      else:
+        error = error or failure
     if error is not None:
       raise error

@@ -6,6 +6,9 @@ Each component below records when it ran; the tests check which ran side by side
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +20,7 @@ from tfx.types import standard_artifacts
 
 from pipeline import concurrent_runner
 from pipeline import progress as progress_lib
+from tests.conftest import PROJECT_DIR
 
 STEP_SECONDS = 1.0
 
@@ -25,7 +29,8 @@ def _record(log_dir: str, name: str, fail: bool = False) -> None:
   if fail:  # at once, while the other branch's component still runs
     raise RuntimeError(f'{name} failed on purpose')
   started = time.time()
-  time.sleep(STEP_SECONDS)
+  open(os.path.join(log_dir, f'{name}.started'), 'w', encoding='utf-8').close()
+  time.sleep(600 if name in os.environ.get('LONG_STEPS', '').split(',') else STEP_SECONDS)
   with open(os.path.join(log_dir, f'{name}.json'), 'w', encoding='utf-8') as f:
     json.dump([started, time.time()], f)
 
@@ -75,7 +80,7 @@ def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2):
     except RuntimeError as e:
       error = e
   spans = {}
-  for name in os.listdir(log_dir):
+  for name in [n for n in os.listdir(log_dir) if n.endswith('.json')]:
     with open(os.path.join(log_dir, name), encoding='utf-8') as f:
       spans[name[:-len('.json')]] = json.load(f)
   return spans, progress, error
@@ -113,6 +118,28 @@ def test_a_failure_lets_running_components_finish_and_starts_nothing_new(tmp_pat
   # Fit_b ran beside Check_a and finished; Check_b, which would start after it, never ran.
   assert 'Fit_b' in spans and 'Check_b' not in spans and 'Check_a' not in spans
   assert 'Check_b' not in progress.order
+
+
+def test_ctrl_c_stops_the_run_at_once(tmp_path):
+  """Components run in threads; an interrupt must not wait for them to finish."""
+  process = subprocess.Popen(  # pylint: disable=consider-using-with
+      [sys.executable, '-c', 'import pathlib, sys; from tests import test_concurrent_runner as t; '
+       't._run(pathlib.Path(sys.argv[1]))', str(tmp_path)],
+      cwd=PROJECT_DIR, env=dict(os.environ, LONG_STEPS='Check_a,Fit_b'),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  started = [str(tmp_path / 'log' / f'{name}.started') for name in ('Check_a', 'Fit_b')]
+  try:
+    deadline = time.monotonic() + 120
+    while not all(os.path.exists(path) for path in started):
+      assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+      time.sleep(0.2)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+  finally:
+    process.kill()
+  assert time.monotonic() - interrupted < 15, 'waited for the running components'
+  assert process.returncode != 0 and b'KeyboardInterrupt' in stderr
 
 
 def test_progress_lines_of_components_that_overlap():
