@@ -123,8 +123,12 @@ def test_a_failure_lets_running_components_finish_and_starts_nothing_new(tmp_pat
 def test_ctrl_c_stops_the_run_at_once(tmp_path):
   """Components run in threads; an interrupt must not wait for them to finish."""
   process = subprocess.Popen(  # pylint: disable=consider-using-with
-      [sys.executable, '-c', 'import pathlib, sys; from tests import test_concurrent_runner as t; '
-       't._run(pathlib.Path(sys.argv[1]))', str(tmp_path)],
+      # Python keeps SIGINT ignored when it starts with it ignored (a background job, as CI may
+      # run the suite), so the child restores a terminal's Ctrl-C first.
+      [sys.executable, '-c', 'import pathlib, signal, sys; '
+       'signal.signal(signal.SIGINT, signal.default_int_handler); '
+       'from tests import test_concurrent_runner as t; t._run(pathlib.Path(sys.argv[1]))',
+       str(tmp_path)],
       cwd=PROJECT_DIR, env=dict(os.environ, LONG_STEPS='Check_a,Fit_b'),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   started = [str(tmp_path / 'log' / f'{name}.started') for name in ('Check_a', 'Fit_b')]
