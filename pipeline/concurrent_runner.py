@@ -1,10 +1,11 @@
 """TFX's LocalDagRunner, but components that do not depend on each other run at the same time.
 
 TFX 1.16's local runner launches one component after the other (its TODO b/171319478 plans
-threads). This pipeline has two independent branches after Transform, and on 2 cores their
-components use different resources: a Trainer is TensorFlow ops on every core, with Python's
-GIL released, while an Evaluator is mostly TFMA's per-example Python on one core. So here the
-CF Evaluator runs beside the content_based Trainer.
+threads). This pipeline has two independent branches after Transform, and on big data their
+components use different resources: a Trainer is mostly TensorFlow ops on every core, with
+Python's GIL released, while an Evaluator is mostly TFMA's per-example Python on one core. So
+here the CF Evaluator runs beside the content_based Trainer (on ML-100K, where a Trainer is
+mostly Python tracing, the two share the GIL and gain nothing; README, round seven).
 
 Rules:
 - a component starts when all its upstream components have finished, in the pipeline's
@@ -22,7 +23,7 @@ Rules:
 import datetime
 import queue
 import threading
-from typing import Dict, List, Optional, Set
+from typing import Dict, Optional, Set
 
 from absl import logging
 from tfx.dsl.compiler import constants
@@ -79,58 +80,52 @@ class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
                                       to_nodes=partial.to_nodes or None,
                                       snapshot_settings=partial.snapshot_settings)
 
-    def launch(node: pipeline_pb2.PipelineNode) -> None:
-      node_id = node.node_info.id
-      logging.info('Component %s is running.', node_id)
-      launcher.Launcher(
-          pipeline_node=node,
-          mlmd_connection=_SerializedMetadata(connection_config),
-          pipeline_info=pipeline.pipeline_info,
-          pipeline_runtime_spec=pipeline.runtime_spec,
-          executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
-          custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config,
-                                                                     node_id),
-      ).launch()
-      logging.info('Component %s is finished.', node_id)
-
-    # Daemon threads, not a pool: Ctrl-C stops the run at once, as with TFX's runner, instead
-    # of waiting for the components in flight (a pool joins its threads at exit).
-    waiting: List[pipeline_pb2.PipelineNode] = [n.pipeline_node for n in pipeline.nodes]
-    finished: Set[str] = set()
+    nodes = [n.pipeline_node for n in pipeline.nodes]
+    finished: Set[str] = {n.node_info.id for n in nodes if n.execution_options.HasField('skip')}
+    for node_id in finished:
+      logging.info('Skipping component %s.', node_id)
+    waiting = [n for n in nodes if n.node_info.id not in finished]
     running: Dict[str, pipeline_pb2.PipelineNode] = {}
     results: 'queue.Queue[tuple]' = queue.Queue()
     error: Optional[BaseException] = None
 
     def run_node(node: pipeline_pb2.PipelineNode) -> None:
+      node_id = node.node_info.id
       try:
-        launch(node)
-        results.put((node.node_info.id, None))
+        logging.info('Component %s is running.', node_id)
+        launcher.Launcher(
+            pipeline_node=node,
+            mlmd_connection=_SerializedMetadata(connection_config),
+            pipeline_info=pipeline.pipeline_info,
+            pipeline_runtime_spec=pipeline.runtime_spec,
+            executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
+            custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config,
+                                                                       node_id),
+        ).launch()
+        logging.info('Component %s is finished.', node_id)
+        results.put((node_id, None))
       except BaseException as e:  # pylint: disable=broad-except  (re-raised by the main thread)
-        results.put((node.node_info.id, e))
+        results.put((node_id, e))
 
+    # Daemon threads, not a pool: Ctrl-C stops the run at once, as with TFX's runner, instead
+    # of waiting for the components in flight (a pool joins its threads at exit).
     while running or (waiting and error is None):
-      for node in list(waiting) if error is None else []:
-        if node.execution_options.HasField('skip'):
-          logging.info('Skipping component %s.', node.node_info.id)
-          waiting.remove(node)
-          finished.add(node.node_info.id)
-          continue
-        if (len(running) < self._max_parallel
-            and set(node.upstream_nodes) <= finished
-            and node.node_info.type.name not in {n.node_info.type.name
-                                                 for n in running.values()}):
-          waiting.remove(node)
-          if node.execution_options.run.perform_snapshot:
-            with _SerializedMetadata(connection_config) as handle:
-              partial_run_utils.snapshot(handle, pipeline)
-          running[node.node_info.id] = node
-          threading.Thread(target=run_node, args=(node,), name=node.node_info.id,
-                           daemon=True).start()
+      if error is None:
+        for node in list(waiting):
+          busy_types = {n.node_info.type.name for n in running.values()}
+          if (len(running) < self._max_parallel
+              and set(node.upstream_nodes) <= finished
+              and node.node_info.type.name not in busy_types):
+            waiting.remove(node)
+            if node.execution_options.run.perform_snapshot:
+              with _SerializedMetadata(connection_config) as handle:
+                partial_run_utils.snapshot(handle, pipeline)
+            running[node.node_info.id] = node
+            threading.Thread(target=run_node, args=(node,), name=node.node_info.id,
+                             daemon=True).start()
       if not running:
-        if waiting and error is None:
-          raise RuntimeError('components wait for upstream components that never run: '
-                             + ', '.join(n.node_info.id for n in waiting))
-        break
+        raise RuntimeError('components wait for upstream components that never run: '
+                           + ', '.join(n.node_info.id for n in waiting))
       node_id, failure = results.get()
       del running[node_id]
       if failure is None:
