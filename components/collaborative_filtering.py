@@ -18,6 +18,13 @@ on ML-100K a sampled one lost validation accuracy (pipeline/configs.py). For big
 (`ranking_negatives` > 0) it is a sampled softmax over negatives shared by the batch, drawn by
 popularity, with the logQ correction and without accidental hits (`ranking_loss`).
 
+Where every user fits in a step (`score_all_users`: as many users as a batch has examples, the
+catalogue exact and no history cap), a training step scores all users against all movies
+(`_catalogue_step`): the exact softmax needs those [users x movies] logits anyway, and each
+example's rating term is an entry of the same product, so an example costs a few scalar
+gathers instead of gathering, multiplying and scattering back rows of factors. The loss and its
+gradients are the same as the per-example step's.
+
 IDs unseen in training map to the OOV row (no history), so they never fail; after training that
 row is set to the mean trained user (`fill_unknown_users`), so an unseen user's rating is an
 average user's; for recommendations an unseen user falls back to popularity (see
@@ -44,11 +51,13 @@ class CollaborativeFilteringModel(tf.keras.Model):
                global_mean: float, seed: int, history: Tuple[np.ndarray, np.ndarray],
                retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
                retrieval_weight: float = 0.5, ranking_negatives: int = 0,
-               training_history_cap: Optional[int] = None, **kwargs):
+               training_history_cap: Optional[int] = None, score_all_users: bool = False,
+               **kwargs):
     """`history` is (user indices, movie indices) of the training ratings: N(u) above.
     `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`).
     `training_history_cap`: in training, N(u)'s sum is estimated from at most this many of
-    the user's ratings (`_distinct_user_factors`)."""
+    the user's ratings (`_distinct_user_factors`). `score_all_users`: train with
+    `_catalogue_step` where it applies (exact softmax, no cap in effect)."""
     super().__init__(**kwargs)
     self.num_movies = num_movies
     self.retrieval_weight = retrieval_weight
@@ -89,6 +98,20 @@ class CollaborativeFilteringModel(tf.keras.Model):
     # training step is the uncapped one, op for op.
     self._history_cap = (int(training_history_cap) if training_history_cap
                          and training_history_cap < counts.max() else None)
+    self.num_users = num_users
+    self._catalogue_training = bool(score_all_users and not ranking_negatives
+                                    and self._history_cap is None)
+    if self._catalogue_training:
+      for layer in (self.user_embedding, self.movie_embedding, self.user_bias, self.movie_bias,
+                    *((self.user_ranking_embedding, self.movie_ranking_embedding,
+                       self.movie_ranking_bias) if retrieval_weight else ())):
+        layer.build((None,))  # the step reads their tables directly
+      # N(u) of every user as one sparse [users, movies] matrix, weights |N(u)|^-1/2: constants
+      # of the training step only, not variables, so the exported model does not carry them.
+      self._history_matrix = tf.sparse.SparseTensor(
+          np.stack([users[order], movies[order]], axis=1),
+          (1.0 / np.sqrt(np.maximum(counts, 1)))[users[order]].astype(np.float32),
+          [num_users, num_movies])
     # Negatives are drawn in proportion to training popularity (movies without ratings keep a
     # count of 1 so every logit can be pushed down): most of the softmax's mass is on popular
     # movies, so they are the informative negatives.
@@ -152,6 +175,8 @@ class CollaborativeFilteringModel(tf.keras.Model):
     """The rating [B]; in training, also adds the ranking loss (`ranking_loss`), computed from
     the same user factors (each distinct user's history summed once per step)."""
     users, movies = inputs[features.USER_INDEX], inputs[features.MOVIE_INDEX]
+    if training and self._catalogue_training:
+      return self._catalogue_step(users, movies)
     distinct, position = tf.unique(users, out_idx=tf.int64)
     factors = self._distinct_user_factors(distinct, training)
     user = tf.gather(factors, position)
@@ -160,6 +185,86 @@ class CollaborativeFilteringModel(tf.keras.Model):
       self.add_loss(self.retrieval_weight * self.ranking_loss(distinct, factors, position, movies))
     return (self.global_bias + tf.squeeze(self.user_bias(users), -1) + movie_bias
             + tf.reduce_sum(user * movie, axis=-1))
+
+  def _catalogue_step(self, users: tf.Tensor, movies: tf.Tensor) -> tf.Tensor:
+    """`call` in training when every user is scored each step: the rating [B] of each example,
+    with the exact ranking loss added, from [users x movies] products.
+
+    A = (p_u + implicit(u)) q_m for all users and movies; logits = A + r_u s_m + c_m. The
+    rating of example (u, m) is global + b_u + b_m + A[u, m], its picked logit logits[u, m],
+    and the softmax normaliser of user u counts once per example of u in the batch (users
+    without examples weigh 0): the per-example step's loss. Its gradient with respect to A is
+    one dense [users x movies] matrix, the softmax's plus each example's scalar at (u, m), so
+    the backward pass is the same matrix products for both tasks (`_catalogue_products`)."""
+    factors = self.user_embedding.embeddings + tf.sparse.sparse_dense_matmul(
+        self._history_matrix, self.implicit_embedding.embeddings)
+    ranking = ((tf.convert_to_tensor(self.user_ranking_embedding.embeddings),
+                tf.convert_to_tensor(self.movie_ranking_embedding.embeddings),
+                self.movie_ranking_bias.embeddings[:, 0]) if self.retrieval_weight else ())
+    dots, ranking_loss = self._catalogue_products(
+        users, movies, tf.math.unsorted_segment_sum(
+            tf.ones_like(users, tf.float32), users, self.num_users))(
+                factors, tf.convert_to_tensor(self.movie_embedding.embeddings), *ranking)
+    if self.retrieval_weight:
+      self.add_loss(self.retrieval_weight * ranking_loss)
+    return (self.global_bias + tf.gather(self.user_bias.embeddings[:, 0], users)
+            + tf.gather(self.movie_bias.embeddings[:, 0], movies) + dots)
+
+  def _catalogue_products(self, users: tf.Tensor, movies: tf.Tensor,
+                          examples_per_user: tf.Tensor):
+    """A function of (user factors [U, D], movie factors [M, D], and with a ranking loss its
+    factors [U, R], [M, R] and bias [M]) -> (A[users, movies] [B], the mean ranking loss or 0),
+    with its gradient written out.
+
+    The gradient with respect to A and the logits is a dense softmax part plus one scalar per
+    example at (u, m); the scalars are applied as sparse products. TensorFlow's own gradient
+    scattered them through a [U x M] segment sum per gathered tensor and broadcast the
+    log-sum-exp's, together more time than the matrix products (TF profiler, ML-100K)."""
+    count = tf.cast(tf.size(users), tf.float32)
+    at = tf.stack([users, movies], axis=1)
+    ranked = bool(self.retrieval_weight)
+
+    @tf.custom_gradient
+    def products(factors, vectors, *ranking):
+      num_movies = tf.shape(vectors, out_type=tf.int64)[0]
+      flat = users * num_movies + movies
+      scores = tf.matmul(factors, vectors, transpose_b=True)
+      dots = tf.gather(tf.reshape(scores, [-1]), flat)
+      if ranked:
+        ranking_users, ranking_vectors, ranking_bias = ranking
+        logits = scores + tf.matmul(ranking_users, ranking_vectors, transpose_b=True) + (
+            ranking_bias)
+        top = tf.reduce_max(logits, axis=1, keepdims=True)
+        exp = tf.exp(logits - top)
+        total = tf.reduce_sum(exp, axis=1, keepdims=True)
+        picked = tf.gather(tf.reshape(logits, [-1]), flat)
+        loss = (tf.reduce_sum(examples_per_user * (top[:, 0] + tf.math.log(total[:, 0])))
+                - tf.reduce_sum(picked)) / count
+      else:
+        loss = tf.constant(0.0)
+
+      def gradient(d_dots, d_loss):
+        dense_shape = tf.stack([tf.shape(factors, out_type=tf.int64)[0], num_movies])
+        sparse = lambda values: tf.sparse.SparseTensor(at, values, dense_shape)
+        times = lambda a, b, **kw: tf.sparse.sparse_dense_matmul(a, b, **kw)
+        if ranked:
+          pick = tf.fill(tf.shape(d_dots), -d_loss / count)
+          softmax = exp * ((d_loss / count) * examples_per_user[:, tf.newaxis] / total)
+          d_scores = sparse(d_dots + pick)
+          return (tf.matmul(softmax, vectors) + times(d_scores, vectors),
+                  tf.matmul(softmax, factors, transpose_a=True)
+                  + times(d_scores, factors, adjoint_a=True),
+                  tf.matmul(softmax, ranking_vectors) + times(sparse(pick), ranking_vectors),
+                  tf.matmul(softmax, ranking_users, transpose_a=True)
+                  + times(sparse(pick), ranking_users, adjoint_a=True),
+                  tf.reduce_sum(softmax, axis=0)
+                  + tf.math.unsorted_segment_sum(pick, movies, num_movies))
+        d_scores = sparse(d_dots)
+        return times(d_scores, vectors), times(d_scores, factors, adjoint_a=True)
+
+      return (dots, loss), gradient
+
+    return products
 
   def ranking_loss(self, distinct, factors, position, movies) -> tf.Tensor:
     """Mean softmax cross entropy of picking the rated movie: `distinct` users [U] with rating

@@ -74,7 +74,9 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
         retrieval_l2=float(hparams['retrieval_l2']) * scale,
         retrieval_weight=float(hparams['retrieval_weight']),
         ranking_negatives=negatives if negatives < num_movies else 0,
-        training_history_cap=int(hparams.get('training_history_cap') or 0) or None, **common)
+        training_history_cap=int(hparams.get('training_history_cap') or 0) or None,
+        # Scoring every user each step costs no more than a batch's own users would.
+        score_all_users=size(f.USER_VOCAB) <= int(hparams['batch_size']), **common)
   if name == CONTENT_BASED:
     padded = lambda vocab: model_io.padded_vocabulary_size(tf_transform_output, vocab)
     vocab_sizes = {f.MOVIE_INDEX: size(f.MOVIE_VOCAB), f.USER_INDEX: size(f.USER_VOCAB),

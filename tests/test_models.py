@@ -34,13 +34,14 @@ VOCAB = {f.MOVIE_INDEX: NUM_MOVIES, f.USER_INDEX: NUM_USERS, f.GENRE_IDS: 7,
          f.TITLE_TOKEN_IDS: 9, f.GENDER_ID: 3, f.OCCUPATION_ID: 5, f.ZIP_PREFIX_ID: 6}
 
 
-def _build(name, examples, demographics=True, retrieval_weight=0.5):
+def _build(name, examples, demographics=True, retrieval_weight=0.5, score_all_users=False):
   common = dict(embedding_dim=4, l2=1e-4, global_mean=3.0, seed=7)
   if name == 'cf':
     return collaborative_filtering.CollaborativeFilteringModel(
         NUM_USERS, NUM_MOVIES, history=(examples.features[f.USER_INDEX],
                                         examples.features[f.MOVIE_INDEX]),
-        retrieval_dim=3, retrieval_weight=retrieval_weight, **common)
+        retrieval_dim=3, retrieval_weight=retrieval_weight, score_all_users=score_all_users,
+        **common)
   content = {f.GENRE_IDS: np.zeros((NUM_MOVIES, f.MAX_GENRES), np.int64),
              f.TITLE_TOKEN_IDS: np.zeros((NUM_MOVIES, f.MAX_TITLE_TOKENS), np.int64),
              f.RELEASE_BUCKET: np.zeros(NUM_MOVIES, np.int64)}
@@ -52,10 +53,11 @@ def _build(name, examples, demographics=True, retrieval_weight=0.5):
       movie_content=content, **common)
 
 
-def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.5):
+def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.5,
+           score_all_users=False):
   tf.keras.utils.set_random_seed(7)
   examples = examples or _examples(demographics=demographics)
-  model = _build(name, examples, demographics, retrieval_weight)
+  model = _build(name, examples, demographics, retrieval_weight, score_all_users)
   model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
   inputs = dict(examples.features)
   if name == 'cb':
@@ -65,10 +67,12 @@ def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.
   return model, examples, history.history['loss']
 
 
-@pytest.mark.parametrize('name, demographics', [('cf', True), ('cb', True), ('cb', False)])
-def test_trains_and_is_deterministic_for_a_seed(name, demographics):
-  model_a, examples, losses = _train(name, demographics)
-  model_b, _, _ = _train(name, demographics)
+@pytest.mark.parametrize('name, demographics, score_all_users',
+                         [('cf', True, False), ('cf', True, True), ('cb', True, False),
+                          ('cb', False, False)])
+def test_trains_and_is_deterministic_for_a_seed(name, demographics, score_all_users):
+  model_a, examples, losses = _train(name, demographics, score_all_users=score_all_users)
+  model_b, _, _ = _train(name, demographics, score_all_users=score_all_users)
   assert losses[-1] < losses[0]
   predictions = model_a(examples.features).numpy()
   assert predictions.shape == (N,) and np.isfinite(predictions).all()
@@ -84,8 +88,9 @@ def test_unseen_ids_use_the_oov_row(name):
   assert np.isfinite(model(unseen).numpy()).all()
 
 
+@pytest.mark.parametrize('score_all_users', [False, True])
 @pytest.mark.parametrize('retrieval_weight', [0.5, 0.0])
-def test_cf_ranking_head_learns_which_movies_users_pick(retrieval_weight):
+def test_cf_ranking_head_learns_which_movies_users_pick(retrieval_weight, score_all_users):
   # Every user rated movies 0-2 (badly); nobody rated movies 5-7. A rating-only model has no
   # reason to rank the picked movies first; the ranking head does.
   users = np.repeat(np.arange(NUM_USERS - 1), 4)
@@ -93,7 +98,8 @@ def test_cf_ranking_head_learns_which_movies_users_pick(retrieval_weight):
   columns = {f.USER_INDEX: users.astype(np.int64), f.MOVIE_INDEX: movies.astype(np.int64)}
   labels = np.where(movies < 3, 1.0, 5.0).astype(np.float32)
   examples = model_io.canonical_order(columns, labels)
-  model, _, _ = _train('cf', examples=examples, epochs=40, retrieval_weight=retrieval_weight)
+  model, _, _ = _train('cf', examples=examples, epochs=40, retrieval_weight=retrieval_weight,
+                       score_all_users=score_all_users)
   user, offset = model.ranking_user({f.USER_INDEX: tf.constant([0], tf.int64)})
   vectors, bias = model.ranking_movies({f.MOVIE_INDEX: tf.range(NUM_MOVIES - 1, dtype=tf.int64)})
   scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()[0]
@@ -157,6 +163,47 @@ def test_cf_ranking_loss_is_the_per_example_catalogue_softmax():
   assert float(softmax) > 0.1
   assert in_training == pytest.approx(rating_only + model.retrieval_weight * float(softmax),
                                       rel=1e-5)
+
+
+@pytest.mark.parametrize('retrieval_weight', [0.5, 0.0])
+def test_cf_catalogue_step_has_the_per_example_steps_loss_and_gradients(retrieval_weight):
+  """Scoring every user against every movie in a training step (`score_all_users`, with its
+  hand-written gradient) must give the per-example step's predictions, loss and gradients for
+  the same weights, on a batch where users repeat and some users have no example."""
+  examples = _examples()
+  per_example = _build('cf', examples, retrieval_weight=retrieval_weight)
+  catalogue = _build('cf', examples, retrieval_weight=retrieval_weight, score_all_users=True)
+  assert catalogue._catalogue_training and not per_example._catalogue_training  # pylint: disable=protected-access
+  batch = slice(3, 23)
+  x = {name: tf.constant(values[batch]) for name, values in examples.features.items()}
+  y = tf.constant(examples.labels[batch])
+  assert 0 < len(np.unique(x[f.USER_INDEX])) < min(NUM_USERS - 1, 20)
+  tables = ('user_embedding', 'movie_embedding', 'implicit_embedding', 'user_bias',
+            'movie_bias', 'user_ranking_embedding', 'movie_ranking_embedding',
+            'movie_ranking_bias')
+  variables = lambda model: dict({name: getattr(model, name).embeddings for name in tables
+                                  if getattr(model, name).built}, global_bias=model.global_bias)
+  results = []
+  for model in (per_example, catalogue):
+    model(x, training=True)
+    for name, variable in variables(model).items():  # non-zero, the same in both models
+      seed = sum(map(ord, name))
+      variable.assign(np.random.default_rng(seed).standard_normal(variable.shape) * 0.3)
+    assert len(variables(model)) == len(model.trainable_variables)
+    with tf.GradientTape() as tape:
+      predictions = model(x, training=True)
+      loss = tf.reduce_mean(tf.square(predictions - y)) + tf.add_n(model.losses)
+    gradients = tape.gradient(loss, variables(model))
+    results.append((predictions.numpy(), float(loss), {
+        name: tf.convert_to_tensor(g).numpy() for name, g in gradients.items()
+        if g is not None}))
+  (want_predictions, want_loss, want_gradients), (predictions, loss, gradients) = results
+  np.testing.assert_allclose(predictions, want_predictions, rtol=1e-5, atol=1e-5)
+  assert loss == pytest.approx(want_loss, rel=1e-5)
+  assert sorted(gradients) == sorted(want_gradients)
+  assert ('user_ranking_embedding' in gradients) == (retrieval_weight > 0)
+  for name, want in want_gradients.items():
+    np.testing.assert_allclose(gradients[name], want, rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_cf_sampled_ranking_loss_estimates_the_catalogue_softmax():
