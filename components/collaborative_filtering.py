@@ -250,7 +250,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
         if ranked:
           pick = tf.fill(tf.shape(d_dots), -d_loss / count)
           softmax = exp * ((d_loss / count) * examples_per_user[:, tf.newaxis] / total)
-          d_scores = sparse(d_dots + pick)
+          d_scores, d_picked = sparse(d_dots + pick), sparse(pick)
           # The softmax part of both tasks' gradients in two products, not four.
           width = tf.shape(factors)[1]
           d_users = tf.matmul(softmax, tf.concat([vectors, ranking_vectors], axis=1))
@@ -258,8 +258,8 @@ class CollaborativeFilteringModel(tf.keras.Model):
                                transpose_a=True)
           return (d_users[:, :width] + times(d_scores, vectors),
                   d_movies[:, :width] + times(d_scores, factors, adjoint_a=True),
-                  d_users[:, width:] + times(sparse(pick), ranking_vectors),
-                  d_movies[:, width:] + times(sparse(pick), ranking_users, adjoint_a=True),
+                  d_users[:, width:] + times(d_picked, ranking_vectors),
+                  d_movies[:, width:] + times(d_picked, ranking_users, adjoint_a=True),
                   tf.reduce_sum(softmax, axis=0)
                   + tf.math.unsorted_segment_sum(pick, movies, num_movies))
         d_scores = sparse(d_dots)
