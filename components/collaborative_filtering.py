@@ -92,8 +92,8 @@ class CollaborativeFilteringModel(tf.keras.Model):
     self.history_movies = tf.Variable(movies[order], trainable=False, name='history_movies')
     self.history_splits = tf.Variable(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
                                       trainable=False, name='history_splits')
-    self.history_scale = tf.Variable((1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32),
-                                     trainable=False, name='history_scale')
+    scale = (1.0 / np.sqrt(np.maximum(counts, 1))).astype(np.float32)  # |N(u)|^-1/2
+    self.history_scale = tf.Variable(scale, trainable=False, name='history_scale')
     # Only where some user has more ratings than the cap (none on ML-100K): otherwise the
     # training step is the uncapped one, op for op.
     self._history_cap = (int(training_history_cap) if training_history_cap
@@ -109,8 +109,7 @@ class CollaborativeFilteringModel(tf.keras.Model):
       # N(u) of every user as one sparse [users, movies] matrix, weights |N(u)|^-1/2: constants
       # of the training step only, not variables, so the exported model does not carry them.
       self._history_matrix = tf.sparse.SparseTensor(
-          np.stack([users[order], movies[order]], axis=1),
-          (1.0 / np.sqrt(np.maximum(counts, 1)))[users[order]].astype(np.float32),
+          np.stack([users[order], movies[order]], axis=1), scale[users[order]],
           [num_users, num_movies])
     # Negatives are drawn in proportion to training popularity (movies without ratings keep a
     # count of 1 so every logit can be pushed down): most of the softmax's mass is on popular
