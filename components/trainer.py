@@ -55,6 +55,17 @@ def user_chunk(hparams: dict, num_examples: int) -> int:
   return chunk if num_examples >= int(hparams.get('user_chunk_from') or 0) else 0
 
 
+def learning_rate(hparams: dict, steps: int):
+  """Adam's learning rate: `learning_rate`, constant, or with `learning_rate_decay` 'cosine'
+  decaying to 0 over the fit's `steps` (Loshchilov & Hutter 2017)."""
+  rate, decay = float(hparams['learning_rate']), hparams.get('learning_rate_decay') or 'constant'
+  if decay == 'constant':
+    return rate
+  if decay == 'cosine':
+    return tf.keras.optimizers.schedules.CosineDecay(rate, max(int(steps), 1))
+  raise ValueError(f"learning_rate_decay must be 'constant' or 'cosine', got {decay!r}")
+
+
 def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
                 train: model_io.Examples) -> tf.keras.Model:
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
@@ -110,7 +121,10 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   tf.keras.utils.set_random_seed(int(hparams['seed']))
   tf.config.experimental.enable_op_determinism()
   model = build_model(name, tf_transform_output, hparams, train)
-  model.compile(optimizer=tf.keras.optimizers.Adam(float(hparams['learning_rate'])),
+  batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
+  epochs = training_epochs(hparams, len(train))
+  model.compile(optimizer=tf.keras.optimizers.Adam(
+                    learning_rate(hparams, epochs * -(-len(train) // batch_size))),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   # Only the features the model reads: Keras copies every input into a tensor.
@@ -118,8 +132,6 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
             for name in model.user_feature_names + model.movie_feature_names}
   if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
     inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
-  batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
-  epochs = training_epochs(hparams, len(train))
   if chunk:  # batches of chunks of one user's ratings (components/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),

@@ -42,3 +42,15 @@ def test_collaborative_filtering_trains_two_epochs_at_10m_and_content_based_one(
   hparams = configs.default_hparams()
   assert trainer.training_epochs(hparams['collaborative_filtering'], 8_000_000) == 2
   assert trainer.training_epochs(hparams['content_based'], 8_000_000) == 1
+
+
+def test_learning_rate_is_constant_or_a_cosine_decay_to_zero_over_the_fit():
+  assert trainer.learning_rate({'learning_rate': 0.01}, 100) == 0.01
+  assert trainer.learning_rate({'learning_rate': 0.01, 'learning_rate_decay': 'constant'},
+                               100) == 0.01
+  schedule = trainer.learning_rate({'learning_rate': 0.01, 'learning_rate_decay': 'cosine'}, 100)
+  assert [round(float(schedule(step)), 6) for step in (0, 50, 100, 150)] == [
+      0.01, 0.005, 0.0, 0.0]
+  with pytest.raises(ValueError, match="learning_rate_decay must be 'constant' or 'cosine', "
+                                       "got 'linear'"):
+    trainer.learning_rate({'learning_rate': 0.01, 'learning_rate_decay': 'linear'}, 100)
