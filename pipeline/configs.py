@@ -56,7 +56,8 @@ def default_hparams() -> Dict[str, Dict]:
     NDCG@10 (on the synthetic 1M after 9 epochs: 0.7810 / 0.1491 against 0.7819 / 0.1470),
     but at 10M (two epochs, 10% of the training ratings held out) its validation RMSE was
     1.0293 against 0.7909, while the decay at rate 0.015 gave 0.7499 there (and 0.7803 /
-    0.1480 on the 1M; README, ninth round). The rate stays constant at 0.015 until one rule for both sizes is checked.
+    0.1480 on the 1M; README, ninth round). The rate stays constant at 0.015 until one rule
+    for all sizes is checked.
     A sampled ranking softmax (`--set collaborative_filtering.ranking_negatives=N`, N shared
     negatives drawn by popularity with the logQ correction) trains faster but fell behind the
     exact one on ML-100K: N=256 RMSE 0.9051, NDCG@10 0.2368; N=1024 RMSE 0.9017 (drawing
