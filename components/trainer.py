@@ -122,9 +122,9 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   tf.config.experimental.enable_op_determinism()
   model = build_model(name, tf_transform_output, hparams, train)
   batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
-  epochs = training_epochs(hparams, len(train))
-  model.compile(optimizer=tf.keras.optimizers.Adam(
-                    learning_rate(hparams, epochs * -(-len(train) // batch_size))),
+  epochs, steps_per_epoch = training_epochs(hparams, len(train)), -(-len(train) // batch_size)
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
+                                                                 epochs * steps_per_epoch)),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   # Only the features the model reads: Keras copies every input into a tensor.
@@ -135,7 +135,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   if chunk:  # batches of chunks of one user's ratings (components/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),
-        steps_per_epoch=-(-len(train) // batch_size), epochs=epochs, verbose=0,
+        steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
         callbacks=callbacks)
   else:
     history = model.fit(inputs, train.labels, batch_size=batch_size, epochs=epochs, shuffle=True,
