@@ -1,12 +1,14 @@
 """The fastest a collaborative_filtering step with the exact catalogue softmax can be here.
 
-    python -m bench.softmax_ceiling [--users 944] [--movies 1683] [--width 96] [--repeats 300]
+    python -m bench.softmax_ceiling [--users 944] [--movies 1683] [--dim 64] [--ranking-dim 32]
+        [--repeats 300]
 
-Times only the [users x movies] work that every such training step does
-(components/collaborative_filtering.py, `_catalogue_products`): the logits' product, the
-row maxima, exp and sums (forward), and the softmax gradient and its two products (backward).
-They run in one tf.function on random tensors of the model's shapes (by default ML-100K: 944
-user rows, 1,683 movie rows, 64 rating + 32 ranking factors).
+Times the model's own whole-catalogue products (components/collaborative_filtering.py,
+`_catalogue_products`), forward and gradient, for a batch of one example: what is left is the
+[users x movies] work every such training step does whatever its batch (the logits' products,
+row maxima, exp and sums; the softmax part of the gradient's products). Random tables of the
+model's shapes, by default ML-100K's: 944 user rows, 1,683 movie rows, 64 rating + 32 ranking
+factors.
 
 It prints the milliseconds of that work per step and the examples/s this allows at a few batch
 sizes. That is an upper bound on the Trainer's throughput: a real step also gathers each
@@ -29,27 +31,37 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--users', type=int, default=944)
   parser.add_argument('--movies', type=int, default=1683)
-  parser.add_argument('--width', type=int, default=96, help='rating + ranking factors')
+  parser.add_argument('--dim', type=int, default=64, help='rating factors')
+  parser.add_argument('--ranking-dim', type=int, default=32, help='ranking-only factors')
   parser.add_argument('--repeats', type=int, default=300)
   args = parser.parse_args(argv)
-  if min(args.users, args.movies, args.width, args.repeats) < 1:
-    parser.error('--users, --movies, --width and --repeats must be at least 1')
+  if min(args.users, args.movies, args.dim, args.ranking_dim, args.repeats) < 1:
+    parser.error('--users, --movies, --dim, --ranking-dim and --repeats must be at least 1')
+  import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from components import collaborative_filtering  # pylint: disable=import-outside-toplevel
 
+  model = collaborative_filtering.CollaborativeFilteringModel(
+      num_users=args.users, num_movies=args.movies, embedding_dim=args.dim, l2=0.0,
+      global_mean=3.5, seed=0, retrieval_dim=args.ranking_dim, score_all_users=True,
+      history=(np.arange(args.users), np.arange(args.users) % args.movies))
+  example = tf.constant([0], tf.int64)
+  # Every user weighs in the softmax, as in a batch where every user has examples.
+  products = model._catalogue_products(  # pylint: disable=protected-access
+      example, example, tf.ones([args.users]))
   generator = tf.random.Generator.from_seed(0)
-  users = generator.normal([args.users, args.width]) * 0.3
-  movies = generator.normal([args.movies, args.width]) * 0.3
-  bias = generator.normal([args.movies])
-  weight = generator.uniform([args.users])
+  tables = [generator.normal([args.users, args.dim]) * 0.3,
+            generator.normal([args.movies, args.dim]) * 0.3,
+            generator.normal([args.users, args.ranking_dim]) * 0.3,
+            generator.normal([args.movies, args.ranking_dim]) * 0.3,
+            generator.normal([args.movies])]
 
   @tf.function
   def step():
-    logits = tf.matmul(users, movies, transpose_b=True) + bias
-    top = tf.reduce_max(logits, axis=1, keepdims=True)
-    exp = tf.exp(logits - top)
-    softmax = exp * (weight / tf.reduce_sum(exp, axis=1))[:, tf.newaxis]
-    return (tf.matmul(softmax, movies), tf.matmul(softmax, users, transpose_a=True),
-            tf.reduce_sum(softmax, axis=0))
+    with tf.GradientTape() as tape:
+      tape.watch(tables)
+      outputs = products(*tables)
+    return tape.gradient(outputs, tables)
 
   step()  # trace
   seconds = []
@@ -58,8 +70,9 @@ def main(argv=None) -> int:
     step()
     seconds.append(time.perf_counter() - started)
   median = statistics.median(seconds)
-  gflop = 3 * 2 * args.users * args.movies * args.width / 1e9
-  print(f'{args.users} users x {args.movies} movies x {args.width} factors: '
+  width = args.dim + args.ranking_dim
+  gflop = 3 * 2 * args.users * args.movies * width / 1e9
+  print(f'{args.users} users x {args.movies} movies x {args.dim} + {args.ranking_dim} factors: '
         f'{median * 1e3:.2f} ms per step (median of {args.repeats}; products {gflop:.2f} GFLOP)')
   for batch in BATCHES:
     print(f'  batch {batch}: at most {batch / median:,.0f} examples/s')

@@ -1,4 +1,4 @@
-"""bench/softmax_ceiling.py: the exact softmax's per-step work, timed on the model's shapes."""
+"""bench/softmax_ceiling.py: the model's exact-softmax products, timed at its shapes."""
 
 import re
 
@@ -8,10 +8,10 @@ from bench import softmax_ceiling
 
 
 def test_prints_the_step_time_and_the_throughput_it_allows(capsys):
-  assert softmax_ceiling.main(['--users', '6', '--movies', '9', '--width', '4',
-                               '--repeats', '3']) == 0
+  assert softmax_ceiling.main(['--users', '6', '--movies', '9', '--dim', '3',
+                               '--ranking-dim', '2', '--repeats', '3']) == 0
   lines = capsys.readouterr().out.splitlines()
-  step = re.match(r'6 users x 9 movies x 4 factors: ([0-9.]+) ms per step \(median of 3; '
+  step = re.match(r'6 users x 9 movies x 3 \+ 2 factors: ([0-9.]+) ms per step \(median of 3; '
                   r'products 0\.00 GFLOP', lines[0])
   assert step and float(step.group(1)) > 0
   limits = [re.fullmatch(r'  batch (\d+): at most ([0-9,]+) examples/s', line)
