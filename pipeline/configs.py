@@ -56,8 +56,15 @@ def default_hparams() -> Dict[str, Dict]:
     NDCG@10 (on the synthetic 1M after 9 epochs: 0.7810 / 0.1491 against 0.7819 / 0.1470),
     but at 10M (two epochs, 10% of the training ratings held out) its validation RMSE was
     1.0293 against 0.7909, while the decay at rate 0.015 gave 0.7499 there (and 0.7803 /
-    0.1480 on the 1M; README, ninth round). The rate stays constant at 0.015 until one rule
-    for all sizes is checked.
+    0.1480 on the 1M; README, ninth round).
+    So the rate shrinks with the fit's length: with `learning_rate_steps` S, a fit of T > S
+    steps starts from learning_rate x sqrt(S / T) (components/trainer.py learning_rate). At
+    10M (1,978 steps, the same script), with the cosine decay, rates 0.01 / 0.015 / 0.02 / 0.03
+    gave validation RMSE 0.7571 / 0.7499 / 0.8226 / 1.0293 after two epochs: a cliff above
+    0.015. S = 400 puts 10M at 0.0135 (below the cliff), the synthetic 1M's 882 pipeline steps
+    at 0.020 (its 9-epoch runs at 0.015 / 0.022 / 0.03 ended at 0.7803 / 0.7863 / 0.7810,
+    overfitting after epoch 4-6 at every rate) and leaves ML-100K (90 steps) at 0.03: cosine
+    at 0.03 is the default since round ten (README).
     A sampled ranking softmax (`--set collaborative_filtering.ranking_negatives=N`, N shared
     negatives drawn by popularity with the logQ correction) trains faster but fell behind the
     exact one on ML-100K: N=256 RMSE 0.9051, NDCG@10 0.2368; N=1024 RMSE 0.9017 (drawing
@@ -108,9 +115,10 @@ def default_hparams() -> Dict[str, Dict]:
                                 training_profile_cap=0, user_chunk=32,
                                 user_chunk_from=2_000_000, l2_examples=80_000,
                                 example_budget=8_000_000),
-      names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.015,
+      names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.03,
                                           batch_size=8192, epochs=9, seed=42,
-                                          learning_rate_decay='constant', retrieval_dim=32,
+                                          learning_rate_decay='cosine', learning_rate_steps=400,
+                                          retrieval_dim=32,
                                           retrieval_l2=3e-5, retrieval_weight=0.5,
                                           ranking_negatives=2048, training_history_cap=1024,
                                           user_chunk=0, user_chunk_from=0,

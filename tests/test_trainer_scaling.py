@@ -54,3 +54,13 @@ def test_learning_rate_is_constant_or_a_cosine_decay_to_zero_over_the_fit():
   with pytest.raises(ValueError, match="learning_rate_decay must be 'constant' or 'cosine', "
                                        "got 'linear'"):
     trainer.learning_rate({'learning_rate': 0.01, 'learning_rate_decay': 'linear'}, 100)
+
+
+def test_learning_rate_shrinks_with_the_square_root_of_steps_beyond_learning_rate_steps():
+  hparams = {'learning_rate': 0.03, 'learning_rate_steps': 500}
+  assert trainer.learning_rate(hparams, 81) == 0.03  # a short fit keeps the configured rate
+  assert trainer.learning_rate(hparams, 500) == 0.03
+  assert trainer.learning_rate(hparams, 2000) == pytest.approx(0.015)  # 4x the steps: half
+  schedule = trainer.learning_rate(dict(hparams, learning_rate_decay='cosine'), 2000)
+  assert [round(float(schedule(step)), 6) for step in (0, 1000, 2000)] == [0.015, 0.0075, 0.0]
+  assert trainer.learning_rate(dict(hparams, learning_rate_steps=0), 2000) == 0.03
