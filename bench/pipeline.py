@@ -100,8 +100,13 @@ def measure(name: str, data_dir: str, mode: str, work_dir: str, extra) -> dict:
   row = {'dataset': name, 'mode': mode, 'command': ' '.join(command[1:])}
   for phase in ('cold', 'cached'):
     print(f'{name} {mode} {phase} ...', flush=True)
-    code, seconds, peak = run_once(command, os.path.join(work_dir, f'{name}-{mode}-{phase}.log'))
-    with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    log_path = os.path.join(work_dir, f'{name}-{mode}-{phase}.log')
+    code, seconds, peak = run_once(command, log_path)
+    summary_path = os.path.join(output_dir, 'run_summary.json')
+    if not os.path.isfile(summary_path):
+      raise SystemExit(f'{name} {mode} {phase}: local_runner.py exited with {code} and wrote no '
+                       f'run_summary.json; its output is in {log_path}')
+    with open(summary_path, encoding='utf-8') as f:
       summary = json.load(f)
     row[phase] = {'exit_code': code, 'seconds': seconds, 'peak_rss_bytes': peak,
                   'status': summary['status'],
@@ -196,6 +201,9 @@ def main(argv=None) -> int:
   for name in datasets:  # before hours of runs, not after
     if name != 'ml-100k' and not name.startswith('synth-'):
       parser.error(f'unknown dataset {name!r}')
+    if name == 'ml-100k' and not os.path.isdir(ML_100K_DIR):
+      parser.error(f'ml-100k: no folder {ML_100K_DIR} (set MOVIELENS_100K_DIR to the folder '
+                   'holding u.data)')
   command = 'python -m bench.pipeline ' + ' '.join(argv if argv is not None else sys.argv[1:])
   commit = provenance.commit()  # the code measured, before our own report files change it
   rows = []

@@ -35,6 +35,7 @@ def test_each_run_is_written_as_it_ends_so_a_stopped_benchmark_keeps_its_rows(tm
       raise KeyboardInterrupt  # stopped during the second run
     return row(name, 140.0, 15.0, 100_000, 1 << 30)
   monkeypatch.setattr(pipeline, 'measure', measure)
+  monkeypatch.setattr(pipeline, 'ML_100K_DIR', str(tmp_path))
   # Once the first report is written the working tree differs from HEAD; the code measured
   # did not change.
   commits = iter(['abc1234', 'abc1234+changes'])
@@ -53,6 +54,24 @@ def test_an_unknown_dataset_fails_before_any_run(tmp_path, monkeypatch):
   monkeypatch.setattr(pipeline, 'measure', lambda *args: pytest.fail('ran'))
   with pytest.raises(SystemExit):
     pipeline.main(['--datasets', 'ml-100k,ml-25m', '--work-dir', str(tmp_path)])
+
+
+def test_a_missing_ml_100k_folder_fails_before_any_run_and_names_it(tmp_path, monkeypatch,
+                                                                    capsys):
+  monkeypatch.setattr(pipeline, 'measure', lambda *args: pytest.fail('ran'))
+  monkeypatch.setattr(pipeline, 'ML_100K_DIR', str(tmp_path / 'nowhere'))
+  with pytest.raises(SystemExit):
+    pipeline.main(['--datasets', 'ml-100k', '--work-dir', str(tmp_path)])
+  assert f'no folder {tmp_path / "nowhere"} (set MOVIELENS_100K_DIR' in capsys.readouterr().err
+
+
+def test_a_run_that_fails_is_reported_with_its_exit_code_and_log(tmp_path):
+  # The real local_runner.py, on a data folder that does not exist: it exits before a summary.
+  with pytest.raises(SystemExit) as stopped:
+    pipeline.measure('ml-100k', str(tmp_path / 'data'), 'default', str(tmp_path), [])
+  assert str(stopped.value) == (
+      'ml-100k default cold: local_runner.py exited with 2 and wrote no run_summary.json; its '
+      f'output is in {tmp_path / "ml-100k-default-cold.log"}')
 
 
 def test_targets_compare_the_rows_with_the_floors():
