@@ -63,7 +63,7 @@ def learning_rate(hparams: dict, steps: int):
   sqrt(S / steps): the 1/sqrt(horizon) step size of stochastic gradient bounds, so that the
   noise the rate lets in does not grow with the number of steps. Measured for
   collaborative_filtering (pipeline/configs.py): with the cosine decay, ML-100K (81 steps)
-  wanted 0.03 and the synthetic 10M (1,980 steps) 0.015 or less, where 0.03 diverged."""
+  wanted 0.03 and the synthetic 10M (1,758 steps) 0.015 or less, where 0.03 diverged."""
   rate, decay = float(hparams['learning_rate']), hparams.get('learning_rate_decay') or 'constant'
   reference, steps = int(hparams.get('learning_rate_steps') or 0), max(int(steps), 1)
   if reference and steps > reference:

@@ -59,12 +59,13 @@ def default_hparams() -> Dict[str, Dict]:
     0.1480 on the 1M; README, ninth round).
     So the rate shrinks with the fit's length: with `learning_rate_steps` S, a fit of T > S
     steps starts from learning_rate x sqrt(S / T) (components/trainer.py learning_rate). At
-    10M (1,978 steps, the same script), with the cosine decay, rates 0.01 / 0.015 / 0.02 / 0.03
-    gave validation RMSE 0.7571 / 0.7499 / 0.8226 / 1.0293 after two epochs: a cliff above
-    0.015. S = 400 puts 10M at 0.0135 (below the cliff), the synthetic 1M's 882 pipeline steps
-    at 0.020 (its 9-epoch runs at 0.015 / 0.022 / 0.03 ended at 0.7803 / 0.7863 / 0.7810,
-    overfitting after epoch 4-6 at every rate) and leaves ML-100K (90 steps) at 0.03: cosine
-    at 0.03 is the default since round ten (README).
+    10M (1,758 steps in the same script), with the cosine decay, rates 0.01 / 0.015 / 0.02 /
+    0.03 gave validation RMSE 0.7571 / 0.7499 / 0.8226 / 1.0293 after two epochs: a cliff above
+    0.015. S = 400 puts that fit at 0.0143 (0.7492) and the pipeline's 10M (1,954 steps) at
+    0.0136, below the cliff, the synthetic 1M's 882 pipeline steps at 0.020 (its 9-epoch runs
+    at 0.015 / 0.022 / 0.03 ended at 0.7803 / 0.7863 / 0.7810, overfitting after epoch 4-6 at
+    every rate) and leaves ML-100K (90 steps) at 0.03: cosine from 0.03 is the default since
+    round ten (README).
     A sampled ranking softmax (`--set collaborative_filtering.ranking_negatives=N`, N shared
     negatives drawn by popularity with the logQ correction) trains faster but fell behind the
     exact one on ML-100K: N=256 RMSE 0.9051, NDCG@10 0.2368; N=1024 RMSE 0.9017 (drawing
