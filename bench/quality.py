@@ -43,7 +43,8 @@ from components import movielens_splits as splits  # noqa: E402
 from components.model_names import MODEL_NAMES  # noqa: E402
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
+DEFAULT_DATA = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
+    os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k'))
 RESULTS_DIR = os.path.join(PROJECT_DIR, 'bench', 'results')
 SEED_CLAIMS_MSE = {'content_based': 0.84, 'collaborative_filtering': 0.95}
 
@@ -464,7 +465,10 @@ def main(argv=None) -> int:
   from pipeline import configs  # pylint: disable=import-outside-toplevel
   hparams = configs.default_hparams()
   started = time.monotonic()
-  data = formats.read_movielens(args.data_dir)
+  try:
+    data = formats.read_movielens(args.data_dir)
+  except formats.IngestionError as e:
+    parser.error(f'--data-dir: {e} (or set MOVIELENS_100K_DIR)')
   if data.dataset != formats.ML_100K:
     print(f'error: {args.data_dir} is {data.dataset}; this benchmark needs MovieLens 100K',
           file=sys.stderr)

@@ -163,7 +163,10 @@ def main(argv=None) -> int:
   except ValueError as e:
     parser.error(f'--set {e}')
 
-  data = formats.read_movielens(args.data_dir)
+  try:
+    data = formats.read_movielens(args.data_dir)
+  except formats.IngestionError as e:
+    parser.error(f'--data-dir: {e} (or set MOVIELENS_100K_DIR)')
   is_test = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42)
   train_part = data.ratings.take(~is_test)
   is_validation = np.zeros(len(train_part), dtype=bool)

@@ -42,3 +42,14 @@ def test_ranking_metrics_follow_microsoft_recommenders_definitions():
 def test_item_mean_falls_back_to_the_global_mean():
   predicted = quality.item_mean(np.array([1, 1, 2]), np.array([4.0, 2.0, 5.0]), np.array([1, 2, 7]))
   np.testing.assert_allclose(predicted, [3.0, 5.0, 11.0 / 3])
+
+
+@pytest.mark.parametrize('module', ['quality', 'tune'])
+def test_a_missing_data_folder_is_one_clear_error(module, tmp_path, capsys):
+  from bench import tune  # pylint: disable=import-outside-toplevel
+  main = {'quality': quality.main, 'tune': tune.main}[module]
+  with pytest.raises(SystemExit) as stopped:
+    main(['--data-dir', str(tmp_path / 'nowhere'), '--models', 'collaborative_filtering'])
+  assert stopped.value.code == 2
+  assert (f'--data-dir: {tmp_path / "nowhere"}: is not a folder (or set MOVIELENS_100K_DIR)'
+          in capsys.readouterr().err)
