@@ -34,8 +34,7 @@ from bench import provenance  # noqa: E402
 from bench import synth  # noqa: E402
 
 RESULTS = os.path.join(provenance.PROJECT_DIR, 'bench', 'results')
-ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
-    os.path.dirname(provenance.PROJECT_DIR), 'shared', 'datasets', 'ml-100k'))
+ML_100K_DIR = provenance.ML_100K_DIR
 MODES = {'default': [], 'multi_processing': ['--beam-arg=--direct_running_mode=multi_processing',
                                              '--beam-arg=--direct_num_workers=2']}
 GIB = 2 ** 30

@@ -42,9 +42,8 @@ from components import movielens_formats as formats  # noqa: E402
 from components import movielens_splits as splits  # noqa: E402
 from components.model_names import MODEL_NAMES  # noqa: E402
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
-    os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k'))
+PROJECT_DIR = provenance.PROJECT_DIR
+DEFAULT_DATA = provenance.ML_100K_DIR
 RESULTS_DIR = os.path.join(PROJECT_DIR, 'bench', 'results')
 SEED_CLAIMS_MSE = {'content_based': 0.84, 'collaborative_filtering': 0.95}
 
@@ -454,6 +453,14 @@ def _write_atomically(path: str, text: str) -> None:
 PROTOCOLS = ('canonical', 'random', 'cold_start', 'top_k')
 
 
+def read_data_dir(parser: argparse.ArgumentParser, data_dir: str) -> formats.MovieLensData:
+  """`--data-dir`'s ratings, or one line on stderr (exit 2) naming what is wrong with it."""
+  try:
+    return formats.read_movielens(data_dir)
+  except formats.IngestionError as e:
+    parser.error(f'--data-dir: {e} (or set MOVIELENS_100K_DIR)')
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-dir', default=DEFAULT_DATA)
@@ -465,10 +472,7 @@ def main(argv=None) -> int:
   from pipeline import configs  # pylint: disable=import-outside-toplevel
   hparams = configs.default_hparams()
   started = time.monotonic()
-  try:
-    data = formats.read_movielens(args.data_dir)
-  except formats.IngestionError as e:
-    parser.error(f'--data-dir: {e} (or set MOVIELENS_100K_DIR)')
+  data = read_data_dir(parser, args.data_dir)
   if data.dataset != formats.ML_100K:
     print(f'error: {args.data_dir} is {data.dataset}; this benchmark needs MovieLens 100K',
           file=sys.stderr)

@@ -38,7 +38,6 @@ import numpy as np  # noqa: E402
 
 from bench import quality  # noqa: E402
 from components import features as f  # noqa: E402
-from components import movielens_formats as formats  # noqa: E402
 from components import movielens_splits as splits  # noqa: E402
 from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
@@ -163,10 +162,7 @@ def main(argv=None) -> int:
   except ValueError as e:
     parser.error(f'--set {e}')
 
-  try:
-    data = formats.read_movielens(args.data_dir)
-  except formats.IngestionError as e:
-    parser.error(f'--data-dir: {e} (or set MOVIELENS_100K_DIR)')
+  data = quality.read_data_dir(parser, args.data_dir)
   is_test = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42)
   train_part = data.ratings.take(~is_test)
   is_validation = np.zeros(len(train_part), dtype=bool)
