@@ -9,7 +9,7 @@ import subprocess
 from typing import Dict, List, Tuple
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The real MovieLens 100K the benchmarks measure on (the tests read the same variable).
+# The real MovieLens 100K the benchmarks and the tests (conftest.py) read.
 ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
     os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k'))
 

@@ -13,9 +13,7 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ML_100K_DIR = os.path.join(os.path.dirname(PROJECT_DIR), 'shared', 'datasets', 'ml-100k')
-ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', ML_100K_DIR)
+from bench.provenance import ML_100K_DIR, PROJECT_DIR  # noqa: E402  (the benchmarks' data, too)
 SAMPLE = 3000
 MODELS = ('content_based', 'collaborative_filtering')
 
