@@ -322,23 +322,16 @@ def catalogue_of(data: formats.MovieLensData):
 
 def ranking_metrics(recommended: Dict[str, List[str]], relevant: Dict[str, set], k: int,
                     num_train_movies: int) -> Dict[str, float]:
-  """Microsoft Recommenders' definitions with binary relevance, averaged over users:
-  P@k = hits / k, R@k = hits / |relevant|, NDCG@k with gains 1 / log2(rank + 1),
-  MAP = sum of precision at each hit / |relevant|, coverage = distinct recommended movies /
-  distinct movies in training."""
-  discount = 1.0 / np.log2(np.arange(2, k + 2))
-  precision, recall, ndcg, average_precision = [], [], [], []
-  for user, truth in relevant.items():
-    hits = np.array([movie in truth for movie in recommended[user][:k]], dtype=float)
-    hits = np.pad(hits, (0, k - len(hits)))
-    precision.append(hits.sum() / k)
-    recall.append(hits.sum() / len(truth))
-    ndcg.append((hits * discount).sum() / discount[:min(len(truth), k)].sum())
-    average_precision.append((np.cumsum(hits) / np.arange(1, k + 1) * hits).sum() / len(truth))
-  shown = {movie for user in relevant for movie in recommended[user][:k]}
-  return {f'precision@{k}': float(np.mean(precision)), f'recall@{k}': float(np.mean(recall)),
-          f'ndcg@{k}': float(np.mean(ndcg)), 'map': float(np.mean(average_precision)),
-          'coverage': len(shown) / num_train_movies, 'users': len(relevant)}
+  """Microsoft Recommenders' definitions with binary relevance, averaged over users
+  (components/ranking_metrics.py `list_metrics`, which the pipeline's Evaluator uses too):
+  P@k, R@k, NDCG@k, MAP (`map`) and coverage = distinct recommended movies / distinct movies
+  in training."""
+  from components import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
+  users = list(relevant)
+  result = ranking.list_metrics([recommended[u] for u in users], [relevant[u] for u in users],
+                                k, num_train_movies)
+  result['map'] = result.pop(f'map@{k}')
+  return result
 
 
 def recommend_with_signature(saved_model, user_ids: List[str], k: int) -> Dict[str, List[str]]:

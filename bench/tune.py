@@ -8,7 +8,7 @@ Rating error: takes the seeded random 80/20 split of ML-100K (the pipeline's def
 pipeline/configs.py (overridden by --set) for up to --epochs epochs and prints the validation
 RMSE after each epoch and the best epoch.
 
-Ranking (collaborative_filtering, whose ranking head `recommend` uses): takes the training part
+Ranking (both models' ranking heads, which `recommend` uses): takes the training part
 of the per-user 75/25 split (Microsoft Recommenders' protocol, seed 42), holds out 25% of each
 user's training ratings (seed 1) and prints the validation NDCG@10 after each epoch (top 10 of
 the movies not rated in the carved training part; relevant = rated in the validation part).
@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 from bench import quality  # noqa: E402
 from components import features as f  # noqa: E402
 from components import movielens_splits as splits  # noqa: E402
-from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
+from components.model_names import CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
 COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
 CHECKS = ('rating', 'cold', 'ranking')
@@ -54,10 +54,14 @@ def _carve(data, ratings, strategy, fraction, seed):
 def _ndcg_at_10(model, fit_examples, validation_examples) -> float:
   """Mean NDCG@10 of the model's ranking head over the validation users."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  movies = np.unique(fit_examples.features[f.MOVIE_INDEX])
-  vectors, bias = model.ranking_movies({f.MOVIE_INDEX: tf.constant(movies)})
+  movies, first_movie = np.unique(fit_examples.features[f.MOVIE_INDEX], return_index=True)
+  vectors, bias = model.ranking_movies({name: tf.constant(fit_examples.features[name][first_movie])
+                                        for name in model.movie_feature_names})
   users = np.unique(validation_examples.features[f.USER_INDEX])
-  user, offset = model.ranking_user({f.USER_INDEX: tf.constant(users)})
+  # Each user's features as stored in training (their first example's; one per user).
+  first = np.searchsorted(fit_examples.features[f.USER_INDEX], users)
+  user, offset = model.ranking_user({name: tf.constant(fit_examples.features[name][first])
+                                     for name in model.user_feature_names})
   scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()
   column = {m: i for i, m in enumerate(movies.tolist())}
   row = {u: i for i, u in enumerate(users.tolist())}
@@ -206,19 +210,19 @@ def main(argv=None) -> int:
           _cold_validation(data, hparams[CONTENT_BASED], args.epochs, seed,
                            os.path.join(temp_dir, f'cold-{seed}')) for seed in args.cold_seeds])
       print(json.dumps({f'{CONTENT_BASED} cold users': cold}), flush=True)
-    if COLLABORATIVE_FILTERING in args.models and 'ranking' in args.checks:
+    if 'ranking' in args.checks:
       per_user = splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=42)
       fit, validation = _carve(data, data.ratings.take(~per_user), splits.PER_USER, 0.25, 1)
       tft_output, fit_examples, validation_examples = quality.prepared(
           data, fit, validation, os.path.join(temp_dir, 'ranking'))
+    for name in args.models if 'ranking' in args.checks else []:
       watcher = ValidationNdcg(fit_examples, validation_examples)
-      trainer.fit_model(COLLABORATIVE_FILTERING, tft_output,
-                        dict(hparams[COLLABORATIVE_FILTERING], epochs=args.epochs),
+      trainer.fit_model(name, tft_output, dict(hparams[name], epochs=args.epochs),
                         fit_examples, callbacks=[watcher])
       best = int(np.argmax(watcher.history))
       ranking = {'validation_ndcg@10_by_epoch': [round(v, 4) for v in watcher.history],
                  'best_epoch': best + 1, 'best_validation_ndcg@10': round(watcher.history[best], 4)}
-      print(json.dumps({f'{COLLABORATIVE_FILTERING} ranking': ranking}), flush=True)
+      print(json.dumps({f'{name} ranking': ranking}), flush=True)
   return 0
 
 

@@ -1,4 +1,4 @@
-"""The TF Serving contract of both models: four signatures over the whole movie catalogue.
+"""The TF Serving contract of both models: its signatures over the whole movie catalogue.
 
 - `serving_default`: serialized tf.Example (raw features, no label) -> `rating`.
 - `regress`: the same as TF Serving's Regress API wants it (input `inputs`, output `outputs`,
@@ -7,10 +7,18 @@
   demographics, `age` int64 and `gender`, `occupation`, `zip_code` strings) -> `rating` [B].
 - `recommend`: `user_id` [B], `k` [B] int32, `exclude_movie_ids` [B, E] strings ('' pads), and
   the same user features as `predict_rating` -> `movie_ids`, `titles`, `scores` [B, max(k)],
-  best first by the model's ranking score (`content_based`: the predicted rating;
-  `collaborative_filtering`: its ranking head's logit, a log-probability of the user picking
-  the movie up to a per-user constant). Movies the user rated in training are never recommended; ids in
-  `exclude_movie_ids` are excluded too.
+  best first by the model's ranking head. A score is the log-probability that the user's next
+  pick is that movie, among the movies the row could be recommended (the softmax of the
+  head's logits over them, as in training; <= 0, finite); for a new user of
+  `collaborative_filtering` (the popularity fallback), the log of the movie's share of the
+  training ratings among them. A `content_based` model trained without its ranking head
+  (`retrieval_weight` 0) ranks by predicted rating, and its scores are those ratings, clipped
+  to the scale. Blank entries (past a row's k) score 0. Movies the user rated in training are
+  never recommended; ids in `exclude_movie_ids` are excluded too. `content_based` recommends
+  movies without training ratings too, scored from their content; `collaborative_filtering`
+  never recommends them (it knows nothing of them).
+- Every signature that takes named inputs refuses inputs of different numbers of rows
+  (InvalidArgument naming them) instead of broadcasting one over the others.
 - `similar_movies`: `movie_id` [B], `k` [B] int32 -> the `k` nearest movies by cosine similarity
   of the model's movie ranking vectors, with titles.
 
@@ -23,11 +31,11 @@ one. An unknown movie id or a rating off the scale there is an InvalidArgument e
 New users: `recommend` answers user_id '' (and, for `content_based`, any user_id sent with
 demographics or rated movies) from the request's features (`content_based`; missing ones take
 the most common training value) or with the most rated movies (`collaborative_filtering`;
-scores are then rating counts); any other user_id unknown to training is an InvalidArgument
+scores are then log popularity shares, above); any other user_id unknown to training is an InvalidArgument
 error, so a mistyped id is not answered with someone else's list. `predict_rating` rates every
 pair, unknown users and movies from the model's out-of-vocabulary rows: rating-prediction
-protocols score every test pair, including those of users or movies new to training. For TFMA, `transformed_features` maps serialized
-ratings to the slice features of components/slicing.py (not a client API). Every
+protocols score every test pair, including those of users or movies new to training. For
+TFMA, `transformed_features` maps serialized ratings to the slice features of components/slicing.py (not a client API). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
 movie vectors are saved inside the SavedModel.
 """
@@ -49,6 +57,7 @@ from tensorflow.python.saved_model import fingerprinting_utils
 from components import fast_tracing
 from components import features as f
 from components import model_io
+from components import ranking_metrics
 from components import slicing
 from components import warmup
 
@@ -193,10 +202,32 @@ def _clip(rating, rating_range):
   return tf.clip_by_value(rating, rating_range[0], rating_range[1])
 
 
+def _same_rows(request: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """`request` once every input has the same number of rows (dimension 0). Elementwise ops
+  would broadcast a one-row input over the others and answer a mismatched request silently;
+  this makes it an InvalidArgument error naming the inputs, under TF Serving as anywhere (its
+  batching session refuses unequal rows the same way, but only where batching is on)."""
+  names = sorted(request)
+  rows = tf.stack([tf.shape(request[name], out_type=tf.int64)[0] for name in names])
+  equal = tf.debugging.Assert(
+      tf.reduce_all(tf.equal(rows, rows[0])),
+      ['every input must have the same number of rows (dimension 0); the inputs '
+       + ', '.join(names) + ' have', rows], summarize=len(names))
+  with tf.control_dependencies([equal]):
+    return {name: tf.identity(value) for name, value in request.items()}
+
+
+def _log_share(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+  """[B, M] ranking scores as log-probabilities over each row's candidates (the movies not
+  `excluded`): the softmax the ranking head was trained with, so a score says how likely the
+  user's next pick is that movie, comparable across users and models."""
+  return tf.nn.log_softmax(tf.where(excluded, tf.float32.min, scores), axis=1)
+
+
 def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
            rating_range: Tuple[float, float], catalogue: Catalogue,
            train: model_io.Examples) -> None:
-  """Saves `model` with the four signatures (see the module docstring)."""
+  """Saves `model` with the signatures of the module docstring."""
   fast_tracing.skip_tf_keras()
   model.tft_layer = tft_output.transform_features_layer()
   model.serving_tables = tables = ServingTables(model, tft_output, catalogue, train)
@@ -288,6 +319,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
                 for name in request_features}
   takes_profile = hasattr(model, 'profile')
+  ranks_by_rating = getattr(model, 'ranks_by_rating', False)
   if takes_profile:
     user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS)
     user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)
@@ -328,7 +360,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
                                     movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
                                     **user_specs)])
   def predict_rating(request):
-    request = dict(request)
+    request = _same_rows(request)
     user_id, movie_id = request.pop(f.USER_ID), request.pop(f.MOVIE_ID)
     _, user_inputs = user_inputs_of(user_id, request)
     position = tables.position.lookup(movie_id)
@@ -342,7 +374,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
       exclude_movie_ids=tf.TensorSpec([None, None], tf.string, name='exclude_movie_ids'),
       **user_specs)])
   def recommend(request):
-    request = dict(request)
+    request = _same_rows(request)
     user_id, k = request.pop(f.USER_ID), request.pop('k')
     exclude = request.pop('exclude_movie_ids')
     if takes_profile:  # movies a new user says they rated are not recommended either
@@ -354,23 +386,32 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
                                  if request else '')])
     with tf.control_dependencies([known]):  # before any score is computed for a typo'd id
       index = tf.identity(index)
+    return recommendations(index, user_inputs, k, ids_mask(tf.shape(user_id)[0], exclude))
+
+  def recommendations(index, user_inputs, k, excluded):
+    """`recommend`'s answer for users [B] (index, model inputs), `excluded` [B, M] besides
+    their training movies and what the model cannot recommend."""
     if tables.user_ranking is not None:  # depends on the user index only: computed at export
       vectors, offsets = (tf.gather(t, index) for t in tables.user_ranking)
     else:
       vectors, offsets = model.ranking_user(user_inputs)
     scores = (offsets[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
               + tf.matmul(vectors, tables.movie_vectors, transpose_b=True))
-    if model.popularity_for_unknown_users:
+    if model.popularity_for_unknown_users:  # a movie's share of the training ratings
       unknown = tf.equal(index, tables.unknown_user)[:, tf.newaxis]
-      scores = tf.where(unknown, tables.popularity[tf.newaxis, :], scores)
-    batch = tf.shape(user_id)[0]
-    excluded = (seen_mask(batch, index) | ids_mask(batch, exclude)
-                | ~tables.recommendable[tf.newaxis, :])
-    return top_k(scores, k, excluded)
+      scores = tf.where(unknown, tf.math.log1p(tables.popularity)[tf.newaxis, :], scores)
+    excluded |= seen_mask(tf.shape(index)[0], index) | ~tables.recommendable[tf.newaxis, :]
+    if ranks_by_rating:  # ordered by the predicted rating, which stays on the scale
+      best = top_k(scores, k, excluded)
+      best[SCORES] = tf.where(tf.equal(best[MOVIE_IDS], ''), 0.0, _clip(best[SCORES],
+                                                                        rating_range))
+      return best
+    return top_k(_log_share(scores, excluded), k, excluded)
 
   @_signature(input_signature=[dict(movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
                                     k=tf.TensorSpec([None], tf.int32, name='k'))])
   def similar_movies(request):
+    request = _same_rows(request)
     position = tables.position.lookup(request[f.MOVIE_ID])
     known = tf.debugging.assert_non_negative(position,
                                              message='unknown movie_id (not in the catalogue)')
@@ -390,7 +431,8 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transformed_features(examples):
-    """The slice features of serialized ratings, for TFMA (see components/slicing.py)."""
+    """The slice features of serialized ratings (components/slicing.py) and their users' ranked
+    lists (`ranked_lists`), for TFMA."""
     raw = tf.io.parse_example(examples, raw_spec)
     transformed = model.tft_layer(raw)
     position = tables.position.lookup(tf.reshape(raw[f.MOVIE_ID], [-1]))
@@ -407,7 +449,27 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     }
     if f.AGE_BUCKET in transformed:
       result[slicing.AGE_GROUP] = tf.gather(age_groups, transformed[f.AGE_BUCKET])
+    result.update(ranked_lists(tf.reshape(raw[f.USER_ID], [-1])))
     return result
+
+  trained_movies = int(np.sum(tables.popularity.numpy() > 0))
+  list_length = min(ranking_metrics.MAX_K, size)
+
+  def ranked_lists(user_id):
+    """Per rating [B]: its user's top `MAX_K` of `recommend` (stored features and profile) and
+    of most-popular, among the movies the user did not rate in training, for the Evaluator's
+    ranking metrics (components/ranking_metrics.py)."""
+    index, user_inputs = users(user_id, {})
+    batch = tf.shape(user_id)[0]
+    k = tf.fill([batch], list_length)
+    nothing = tf.zeros([batch, size], tf.bool)
+    popular = top_k(tf.tile(tables.popularity[tf.newaxis, :], [batch, 1]), k,
+                    seen_mask(batch, index) | tf.equal(tables.popularity, 0.0)[tf.newaxis, :])
+    return {ranking_metrics.RECOMMENDED: recommendations(index, user_inputs, k,
+                                                         nothing)[MOVIE_IDS],
+            ranking_metrics.POPULAR: popular[MOVIE_IDS],
+            ranking_metrics.TRAINED_MOVIES: tf.fill([batch], tf.constant(trained_movies,
+                                                                         tf.int64))}
 
   model.save(export_dir, save_format='tf', save_traces=False, signatures={
       slicing.SIGNATURE: transformed_features,

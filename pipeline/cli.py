@@ -60,6 +60,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
       help='blessing: the highest eval RMSE a model may have to be pushed')
   add('--max-rmse-increase', type=float, default=configs.PipelineSettings.max_rmse_increase,
       help='blessing: how much worse than the latest blessed model it may be')
+  add('--max-ndcg-decrease', type=float, default=configs.PipelineSettings.max_ndcg_decrease,
+      help='blessing: how much lower than the latest blessed model\'s its NDCG@10 (of '
+           'recommend\'s top 10 on the eval split) may be')
+  add('--allow-below-most-popular', action='store_true',
+      help='blessing: do not require NDCG@10 at least most-popular\'s on the same users')
   add('--beam-arg', action='append', default=[], metavar='ARG',
       help='passed to Beam, repeatable (e.g. --beam-arg=--direct_running_mode=multi_processing, '
            '--beam-arg=--runner=DataflowRunner)')
@@ -71,7 +76,9 @@ def settings_from_args(args: argparse.Namespace, output_dir: str,
   """The settings the flags above describe (ValueError for a bad --epochs or --set)."""
   settings = configs.PipelineSettings(
       output_dir=output_dir, rmse_upper_bound=args.max_rmse,
-      max_rmse_increase=args.max_rmse_increase, beam_pipeline_args=list(args.beam_arg),
+      max_rmse_increase=args.max_rmse_increase, max_ndcg_decrease=args.max_ndcg_decrease,
+      ranking_must_beat_popularity=not args.allow_below_most_popular,
+      beam_pipeline_args=list(args.beam_arg),
       enable_cache=not args.no_cache, **overrides)
   settings.set_epochs(args.epochs)
   configs.override_hparams(settings.hparams, args.set)

@@ -114,7 +114,9 @@ def default_hparams() -> Dict[str, Dict]:
   return {
       names.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
                                 batch_size=512, epochs=4, seed=42, profile_shrinkage=5.0,
-                                training_profile_cap=0, user_chunk=32,
+                                training_profile_cap=0, retrieval_weight=1.0,
+                                exact_ranking_movies=4096, movie_id_dropout=0.1,
+                                user_chunk=32,
                                 user_chunk_from=2_000_000, l2_examples=80_000,
                                 example_budget=8_000_000),
       names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.03,
@@ -160,6 +162,11 @@ class PipelineSettings:
   # max_rmse_increase above the latest blessed model of the same name.
   rmse_upper_bound: float = 1.05
   max_rmse_increase: float = 0.01
+  # ... and its lists (components/ranking_metrics.py): NDCG@10 at least most-popular's on the
+  # same eval users (when ranking_must_beat_popularity), and at most max_ndcg_decrease below
+  # the latest blessed model's.
+  ranking_must_beat_popularity: bool = True
+  max_ndcg_decrease: float = 0.01
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=list)
   enable_cache: bool = True
   # Where the pipeline's artifacts and the pushed models go when not under output_dir (a

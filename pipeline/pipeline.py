@@ -138,9 +138,11 @@ def create_pipeline(
         model=trainer.outputs['model'],
         baseline_model=baseline.outputs['model'],
         example_splits=[ingestion.EVAL],
-        eval_config=evaluation.eval_config(settings.rmse_upper_bound,
-                                           settings.max_rmse_increase, rating_range,
-                                           has_demographics)).with_id(ids['evaluator'])
+        eval_config=evaluation.eval_config(
+            settings.rmse_upper_bound, settings.max_rmse_increase, rating_range,
+            has_demographics, max_ndcg_decrease=settings.max_ndcg_decrease,
+            ranking_must_beat_popularity=settings.ranking_must_beat_popularity,
+        )).with_id(ids['evaluator'])
     pusher = tfx_components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],

@@ -34,7 +34,8 @@ VOCAB = {f.MOVIE_INDEX: NUM_MOVIES, f.USER_INDEX: NUM_USERS, f.GENRE_IDS: 7,
          f.TITLE_TOKEN_IDS: 9, f.GENDER_ID: 3, f.OCCUPATION_ID: 5, f.ZIP_PREFIX_ID: 6}
 
 
-def _build(name, examples, demographics=True, retrieval_weight=0.5, score_all_users=False):
+def _build(name, examples, demographics=True, retrieval_weight=0.5, score_all_users=False,
+           **cb_ranking):
   common = dict(embedding_dim=4, l2=1e-4, global_mean=3.0, seed=7)
   if name == 'cf':
     return collaborative_filtering.CollaborativeFilteringModel(
@@ -50,14 +51,14 @@ def _build(name, examples, demographics=True, retrieval_weight=0.5, score_all_us
   return content_based.ContentBasedModel(
       VOCAB, demographics, history=(examples.features[f.USER_INDEX],
                                     examples.features[f.MOVIE_INDEX], examples.labels),
-      movie_content=content, **common)
+      movie_content=content, retrieval_weight=retrieval_weight, **cb_ranking, **common)
 
 
 def _train(name, demographics=True, examples=None, epochs=3, retrieval_weight=0.5,
-           score_all_users=False):
+           score_all_users=False, **cb_ranking):
   tf.keras.utils.set_random_seed(7)
   examples = examples or _examples(demographics=demographics)
-  model = _build(name, examples, demographics, retrieval_weight, score_all_users)
+  model = _build(name, examples, demographics, retrieval_weight, score_all_users, **cb_ranking)
   model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss='mse')
   inputs = dict(examples.features)
   if name == 'cb':
@@ -105,6 +106,61 @@ def test_cf_ranking_head_learns_which_movies_users_pick(retrieval_weight, score_
   scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()[0]
   picked_first = scores[:3].min() > scores[5:].max()
   assert picked_first == (retrieval_weight > 0)
+
+
+def _picks_examples():
+  """Every user rated movies 0-2 badly and movie 3 well; nobody rated movies 5-7. Each movie
+  has its own genre and title word, so content tells them apart."""
+  users = np.repeat(np.arange(NUM_USERS - 1), 4)
+  movies = np.tile([0, 1, 2, 3], NUM_USERS - 1)
+  pad = lambda ids, width: np.pad(ids[:, None], ((0, 0), (0, width - 1)))
+  columns = {f.USER_INDEX: users, f.MOVIE_INDEX: movies,
+             f.GENRE_IDS: pad(movies % 6 + 1, f.MAX_GENRES),
+             f.TITLE_TOKEN_IDS: pad(movies + 1, f.MAX_TITLE_TOKENS),
+             f.RELEASE_BUCKET: movies % f.NUM_RELEASE_BUCKETS,
+             f.AGE_BUCKET: users % 7, f.GENDER_ID: users % 2, f.OCCUPATION_ID: users % 4,
+             f.ZIP_PREFIX_ID: users % 5}
+  labels = np.where(movies < 3, 1.0, 5.0).astype(np.float32)
+  return model_io.canonical_order({k: v.astype(np.int64) for k, v in columns.items()}, labels)
+
+
+@pytest.mark.parametrize('exact_ranking_movies', [100, 0])  # exact softmax; in-batch (tfrs)
+@pytest.mark.parametrize('retrieval_weight', [1.0, 0.0])
+def test_cb_ranking_head_learns_which_movies_users_pick(retrieval_weight, exact_ranking_movies):
+  examples = _picks_examples()
+  model, _, losses = _train('cb', examples=examples, epochs=40,
+                            retrieval_weight=retrieval_weight,
+                            exact_ranking_movies=exact_ranking_movies, movie_id_dropout=0.1)
+  assert np.isfinite(losses).all()
+  assert model.ranks_by_rating == (retrieval_weight == 0)
+  users = {name: tf.constant(examples.features[name][:1]) for name in model.user_feature_names}
+  user, offset = model.ranking_user(users)
+  movies = tf.range(NUM_MOVIES - 1, dtype=tf.int64)
+  movie_inputs = {name: tf.gather(model.movie_content[name], movies)
+                  for name in (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET)}
+  vectors, bias = model.ranking_movies({**movie_inputs, f.MOVIE_INDEX: movies})
+  scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()[0]
+  picked_first = scores[:3].min() > scores[5:].max()
+  assert picked_first == (retrieval_weight > 0)
+
+
+def test_cb_scores_a_movie_without_training_ratings_from_its_content():
+  # Movie 3 (liked) and a new movie with movie 3's content but the out-of-vocabulary ID: with
+  # ID dropout in training, the new one is rated and ranked like movie 3, above movies 0-2.
+  examples = _picks_examples()
+  model, _, _ = _train('cb', examples=examples, epochs=40, retrieval_weight=1.0,
+                       exact_ranking_movies=100, movie_id_dropout=0.3)
+  content = {name: tf.gather(model.movie_content[name], [0, 1, 2, 3, 3])
+             for name in (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET)}
+  movies = {**content, f.MOVIE_INDEX: tf.constant([0, 1, 2, 3, NUM_MOVIES - 1], tf.int64)}
+  users = {name: tf.constant(np.repeat(examples.features[name][:1], 5))
+           for name in model.user_feature_names}
+  ratings = model({**users, **movies}).numpy()
+  assert ratings[4] > ratings[:3].max()
+  user, _ = model.ranking_user({name: values[:1] for name, values in users.items()})
+  vectors, bias = model.ranking_movies(movies)
+  scores = (tf.matmul(user, vectors, transpose_b=True) + bias).numpy()[0]
+  assert scores[4] > scores[:3].max()
 
 
 def test_cf_rating_uses_what_the_user_rated():
