@@ -11,6 +11,11 @@ so that many splits fit in minutes, and scores the predictions on:
    training): RMSE next to the global-mean and item-mean baselines;
 4. top-10, Microsoft Recommenders' protocol (seeded 75/25 split of each user's ratings): P@10,
    R@10, NDCG@10, MAP and coverage of the exported `recommend` signature, next to most-popular;
+5. new users ranked: the cold-start users of 3 as new users (user_id '') sending 10 ratings:
+   `recommend`'s top 10 against their other ratings, next to most-popular;
+6. new movies: every rating of a seeded 10% of the movies held out of training: RMSE against
+   global mean + user offset + genre offset, and the AUC of those movies in each user's whole
+   `recommend` list against the user's other unseen movies;
 and, on the same splits, the global-mean and the regularised user/item-bias baselines.
 
 Writes bench/results/quality.json and bench/results/quality.md (command, date, machine, commit).
@@ -379,6 +384,166 @@ def evaluate_top_k(data, hparams, models, k: int = 10, fraction: float = 0.25, s
   return results
 
 
+def recommend_rows(saved_model, requests: List[Dict], k: int) -> List[List[str]]:
+  """Top-k movie ids for each request ({'user_id', 'exclude', and for a new user 'rated':
+  {movie: rating} and 'features': demographics}) from the `recommend` signature."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from components import signatures  # pylint: disable=import-outside-toplevel
+  recommend = saved_model.signatures['recommend']
+  specs = recommend.structured_input_signature[1]
+  result = []
+  for start in range(0, len(requests), 64):
+    batch = requests[start:start + 64]
+    pad = lambda rows, empty: [row + [empty] * (max(map(len, rows)) - len(row)) for row in rows]
+    request = {'user_id': tf.constant([r['user_id'] for r in batch]),
+               'k': tf.fill([len(batch)], k),
+               'exclude_movie_ids': tf.constant(pad([list(r['exclude']) or [''] for r in batch],
+                                                    ''))}
+    if signatures.RATED_MOVIE_IDS in specs:
+      request[signatures.RATED_MOVIE_IDS] = tf.constant(
+          pad([list(r.get('rated', {})) or [''] for r in batch], ''))
+      request[signatures.RATED_RATINGS] = tf.constant(
+          pad([list(r.get('rated', {}).values()) or [0.0] for r in batch], 0.0), tf.float32)
+    for name, spec in specs.items():
+      if name not in request and all(name in r.get('features', {}) for r in batch):
+        request[name] = tf.constant([r['features'][name] for r in batch], spec.dtype)
+    request.update(_unset_user_inputs(specs, request, len(batch)))
+    for row in recommend(**request)['movie_ids'].numpy():
+      result.append([m.decode('utf-8') for m in row if m])
+  return result
+
+
+def _popular_lists(train: formats.Ratings, excluded: List[set], k: int) -> List[List[str]]:
+  counts = np.bincount(train.movie_id)
+  by_popularity = [str(m) for m in np.argsort(-counts, kind='stable') if counts[m] > 0]
+  lists = []
+  for seen in excluded:
+    top = []
+    for movie in by_popularity:
+      if movie not in seen:
+        top.append(movie)
+        if len(top) == k:
+          break
+    lists.append(top)
+  return lists
+
+
+def _demographics(data: formats.MovieLensData, user: int) -> Dict:
+  if not data.users:
+    return {}
+  u = data.users[user]
+  return {f.AGE: u.age, f.GENDER: u.gender, f.OCCUPATION: u.occupation, f.ZIP_CODE: u.zip_code}
+
+
+def evaluate_new_user_ranking(data, hparams, models, k: int = 10, fraction: float = 0.1,
+                              given: int = 10, seed: int = 42):
+  """The cold-start users (held out of training, as `evaluate_cold_start`), each a new user
+  (user_id '') who sends `given` seeded ratings and their demographics: `recommend`'s top k
+  (the sent movies excluded) against the user's other ratings, next to most-popular on the
+  same users. collaborative_filtering answers a new user with its popularity fallback."""
+  from components import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
+  train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
+  users = sorted(np.unique(test.user_id).tolist())
+  sent: Dict[int, Dict[str, float]] = {u: {} for u in users}
+  for user, movie, rating in zip(shown.user_id.tolist(), shown.movie_id.tolist(),
+                                 shown.rating.tolist()):
+    if user in sent:
+      sent[user][str(movie)] = float(rating)
+  relevant = {u: set() for u in users}
+  for user, movie in zip(test.user_id.tolist(), test.movie_id.tolist()):
+    relevant[user].add(str(movie))
+  truth = [relevant[u] for u in users]
+  trained = len(np.unique(train.movie_id))
+  results = {'most_popular': ranking.list_metrics(
+      _popular_lists(train, [set(sent[u]) for u in users], k), truth, k, trained),
+      'given_per_user': given}
+  requests = [{'user_id': '', 'exclude': list(sent[u]), 'rated': sent[u],
+               'features': _demographics(data, u)} for u in users]
+  with tempfile.TemporaryDirectory() as temp_dir:
+    for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
+      results[name] = ranking.list_metrics(recommend_rows(saved_model, requests, k), truth, k,
+                                           trained)
+  return results
+
+
+def genre_baseline(data: formats.MovieLensData, train: formats.Ratings, test: formats.Ratings,
+                   user_reg: float = 10.0, genre_reg: float = 25.0) -> np.ndarray:
+  """Global mean + regularised user offset + the mean regularised offset of the movie's genres
+  (fitted on `train`): what can be said of a movie with no ratings from its genres alone."""
+  mean = train.rating.mean()
+  residual = train.rating - mean
+  user_offset: Dict[int, float] = {}
+  for user in np.unique(train.user_id):
+    mask = train.user_id == user
+    user_offset[user] = residual[mask].sum() / (user_reg + mask.sum())
+  residual = residual - np.array([user_offset[u] for u in train.user_id.tolist()])
+  sums: Dict[str, float] = {}
+  counts: Dict[str, int] = {}
+  for movie, value in zip(train.movie_id.tolist(), residual.tolist()):
+    for genre in data.movies[movie].genres:
+      sums[genre] = sums.get(genre, 0.0) + value
+      counts[genre] = counts.get(genre, 0) + 1
+  genre_offset = {g: sums[g] / (genre_reg + counts[g]) for g in sums}
+  def movie_offset(movie):
+    genres = [genre_offset.get(g, 0.0) for g in data.movies[movie].genres]
+    return float(np.mean(genres)) if genres else 0.0
+  return (mean + np.array([user_offset.get(u, 0.0) for u in test.user_id.tolist()])
+          + np.array([movie_offset(m) for m in test.movie_id.tolist()]))
+
+
+def auc_of_new_movies(rankings: Dict[int, List[str]], positives: Dict[int, set],
+                      candidates: Dict[int, set]) -> float:
+  """Mean over users of the AUC of their held-out movies (`positives`) against their other
+  `candidates` (unseen movies), by position in the user's full `recommend` list; movies the
+  list leaves out share its last place (ties count half)."""
+  aucs = []
+  for user, ranked in rankings.items():
+    position = {movie: i for i, movie in enumerate(ranked)}
+    last = len(ranked)
+    rank = lambda movie: position.get(movie, last)
+    negatives = np.array([rank(m) for m in candidates[user] - positives[user]], np.float64)
+    if not len(negatives):
+      continue
+    pairs = [np.mean((negatives > rank(m)) + 0.5 * (negatives == rank(m)))
+             for m in positives[user]]
+    aucs.append(float(np.mean(pairs)))
+  return float(np.mean(aucs)) if aucs else float('nan')
+
+
+def evaluate_new_movies(data, hparams, models, fraction: float = 0.1, seed: int = 42):
+  """Every rating of a seeded `fraction` of the movies held out of training (movies new to the
+  models, still in the catalogue): the RMSE on those ratings from `predict_rating`, against
+  global mean + user offset + genre offset; and, for each user who rated one, how the new
+  movies they rated rank among all the movies they did not rate in training (AUC), from the
+  whole `recommend` list. Most-popular ranks a movie without ratings last."""
+  movies = np.unique(data.ratings.movie_id)
+  held = set(np.random.default_rng(seed).permutation(movies)[:int(round(len(movies) * fraction))]
+             .tolist())
+  is_new = np.isin(data.ratings.movie_id, list(held))
+  train, test = data.ratings.take(~is_new), data.ratings.take(is_new)
+  catalogue = {str(m) for m in data.movies}
+  seen: Dict[int, set] = {}
+  for user, movie in zip(train.user_id.tolist(), train.movie_id.tolist()):
+    seen.setdefault(user, set()).add(str(movie))
+  positives: Dict[int, set] = {}
+  for user, movie in zip(test.user_id.tolist(), test.movie_id.tolist()):
+    positives.setdefault(user, set()).add(str(movie))
+  users = sorted(u for u in positives if u in seen)  # users the models know
+  candidates = {u: catalogue - seen[u] for u in users}
+  results = {'new_movies': len(held), 'test_ratings': len(test), 'users': len(users),
+             'genre_baseline': scores(genre_baseline(data, train, test), test.rating)}
+  popular = _popular_lists(train, [seen[u] for u in users], len(catalogue))
+  results['most_popular'] = {'auc': auc_of_new_movies(dict(zip(users, popular)), positives,
+                                                      candidates)}
+  requests = [{'user_id': str(u), 'exclude': []} for u in users]
+  with tempfile.TemporaryDirectory() as temp_dir:
+    for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
+      ranked = recommend_rows(saved_model, requests, len(catalogue))
+      results[name] = scores(predict_with_signature(saved_model, data, test, {}), test.rating)
+      results[name]['auc'] = auc_of_new_movies(dict(zip(users, ranked)), positives, candidates)
+  return results
+
+
 def summarize(per_fold: Dict[str, Dict[str, Dict[str, float]]]) -> Dict[str, Dict[str, float]]:
   methods = next(iter(per_fold.values())).keys()
   summary = {}
@@ -432,6 +597,31 @@ def render(report: Dict) -> str:
     for method, r in report['top_k'].items():
       lines.append(f'| {method} | {r["precision@10"]:.4f} | {r["recall@10"]:.4f} | '
                    f'{r["ndcg@10"]:.4f} | {r["map"]:.4f} | {r["coverage"]:.4f} |')
+  if 'new_user_ranking' in report:
+    cold = report['new_user_ranking']
+    popular = cold['most_popular']['ndcg@10']
+    lines += ['', f'## New users ranked: the cold-start users, each sending '
+              f'{cold["given_per_user"]} ratings (user_id \'\', demographics); top 10 of '
+              '`recommend` against their other ratings', '',
+              '| method | P@10 | R@10 | NDCG@10 | MAP | NDCG@10 vs most-popular |',
+              '|---|---|---|---|---|---|']
+    for method, r in cold.items():
+      if isinstance(r, dict):
+        lines.append(f'| {method} | {r["precision@10"]:.4f} | {r["recall@10"]:.4f} | '
+                     f'{r["ndcg@10"]:.4f} | {r["map@10"]:.4f} | {r["ndcg@10"] / popular:.2f}x |')
+  if 'new_movies' in report:
+    new = report['new_movies']
+    base = new['genre_baseline']['rmse']
+    lines += ['', f'## New movies: every rating of {new["new_movies"]} movies (10%, seed 42) '
+              f'held out of training ({new["test_ratings"]} ratings, {new["users"]} users)', '',
+              '| method | RMSE | RMSE vs genre baseline | AUC of the new movies in `recommend` |',
+              '|---|---|---|---|']
+    for method, r in new.items():
+      if isinstance(r, dict):
+        rmse = f'{r["rmse"]:.4f}' if 'rmse' in r else ''
+        vs = f'{100 * (r["rmse"] / base - 1):+.1f}%' if 'rmse' in r else ''
+        auc = f'{r["auc"]:.4f}' if 'auc' in r else ''
+        lines.append(f'| {method} | {rmse} | {vs} | {auc} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -443,7 +633,7 @@ def _write_atomically(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
-PROTOCOLS = ('canonical', 'random', 'cold_start', 'top_k')
+PROTOCOLS = ('canonical', 'random', 'cold_start', 'top_k', 'new_user_ranking', 'new_movies')
 
 
 def read_data_dir(parser: argparse.ArgumentParser, data_dir: str) -> formats.MovieLensData:
@@ -500,6 +690,16 @@ def main(argv=None) -> int:
     report['top_k'] = evaluate_top_k(data, hparams, args.models)
     print('top-k: ' + ', '.join(f'{m} NDCG@10 {r["ndcg@10"]:.4f}'
                                 for m, r in report['top_k'].items()), flush=True)
+  if 'new_user_ranking' in args.protocols:
+    report['new_user_ranking'] = evaluate_new_user_ranking(data, hparams, args.models)
+    print('new users: ' + ', '.join(f'{m} NDCG@10 {r["ndcg@10"]:.4f}' for m, r in
+                                    report['new_user_ranking'].items() if isinstance(r, dict)),
+          flush=True)
+  if 'new_movies' in args.protocols:
+    report['new_movies'] = evaluate_new_movies(data, hparams, args.models)
+    print('new movies: ' + ', '.join(
+        f'{m} ' + ' '.join(f'{k} {v:.4f}' for k, v in r.items() if k in ('rmse', 'auc'))
+        for m, r in report['new_movies'].items() if isinstance(r, dict)), flush=True)
   report['seconds'] = time.monotonic() - started
   _write_atomically(os.path.join(args.results_dir, 'quality.json'), json.dumps(report, indent=2))
   _write_atomically(os.path.join(args.results_dir, 'quality.md'), render(report))

@@ -159,7 +159,9 @@ class _TopKCombiner(beam.CombineFn):
 def _top_k(user_key: str, movie_key: str, name=None, eval_config=None, model_names=None,
            output_names=None, sub_keys=None, example_weighted: bool = False,
            query_key: str = ''):
-  del name, eval_config, output_names, sub_keys, query_key  # keys are fixed, per model
+  # The keys are fixed, per model, and unweighted: example_weighted None, as TFMA keys the
+  # MetricsSpec thresholds by name (components/evaluation.py) that bless on them.
+  del name, eval_config, output_names, sub_keys, query_key, example_weighted
   names = ([key_name(p, field) for p in (RANKING, MOST_POPULAR) for field in SUMMARY_FIELDS]
            + [NDCG_OVER_POPULAR])
   preprocessor = metric_types.StandardMetricInputsPreprocessor(
@@ -169,7 +171,7 @@ def _top_k(user_key: str, movie_key: str, name=None, eval_config=None, model_nam
   computations = []
   for model in model_names or ['']:
     make = lambda n, sub_key=None: metric_types.MetricKey(
-        n, model_name=model, sub_key=sub_key, example_weighted=example_weighted)
+        n, model_name=model, sub_key=sub_key, example_weighted=None)
     keys = {n: make(n) for n in names}
     curve_keys = {n: [make(n, metric_types.SubKey(top_k=k)) for k in range(1, MAX_K + 1)]
                   for n in (PRECISION_CURVE, RECALL_CURVE)}

@@ -127,6 +127,53 @@ def _calibration_chart(model_name: str, buckets: List[Dict], folder: str) -> Opt
   return _save(fig, folder, f'{model_name}_calibration.png')
 
 
+_RANKING_COLUMNS = (('precision@10', 'P@10'), ('recall@10', 'R@10'), ('ndcg@10', 'NDCG@10'),
+                    ('map@10', 'MAP@10'), ('coverage', 'coverage'), ('users', 'users'))
+
+
+def _ranking_chart(model_name: str, curve: Dict, folder: str) -> Optional[str]:
+  """Precision and recall of the `recommend` lists at k = 1..50."""
+  if not curve.get('precision'):
+    return None
+  plt = _plt()
+  fig, axis = plt.subplots(figsize=(6, 3.4))
+  ks = range(1, len(curve['precision']) + 1)
+  axis.plot(ks, curve['precision'], label='precision@k', color='#4c72b0')
+  axis.plot(ks, curve['recall'], label='recall@k', color='#dd8452')
+  axis.set_xlabel('k (length of the list)')
+  axis.set_title('Precision and recall of the top-k lists', fontsize=10)
+  axis.legend(fontsize=8)
+  return _save(fig, folder, f'{model_name}_precision_recall.png')
+
+
+def _ranking_section(model: Dict, thresholds: Dict, folder: str) -> List[str]:
+  """The lists users get: the model's top-10 figures beside most-popular's and the baseline's."""
+  ranking = model.get('ranking')
+  if not ranking:
+    return []
+  name = model['name']
+  rows = [('candidate',) + tuple(ranking.get(k) for k, _ in _RANKING_COLUMNS),
+          ('most popular (same users)',) + tuple(ranking['most_popular'].get(k)
+                                                 for k, _ in _RANKING_COLUMNS)]
+  if ranking.get('baseline'):
+    rows.append(('baseline (latest blessed)',) + tuple(ranking['baseline'].get(k)
+                                                       for k, _ in _RANKING_COLUMNS))
+  rule = ('Blessing also needs NDCG@10 '
+          + ('at least most-popular\'s on the same users and ' if
+             thresholds.get('ndcg_at_least_most_popular') else '')
+          + f'at most {thresholds.get("max_ndcg_decrease_vs_baseline")} below the latest '
+          'blessed model\'s.')
+  parts = ['<h3>Recommendations (top 10 of <code>recommend</code> per eval user, among the '
+           'movies the user did not rate in training; relevant: the user\'s eval ratings)</h3>',
+           f'<p>{html.escape(rule)}</p>',
+           _table(('lists of',) + tuple(label for _, label in _RANKING_COLUMNS), rows,
+                  f'ranking-{name}')]
+  chart = _ranking_chart(name, ranking.get('curve') or {}, folder)
+  if chart:
+    parts.append(f'<img src="{chart}" alt="Precision and recall at k of {html.escape(name)}">')
+  return parts
+
+
 def _statistics(summary: Dict, folder: str) -> str:
   """The data section: TFDV statistics per split, the rating distribution, the anomalies."""
   artifact = summary.get('artifacts', {}).get('statistics')
@@ -204,6 +251,7 @@ def _model_section(model: Dict, thresholds: Dict, folder: str) -> str:
            f'{html.escape(served or "nothing")}.</p>',
            _table(('model',) + tuple(label for _, label in _METRIC_COLUMNS), rows,
                   f'metrics-{name}')]
+  parts += _ranking_section(model, thresholds, folder)
   calibration = _calibration_chart(name, model.get('calibration') or [], folder)
   if calibration:
     parts.append(f'<img src="{calibration}" alt="Calibration of {html.escape(name)}">')

@@ -19,6 +19,7 @@ from tfx.orchestration import metadata as tfx_metadata
 
 from components import evaluation
 from components import ingestion
+from components import ranking_metrics as ranking
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 from pipeline.progress import ComponentProgress
@@ -108,6 +109,36 @@ def _metrics(evaluation_uri: str) -> Dict[str, Dict[str, Dict[str, float]]]:
   return by_model
 
 
+def _ranking(evaluation_uri: str) -> Dict[str, Dict]:
+  """The overall slice's top-K figures by model ('candidate', 'baseline'): the model's
+  `ranking` fields, `most_popular`'s on the same users, and the precision / recall curves."""
+  by_model: Dict[str, Dict] = {}
+  prefixes = {f'{ranking.RANKING}/': None, f'{ranking.MOST_POPULAR}/': ranking.MOST_POPULAR}
+  for metrics in tfma.load_metrics(evaluation_uri):
+    if metrics.slice_key.single_slice_keys:
+      continue
+    for entry in metrics.metric_keys_and_values:
+      key = entry.key
+      if key.is_diff or not entry.value.HasField('double_value'):
+        continue
+      model = by_model.setdefault('baseline' if key.model_name == 'baseline' else 'candidate',
+                                  {ranking.MOST_POPULAR: {}, 'curve': {}})
+      value = entry.value.double_value.value
+      if key.name in (ranking.PRECISION_CURVE, ranking.RECALL_CURVE):
+        curve = model['curve'].setdefault(key.name.split('/')[-1], {})
+        curve[key.sub_key.top_k.value] = value
+        continue
+      for prefix, group in prefixes.items():
+        field = key.name[len(prefix):]
+        if key.name.startswith(prefix) and field in ranking.SUMMARY_FIELDS:
+          target = model[group] if group else model
+          target[field] = int(value) if field == 'users' else value
+  for model in by_model.values():
+    model['curve'] = {name: [points[k] for k in sorted(points)]
+                      for name, points in model['curve'].items()}
+  return by_model
+
+
 def _calibration(evaluation_uri: str) -> List[Dict[str, float]]:
   """The candidate's overall calibration plot: per prediction bucket with ratings in it, the
   bucket's bounds, how many ratings, their mean rating and mean prediction."""
@@ -134,8 +165,23 @@ def _validation_failures(evaluation_uri: str) -> List[str]:
   failures = []
   for per_slice in result.metric_validations_per_slice:
     for failure in per_slice.failures:
-      failures.append(f'{failure.metric_key.name} = {failure.metric_value.double_value.value:.4f}'
-                      f' fails {failure.metric_threshold}'.replace('\n', ' ').strip())
+      key, threshold = failure.metric_key, failure.metric_threshold
+      value = (f'{failure.metric_value.double_value.value:.4f}'
+               if failure.metric_value.HasField('double_value') else 'missing')
+      if threshold.HasField('change_threshold'):
+        change = threshold.change_threshold
+        allowed = change.absolute.value
+        limit = (f'fall by at most {-allowed:.4f}'
+                 if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+                 else f'rise by at most {allowed:.4f}')
+        failures.append(f'{key.name} changed by {value} against the baseline model; it may '
+                        f'{limit}')
+      else:
+        bounds = threshold.value_threshold
+        rule = ' and '.join(
+            [f'>= {bounds.lower_bound.value:.4f}'] * bounds.HasField('lower_bound')
+            + [f'<= {bounds.upper_bound.value:.4f}'] * bounds.HasField('upper_bound'))
+        failures.append(f'{key.name} {value}, must be {rule}')
   return failures or ([] if result.validation_ok else ['validation failed'])
 
 
@@ -162,6 +208,12 @@ def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str)
     summary['slices'] = {name: values for name, values in sorted(candidate.items())
                          if name != OVERALL}
     summary['calibration'] = _calibration(outputs['evaluation'].uri)
+    rankings = _ranking(outputs['evaluation'].uri)
+    summary['ranking'] = rankings.get('candidate')
+    if summary['ranking'] is not None:
+      summary['ranking']['baseline'] = {
+          k: v for k, v in rankings.get('baseline', {}).items() if k in ranking.SUMMARY_FIELDS
+      } or None
   if 'blessing' in outputs:
     summary['blessed'] = bool(_custom(outputs['blessing'], 'blessed'))
   baseline = md.inputs(evaluator).get('baseline_model')
@@ -212,7 +264,9 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       'output_dir': settings.output_dir,
       'data': prepared.info | {'input_base': prepared.input_base},
       'thresholds': {'rmse_upper_bound': settings.rmse_upper_bound,
-                     'max_rmse_increase_vs_baseline': settings.max_rmse_increase},
+                     'max_rmse_increase_vs_baseline': settings.max_rmse_increase,
+                     'ndcg_at_least_most_popular': settings.ranking_must_beat_popularity,
+                     'max_ndcg_decrease_vs_baseline': settings.max_ndcg_decrease},
       'components': components,
       'artifacts': artifacts,
       'models': [_model_summary(md, settings, name) for name in model_names],
@@ -240,6 +294,12 @@ def render(summary: Dict) -> str:
     m = model['metrics']
     score = (f'RMSE {m["rmse"]:.4f}  MAE {m["mae"]:.4f}  on {m["example_count"]} ratings'
              if {'rmse', 'mae', 'example_count'} <= m.keys() else 'not evaluated')
+    top = model.get('ranking') or {}
+    if 'ndcg@10' in top:
+      popular = top.get(ranking.MOST_POPULAR, {})
+      score += (f'; top-10 NDCG {top["ndcg@10"]:.4f} P {top["precision@10"]:.4f} '
+                f'(most-popular {popular.get("ndcg@10", float("nan")):.4f} / '
+                f'{popular.get("precision@10", float("nan")):.4f}) over {top["users"]} users')
     if model['pushed']:
       outcome = f'blessed, pushed to {model["pushed_version_path"]}'
     else:

@@ -287,7 +287,10 @@ def main(argv=None) -> int:
                                    description='Query the served recommenders.')
   parser.add_argument('command', choices=['recommend', 'predict', 'similar', 'status',
                                           'metadata'])
-  parser.add_argument('--user', help='user id (recommend, predict)')
+  parser.add_argument('--user', help="user id (recommend, predict); '' for a new user")
+  parser.add_argument('--rated', action='append', default=[], metavar='MOVIE=RATING',
+                      help="a rating of the user's, sent with the request (repeatable; "
+                           'content_based: a new user is answered from these)')
   parser.add_argument('--movie', action='append', default=[],
                       help='movie id (similar; predict: repeat for several)')
   parser.add_argument('-k', type=int, default=10, help='how many movies')
@@ -297,19 +300,34 @@ def main(argv=None) -> int:
   parser.add_argument('--port', type=int, help=f'default {REST_PORT} (REST) or {GRPC_PORT} (gRPC)')
   parser.add_argument('--grpc', action='store_true', help="use TF Serving's gRPC API")
   args = parser.parse_args(argv)
-  if args.command in ('recommend', 'predict') and not args.user:
-    parser.error(f'{args.command} needs --user')
+  if args.command in ('recommend', 'predict') and args.user is None:
+    parser.error(f"{args.command} needs --user (--user '' for a new user)")
+  rated = {}
+  for given in args.rated:
+    movie, _, rating = given.partition('=')
+    try:
+      rated[movie.strip()] = float(rating)
+    except ValueError:
+      parser.error(f'--rated {given!r}: expected MOVIE=RATING, e.g. --rated 50=5')
+    if not movie.strip():
+      parser.error(f'--rated {given!r}: expected MOVIE=RATING, e.g. --rated 50=5')
   if args.command in ('predict', 'similar') and not args.movie:
     parser.error(f'{args.command} needs --movie')
   try:
     with Client(args.model, args.host, args.port, args.grpc, args.version) as client:
+      if rated and args.command in ('recommend', 'predict') and 'rated_movie_ids' not in (
+          client.signatures().get('recommend', {})):
+        print(f'error: {args.model} takes no rated movies (content_based does)',
+              file=sys.stderr)
+        return 2
+      features = {'rated': rated} if rated else {}
       if args.command in ('recommend', 'similar'):
-        movies = (client.recommend(args.user, args.k) if args.command == 'recommend'
+        movies = (client.recommend(args.user, args.k, **features) if args.command == 'recommend'
                   else client.similar_movies(args.movie[0], args.k))
         for rank, movie in enumerate(movies, 1):
           print(f'{rank:3d}. {movie.title}  (movie {movie.movie_id}, score {movie.score:.4f})')
       elif args.command == 'predict':
-        ratings = client.predict_rating([(args.user, m) for m in args.movie])
+        ratings = client.predict_rating([(args.user, m) for m in args.movie], **features)
         for movie, rating in zip(args.movie, ratings):
           print(f'user {args.user}, movie {movie}: {rating:.3f}')
       elif args.command == 'status':

@@ -143,7 +143,7 @@ def test_report_renders_with_the_run_numbers_and_every_image(finished_run):
   with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
     summary = json.load(f)  # the latest run in this folder, which the report shows
   dom, images, loaded = _report(output_dir)
-  assert images >= 2 * len(summary['models']) + 1 and loaded == images
+  assert images >= 3 * len(summary['models']) + 1 and loaded == images
   for model in summary['models']:
     numbers = _cell_numbers(dom, f'metrics-{model["name"]}')
     for key in ('rmse', 'mae', 'mse', 'ndcg@10'):
@@ -151,6 +151,11 @@ def test_report_renders_with_the_run_numbers_and_every_image(finished_run):
     assert model['metrics']['example_count'] in numbers
     gender = _cell_numbers(dom, f'slices-{model["name"]}-gender')
     assert round(model['slices']['gender:F']['rmse'], 4) in gender
+    ranking = _cell_numbers(dom, f'ranking-{model["name"]}')
+    for key in ('precision@10', 'recall@10', 'ndcg@10', 'map@10', 'coverage'):
+      assert round(model['ranking'][key], 4) in ranking, key
+      assert round(model['ranking']['most_popular'][key], 4) in ranking, key
+    assert model['ranking']['users'] in ranking
   assert 'id="statistics-train"' in dom and 'id="anomalies"' in dom  # data: none found
 
 
@@ -197,6 +202,32 @@ def test_a_clearly_worse_model_is_refused_and_the_served_one_stays(finished_run)
   dom, _, _ = _report(output_dir)  # the report says why
   verdict = dom.split('id="model-collaborative_filtering"', 1)[1].split('</p>', 1)[0]
   assert 'Not pushed: not blessed: root_mean_squared_error' in verdict
+
+
+def test_a_model_whose_lists_collapsed_is_refused_though_its_ratings_hold(finished_run):
+  data_dir, output_dir, _, first = finished_run
+  before = next(m for m in first['models'] if m['name'] == 'content_based')
+  for model in first['models']:  # both blessed on their lists too, with the figures reported
+    ranking = model['ranking']
+    assert set(ranking) >= {'precision@10', 'recall@10', 'ndcg@10', 'map@10', 'coverage',
+                            'users', 'most_popular', 'curve'}
+    assert ranking['users'] == ranking['most_popular']['users'] > 0
+    assert ranking['ndcg@10'] >= ranking['most_popular']['ndcg@10']
+    assert len(ranking['curve']['precision']) == len(ranking['curve']['recall']) == 50
+  # Without its ranking head content_based ranks by predicted rating: its ratings are as good,
+  # its lists fall below most-popular's.
+  result, summary = _run(data_dir, output_dir, '--models', 'content_based',
+                         '--set', 'content_based.retrieval_weight=0')
+  assert result.returncode == 0, result.stdout + result.stderr
+  model = summary['models'][0]
+  assert model['metrics']['rmse'] <= before['metrics']['rmse'] + 0.01  # the RMSE gate passes
+  assert model['ranking']['ndcg@10'] < model['ranking']['most_popular']['ndcg@10']
+  assert model['ranking']['baseline']['ndcg@10'] == pytest.approx(before['ranking']['ndcg@10'])
+  assert model['blessed'] is False and model['pushed'] is False
+  assert 'ranking/ndcg@10_over_most_popular' in model['why_not_pushed']
+  assert 'ranking/ndcg@10 changed by' in model['why_not_pushed']
+  assert 'root_mean_squared_error' not in model['why_not_pushed']
+  assert model['serving_version_path'] == before['pushed_version_path']  # still served
 
 
 def _pushed(summary, name):

@@ -206,6 +206,11 @@ def test_metadata_and_status_over_rest_and_grpc(served):
 
 # (path, body, HTTP status, words of the message)
 BAD_REST = [
+    # Columns of different lengths: refused by the signature itself (as under TF Serving),
+    # not broadcast into two ratings.
+    ('/v1/models/collaborative_filtering:predict',
+     b'{"signature_name": "predict_rating", "inputs": {"user_id": ["196", "186"], '
+     b'"movie_id": ["50"]}}', 400, 'the inputs movie_id, user_id have'),
     ('/v1/models/content_based:predict', b'{"inputs": ', 400, 'not valid JSON'),
     ('/v1/models/content_based:predict', b'[1, 2]', 400, 'JSON object'),
     ('/v1/models/no_such_model:predict', b'{"inputs": {}}', 404, 'Servable not found'),
@@ -403,6 +408,24 @@ def test_cli_prints_ten_titles_over_rest_and_grpc(served):
     lines = result.stdout.rstrip().splitlines()
     assert len(lines) == 10 and lines[0].startswith('  1. ') and '(movie ' in lines[0]
     assert lines[9].startswith(' 10. ')
+
+
+def test_cli_answers_a_new_user_from_the_ratings_sent(served):
+  _, server = served
+  run = lambda *args: subprocess.run(
+      [sys.executable, '-m', 'serving.client', *args, '--port', str(server.rest_port)],
+      cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+  result = run('recommend', '--model', 'content_based', '--user', '', '-k', '5',
+               '--rated', '50=5', '--rated', '181=5')
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.rstrip().splitlines()
+  assert len(lines) == 5 and not any('(movie 50,' in l or '(movie 181,' in l for l in lines)
+  assert run('recommend', '--model', 'collaborative_filtering', '--user', '').returncode == 0
+  refused = run('recommend', '--model', 'collaborative_filtering', '--user', '',
+                '--rated', '50=5')
+  assert refused.returncode == 2 and 'takes no rated movies' in refused.stderr
+  bad = run('recommend', '--model', 'content_based', '--user', '', '--rated', '50')
+  assert bad.returncode == 2 and 'expected MOVIE=RATING' in bad.stderr
 
 
 def test_a_new_version_is_picked_up_without_failing_requests(served):
