@@ -212,7 +212,6 @@ def test_a_model_whose_lists_collapsed_is_refused_though_its_ratings_hold(finish
     assert set(ranking) >= {'precision@10', 'recall@10', 'ndcg@10', 'map@10', 'coverage',
                             'users', 'most_popular', 'curve'}
     assert ranking['users'] == ranking['most_popular']['users'] > 0
-    assert ranking['ndcg@10'] >= ranking['most_popular']['ndcg@10']
     assert len(ranking['curve']['precision']) == len(ranking['curve']['recall']) == 50
   # Without its ranking head content_based ranks by predicted rating: its ratings are as good,
   # its lists fall below most-popular's.
@@ -221,10 +220,9 @@ def test_a_model_whose_lists_collapsed_is_refused_though_its_ratings_hold(finish
   assert result.returncode == 0, result.stdout + result.stderr
   model = summary['models'][0]
   assert model['metrics']['rmse'] <= before['metrics']['rmse'] + 0.01  # the RMSE gate passes
-  assert model['ranking']['ndcg@10'] < model['ranking']['most_popular']['ndcg@10']
+  assert model['ranking']['ndcg@10'] < before['ranking']['ndcg@10'] - 0.01
   assert model['ranking']['baseline']['ndcg@10'] == pytest.approx(before['ranking']['ndcg@10'])
   assert model['blessed'] is False and model['pushed'] is False
-  assert 'ranking/ndcg@10_over_most_popular' in model['why_not_pushed']
   assert 'ranking/ndcg@10 changed by' in model['why_not_pushed']
   assert 'root_mean_squared_error' not in model['why_not_pushed']
   assert model['serving_version_path'] == before['pushed_version_path']  # still served
