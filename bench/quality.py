@@ -510,17 +510,26 @@ def auc_of_new_movies(rankings: Dict[int, List[str]], positives: Dict[int, set],
   return float(np.mean(aucs)) if aucs else float('nan')
 
 
-def evaluate_new_movies(data, hparams, models, fraction: float = 0.1, seed: int = 42):
+def new_movies_split(ratings: formats.Ratings, fraction: float, seed: int):
+  """(held-out movie ids, the other movies' ratings, the held-out movies' ratings): every
+  rating of a seeded `fraction` of the rated movies."""
+  movies = np.unique(ratings.movie_id)
+  held = set(np.random.default_rng(seed).permutation(movies)[:int(round(len(movies) * fraction))]
+             .tolist())
+  is_new = np.isin(ratings.movie_id, list(held))
+  return held, ratings.take(~is_new), ratings.take(is_new)
+
+
+def evaluate_new_movies(data, hparams, models, fraction: float = 0.1, seed: int = 42,
+                        ratings=None):
   """Every rating of a seeded `fraction` of the movies held out of training (movies new to the
   models, still in the catalogue): the RMSE on those ratings from `predict_rating`, against
   global mean + user offset + genre offset; and, for each user who rated one, how the new
   movies they rated rank among all the movies they did not rate in training (AUC), from the
-  whole `recommend` list. Most-popular ranks a movie without ratings last."""
-  movies = np.unique(data.ratings.movie_id)
-  held = set(np.random.default_rng(seed).permutation(movies)[:int(round(len(movies) * fraction))]
-             .tolist())
-  is_new = np.isin(data.ratings.movie_id, list(held))
-  train, test = data.ratings.take(~is_new), data.ratings.take(is_new)
+  whole `recommend` list. Most-popular ranks a movie without ratings last. `ratings`: the
+  ratings to split (default: all; bench.tune passes the protocol's training part)."""
+  held, train, test = new_movies_split(data.ratings if ratings is None else ratings, fraction,
+                                       seed)
   catalogue = {str(m) for m in data.movies}
   seen: Dict[int, set] = {}
   for user, movie in zip(train.user_id.tolist(), train.movie_id.tolist()):

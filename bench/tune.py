@@ -1,6 +1,6 @@
 """Chooses hyperparameters on validation data carved from the training data, never a test fold.
 
-    python -m bench.tune [--epochs 15] [--models ...] [--checks rating cold ranking]
+    python -m bench.tune [--epochs 15] [--models ...] [--checks rating cold ranking new_movies]
                          [--set MODEL.NAME=VALUE ...]
 
 Rating error: takes the seeded random 80/20 split of ML-100K (the pipeline's default), holds out
@@ -19,6 +19,11 @@ users (seed 0, 1, 2), trains on the rest and prints, after each epoch, the valid
 held-out users' ratings, each user's profile built from 10 of their ratings (same seed) as a
 request would send them, and from demographics alone, relative to the item-mean baseline. Cold
 users are few (85 per carving), so this is repeated for --cold-seeds carvings and averaged.
+
+New movies (content_based): takes the training part of bench.quality's new-movie protocol (the
+movies not held out there), holds out every rating of 10% of *its* movies (seed 7), trains with
+the configured epochs and prints the RMSE on them against the genre baseline and their AUC in
+`recommend`.
 
 The values in pipeline/configs.py come from runs of this script (see its docstring).
 """
@@ -42,7 +47,8 @@ from components import movielens_splits as splits  # noqa: E402
 from components.model_names import CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
 COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
-CHECKS = ('rating', 'cold', 'ranking')
+CHECKS = ('rating', 'cold', 'ranking', 'new_movies')
+NEW_MOVIES_FRACTION, NEW_MOVIES_SEED = 0.1, 7  # the carving; bench.quality's protocol: seed 42
 
 
 def _carve(data, ratings, strategy, fraction, seed):
@@ -146,6 +152,20 @@ def _cold_summary(runs: List[Dict]) -> Dict:
           'best_epoch': best + 1, 'best_rmse_vs_item_mean': f'{100 * with_profile[best]:+.2f}%'}
 
 
+def _new_movies_validation(data, hparams) -> Dict:
+  """content_based on movies new to it, carved out of the training movies of bench.quality's
+  new-movie protocol: RMSE on their ratings against the genre baseline, and their AUC in
+  `recommend` (see quality.evaluate_new_movies), with the configured epochs."""
+  _, protocol_train, _ = quality.new_movies_split(data.ratings, NEW_MOVIES_FRACTION, seed=42)
+  result = quality.evaluate_new_movies(data, {CONTENT_BASED: hparams}, [CONTENT_BASED],
+                                       NEW_MOVIES_FRACTION, NEW_MOVIES_SEED, protocol_train)
+  model, baseline = result[CONTENT_BASED], result['genre_baseline']
+  return {'new_movies': result['new_movies'], 'ratings': result['test_ratings'],
+          'rmse': round(model['rmse'], 4), 'genre_baseline_rmse': round(baseline['rmse'], 4),
+          'rmse_vs_genre_baseline': f'{100 * (model["rmse"] / baseline["rmse"] - 1):+.2f}%',
+          'auc': round(model['auc'], 4), 'most_popular_auc': round(result['most_popular']['auc'], 4)}
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-dir', default=quality.DEFAULT_DATA)
@@ -223,6 +243,9 @@ def main(argv=None) -> int:
       ranking = {'validation_ndcg@10_by_epoch': [round(v, 4) for v in watcher.history],
                  'best_epoch': best + 1, 'best_validation_ndcg@10': round(watcher.history[best], 4)}
       print(json.dumps({f'{name} ranking': ranking}), flush=True)
+  if CONTENT_BASED in args.models and 'new_movies' in args.checks:
+    print(json.dumps({f'{CONTENT_BASED} new movies': _new_movies_validation(
+        data, hparams[CONTENT_BASED])}), flush=True)
   return 0
 
 

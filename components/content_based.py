@@ -28,7 +28,11 @@ New movies: with `movie_id_dropout` p, training replaces a movie's ID with the o
 ID (its embedding and bias) with probability p: per example for the rating, per movie and step
 for the ranking softmax's candidates. The model so learns to rate and rank a movie from its
 content alone, which is how it scores a catalogue movie that has no training ratings (DropoutNet,
-Volkovs et al. 2017).
+Volkovs et al. 2017). Such a movie is read through its shared title words only: a word held by
+fewer than `min_title_token_movies` training movies is read as the unknown word
+(`shared_title_tokens`). A word of one title ("godfather") is a second movie ID, which a new
+movie never has; learned from that title's ratings it made new movies' ratings worse, while a
+known movie's rare words help it (pipeline/configs.py has the measurements).
 
 Demographics alone say little about a new user's taste (on ML-100K they barely beat each
 movie's mean rating for users held out of training), but a handful of ratings say a lot: a
@@ -62,6 +66,23 @@ def _bag_mean(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
   return tf.sparse.sparse_dense_matmul(bag, table)
 
 
+def shared_title_tokens(title_token_ids: np.ndarray, vocab_size: int,
+                        min_movies: int) -> np.ndarray:
+  """token id -> itself where at least `min_movies` of the movies' title token rows
+  `title_token_ids` [movies, L] hold it, else the out-of-vocabulary token (vocab_size - 1);
+  padding 0 stays 0. A word of one movie's title only ("toy", "godfather") names that movie:
+  learned from its ratings, it is a second movie ID that a new movie never has, and the OOV
+  token would mean "a movie rated once". Mapped to OOV, it means "a rare word", learned from
+  many movies, as a new movie's unseen words are."""
+  ids = np.asarray(title_token_ids, np.int64)
+  rows = np.repeat(np.arange(len(ids)), ids.shape[1])
+  pairs = np.unique(np.stack([rows, ids.reshape(-1)], axis=1), axis=0)
+  movies = np.bincount(pairs[:, 1], minlength=vocab_size)[:vocab_size]
+  mapping = np.where(movies >= min_movies, np.arange(vocab_size), vocab_size - 1)
+  mapping[0] = 0
+  return mapping.astype(np.int64)
+
+
 class ContentBasedModel(tf.keras.Model):
   """Predicts a rating [B] from transformed content features."""
 
@@ -77,12 +98,14 @@ class ContentBasedModel(tf.keras.Model):
                history: Tuple[np.ndarray, np.ndarray, np.ndarray],
                movie_content: Dict[str, np.ndarray], profile_shrinkage: float = 5.0,
                training_profile_cap: Optional[int] = None, retrieval_weight: float = 0.0,
-               exact_ranking_movies: int = 4096, movie_id_dropout: float = 0.0, **kwargs):
+               exact_ranking_movies: int = 4096, movie_id_dropout: float = 0.0,
+               min_title_token_movies: int = 1, **kwargs):
     """`history`: (user index, movie index, rating) of the training ratings; `movie_content`:
     genre_ids, title_token_ids and release_bucket of each movie index (OOV row included);
     `training_profile_cap`: in training, a user's profile is drawn from at most this many of
     their stored ratings (`stored_profile`). `retrieval_weight`, `exact_ranking_movies`,
-    `movie_id_dropout`: the ranking head and new movies (see the module docstring)."""
+    `movie_id_dropout`, `min_title_token_movies`: the ranking head and new movies (see the
+    module docstring)."""
     super().__init__(**kwargs)
     self.has_demographics = has_demographics
     self.user_feature_names = ((f.AGE_BUCKET, f.GENDER_ID, f.OCCUPATION_ID, f.ZIP_PREFIX_ID,
@@ -162,6 +185,9 @@ class ContentBasedModel(tf.keras.Model):
     self.movie_content = {name: tf.Variable(np.asarray(values, np.int64), trainable=False,
                                             name=f'content_{name}')
                           for name, values in movie_content.items()}
+    self.title_token_map = tf.Variable(
+        shared_title_tokens(movie_content[f.TITLE_TOKEN_IDS], vocab_sizes[f.TITLE_TOKEN_IDS],
+                            min_title_token_movies), trainable=False, name='title_token_map')
 
   def _sums(self, content: tf.Tensor, bias: tf.Tensor, ratings: tf.RaggedTensor):
     """Per row of `ratings` [R, None]: (sum of residuals [R], of [residual x content, content]
@@ -276,9 +302,14 @@ class ContentBasedModel(tf.keras.Model):
                       sorted(self.user_feature_embeddings.items())], axis=-1)
 
   def movie_features(self, inputs) -> tf.Tensor:
+    """The movies' content [M, C]; a movie read without its ID (the OOV index: new, or its ID
+    dropped in training) is read through its shared title words only (`shared_title_tokens`)."""
+    titles = inputs[f.TITLE_TOKEN_IDS]
+    without_id = tf.equal(inputs[f.MOVIE_INDEX], self.num_movies - 1)[:, tf.newaxis]
+    titles = tf.where(without_id, tf.gather(self.title_token_map, titles), titles)
     return tf.concat([
         _bag_mean(self.genre_embedding.embeddings, inputs[f.GENRE_IDS]),
-        _bag_mean(self.title_embedding.embeddings, inputs[f.TITLE_TOKEN_IDS]),
+        _bag_mean(self.title_embedding.embeddings, titles),
         self.release_embedding(inputs[f.RELEASE_BUCKET]),
         self.movie_id_embedding(inputs[f.MOVIE_INDEX]),
     ], axis=-1)

@@ -119,7 +119,8 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
         training_profile_cap=int(hparams.get('training_profile_cap') or 0) or None,
         retrieval_weight=float(hparams.get('retrieval_weight') or 0.0),
         exact_ranking_movies=int(hparams.get('exact_ranking_movies') or 0),
-        movie_id_dropout=float(hparams.get('movie_id_dropout') or 0.0), **common)
+        movie_id_dropout=float(hparams.get('movie_id_dropout') or 0.0),
+        min_title_token_movies=int(hparams.get('min_title_token_movies') or 0), **common)
   raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
 
 

@@ -128,6 +128,7 @@ def default_hparams() -> Dict[str, Dict]:
                                 training_profile_cap=0, learning_rate_decay='cosine',
                                 retrieval_weight=1.0,
                                 exact_ranking_movies=4096, movie_id_dropout=0.1,
+                                min_title_token_movies=20,
                                 user_chunk=32,
                                 user_chunk_from=2_000_000, l2_examples=80_000,
                                 example_budget=8_000_000),

@@ -174,6 +174,37 @@ def _ranking_section(model: Dict, thresholds: Dict, folder: str) -> List[str]:
   return parts
 
 
+HIT = ' \u2713'  # marks a recommended movie the user rated in eval
+
+
+def _lists_section(summary: Dict) -> List[str]:
+  """Three seeded eval users: their best-rated training movies beside each model's top 10."""
+  users = summary.get('example_users') or []
+  models = [m for m in summary.get('models', []) if m.get('example_lists')]
+  if not users or not models:
+    return []
+  parts = ['<h2>What three users get</h2>',
+           f'<p>Three seeded eval users: their five best-rated training movies, and each trained '
+           f'model\'s top 10 from <code>recommend</code> (the movies they rated in training '
+           f'left out).{html.escape(HIT)} marks a movie the user rated in the eval split.</p>']
+  for i, user in enumerate(users):
+    columns = [[f'{b["title"]} ({b["rating"]:g})' for b in user['best_rated']]]
+    for model in models:
+      top = model['example_lists'][i]['top']
+      columns.append([m['title'] + (HIT if m['hit'] else '') for m in top])
+    depth = max(len(c) for c in columns)
+    rows = [(rank + 1,) + tuple(c[rank] if rank < len(c) else '' for c in columns)
+            for rank in range(depth)]
+    hits = ', '.join(f'{m["name"]} {sum(x["hit"] for x in m["example_lists"][i]["top"])}'
+                     for m in models)
+    parts += [f'<h3>User {html.escape(user["user_id"])}: {user["training_ratings"]:,} training '
+              f'ratings, {len(user["eval_movie_ids"]):,} in eval; hits in the top 10: '
+              f'{html.escape(hits)}</h3>',
+              _table(('#', 'best rated in training') + tuple(m['name'] for m in models), rows,
+                     f'lists-user-{user["user_id"]}')]
+  return parts
+
+
 def _statistics(summary: Dict, folder: str) -> str:
   """The data section: TFDV statistics per split, the rating distribution, the anomalies."""
   artifact = summary.get('artifacts', {}).get('statistics')
@@ -296,6 +327,7 @@ def render(summary: Dict, folder: str) -> str:
     body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
   from components import ingestion  # pylint: disable=import-outside-toplevel
   body += [f'<p>{html.escape(note)}</p>' for note in ingestion.data_notes(data)]
+  body += _lists_section(summary)
   for model in summary.get('models', []):
     body.append(_model_section(model, summary['thresholds'], folder))
   body += ['<h2>Data</h2>', _statistics(summary, folder),

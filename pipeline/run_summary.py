@@ -16,11 +16,13 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
+from tfx.utils import path_utils
 
 from components import evaluation
 from components import ingestion
 from components import ranking_metrics as ranking
 from pipeline import configs
+from pipeline import example_lists
 from pipeline import pipeline as pipeline_def
 from pipeline.progress import ComponentProgress
 from serving import model_config
@@ -190,10 +192,21 @@ def _served_version(settings: configs.PipelineSettings, model_name: str) -> Opti
   return model_config.latest_version_path(os.path.join(settings.serving_dir, model_name))
 
 
-def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str) -> Dict:
+def _example_lists(md: _Metadata, trainer_id: str, users: List[Dict]) -> Optional[List[Dict]]:
+  """The example users' top 10 from this run's trained model (candidate), if it trained."""
+  trainer = md.execution(trainer_id)
+  model = md.outputs(trainer).get('model') if trainer is not None else None
+  if model is None or not users:
+    return None
+  return example_lists.top_lists(path_utils.serving_model_path(model.uri), users)
+
+
+def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str,
+                   example_users: List[Dict]) -> Dict:
   ids = pipeline_def.node_ids(name)
   summary = {'name': name, 'metrics': {}, 'blessed': False, 'pushed': False,
-             'pushed_version_path': None, 'why_not_pushed': None, 'baseline_model': None}
+             'pushed_version_path': None, 'why_not_pushed': None, 'baseline_model': None,
+             'example_lists': _example_lists(md, ids['trainer'], example_users)}
   evaluator = md.execution(ids['evaluator'])
   if evaluator is None:
     summary['why_not_pushed'] = 'the run stopped before this model was evaluated'
@@ -255,6 +268,7 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       splits = artifact.properties.get('split_names')
       artifacts[key] = {'uri': artifact.uri,
                         'splits': json.loads(splits.string_value) if splits else []}
+  example_users = example_lists.pick_users(prepared.input_base) if not error else []
   return {
       'status': 'failed' if error else 'succeeded',
       'error': error,
@@ -269,7 +283,8 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
                      'max_ndcg_decrease_vs_baseline': settings.max_ndcg_decrease},
       'components': components,
       'artifacts': artifacts,
-      'models': [_model_summary(md, settings, name) for name in model_names],
+      'example_users': example_users,
+      'models': [_model_summary(md, settings, name, example_users) for name in model_names],
   }
 
 

@@ -163,6 +163,31 @@ def test_cb_scores_a_movie_without_training_ratings_from_its_content():
   assert scores[4] > scores[:3].max()
 
 
+def test_cb_reads_a_new_movie_s_title_word_of_one_training_movie_as_an_unknown_word():
+  # 1 is in two movies' titles, 2, 3 and 4 in one each: they would be second movie IDs.
+  titles = np.array([[1, 2, 0], [1, 3, 0], [4, 0, 0], [0, 0, 0]])
+  mapping = content_based.shared_title_tokens(titles, vocab_size=6, min_movies=2)
+  np.testing.assert_array_equal(mapping, [0, 1, 5, 5, 5, 5])
+  np.testing.assert_array_equal(content_based.shared_title_tokens(titles, 6, 1),
+                                [0, 1, 2, 3, 4, 5])
+  examples = _examples()
+  model = _build('cb', examples, min_title_token_movies=2)
+  used = np.bincount(np.unique(np.stack([np.repeat(np.arange(NUM_MOVIES), f.MAX_TITLE_TOKENS),
+                                         model.movie_content[f.TITLE_TOKEN_IDS].numpy().ravel()],
+                                        1), axis=0)[:, 1], minlength=VOCAB[f.TITLE_TOKEN_IDS])
+  single = int(np.flatnonzero(used == 1)[0])  # a word of one movie's title
+  oov = VOCAB[f.TITLE_TOKEN_IDS] - 1
+  features = lambda token, movie: model.movie_features({
+      f.GENRE_IDS: tf.zeros([1, f.MAX_GENRES], tf.int64), f.RELEASE_BUCKET: tf.zeros([1], tf.int64),
+      f.MOVIE_INDEX: tf.constant([movie], tf.int64),
+      f.TITLE_TOKEN_IDS: tf.constant([[token] + [0] * (f.MAX_TITLE_TOKENS - 1)], tf.int64)})
+  new_movie = NUM_MOVIES - 1  # the OOV index
+  np.testing.assert_array_equal(features(single, new_movie).numpy(),
+                                features(oov, new_movie).numpy())
+  # A known movie keeps all its title words: there they help (pipeline/configs.py).
+  assert not np.array_equal(features(single, 0).numpy(), features(oov, 0).numpy())
+
+
 def test_cf_rating_uses_what_the_user_rated():
   # Users 0 and 1 differ only in history: zeroing user 1's history would change nothing if the
   # implicit part were unused.

@@ -159,6 +159,52 @@ def test_report_renders_with_the_run_numbers_and_every_image(finished_run):
   assert 'id="statistics-train"' in dom and 'id="anomalies"' in dom  # data: none found
 
 
+def _rated(input_base, split):
+  """{user id: set of movie ids} of a split the pipeline read."""
+  rated = {}
+  folder = os.path.join(input_base, split)
+  for name in os.listdir(folder):
+    with open(os.path.join(folder, name), encoding='utf-8', newline='') as f:
+      for row in csv.DictReader(f):
+        rated.setdefault(row[features.USER_ID], set()).add(row[features.MOVIE_ID])
+  return rated
+
+
+def test_report_shows_three_users_lists_beside_their_best_rated_movies(finished_run):
+  import html  # pylint: disable=import-outside-toplevel
+  _, output_dir, _, _ = finished_run
+  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    summary = json.load(f)
+  train = _rated(summary['data']['input_base'], 'train')
+  evaluated = _rated(summary['data']['input_base'], 'eval')
+  users = summary['example_users']
+  assert len(users) == 3 and len({u['user_id'] for u in users}) == 3
+  dom, _, _ = _report(output_dir)
+  for i, user in enumerate(users):
+    assert user['training_ratings'] == len(train[user['user_id']])
+    assert sorted(user['eval_movie_ids']) == sorted(evaluated[user['user_id']])
+    best = user['best_rated']
+    assert 0 < len(best) <= 5 and {b['movie_id'] for b in best} <= train[user['user_id']]
+    assert [b['rating'] for b in best] == sorted((b['rating'] for b in best), reverse=True)
+    table = dom.split(f'id="lists-user-{user["user_id"]}"', 1)[1].split('</table>', 1)[0]
+    heading = dom.split(f'id="lists-user-{user["user_id"]}"', 1)[0].rsplit('<h3>', 1)[1]
+    for b in best:
+      assert html.escape(f'{b["title"]} ({b["rating"]:g})', quote=False) in table
+    for model in summary['models']:
+      top = model['example_lists'][i]
+      assert top['user_id'] == user['user_id'] and len(top['top']) == 10
+      ids = [m['movie_id'] for m in top['top']]
+      assert len(set(ids)) == 10 and not set(ids) & train[user['user_id']]  # unseen movies only
+      assert all(math.isfinite(m['score']) for m in top['top'])
+      assert [m['score'] for m in top['top']] == sorted((m['score'] for m in top['top']),
+                                                        reverse=True)
+      hits = [m['hit'] for m in top['top']]
+      assert hits == [m in evaluated[user['user_id']] for m in ids]
+      for m in top['top']:
+        assert html.escape(m['title'] + (' \u2713' if m['hit'] else ''), quote=False) in table
+      assert f'{model["name"]} {sum(hits)}' in heading
+
+
 def test_report_is_rebuilt_from_a_finished_run_without_rerunning(finished_run):
   _, output_dir, _, _ = finished_run
   os.remove(os.path.join(output_dir, 'report', 'index.html'))
