@@ -192,21 +192,32 @@ def _served_version(settings: configs.PipelineSettings, model_name: str) -> Opti
   return model_config.latest_version_path(os.path.join(settings.serving_dir, model_name))
 
 
-def _example_lists(md: _Metadata, trainer_id: str, users: List[Dict]) -> Optional[List[Dict]]:
-  """The example users' top 10 from this run's trained model (candidate), if it trained."""
+def _trained_model_uri(md: _Metadata, trainer_id: str) -> Optional[str]:
   trainer = md.execution(trainer_id)
   model = md.outputs(trainer).get('model') if trainer is not None else None
-  if model is None or not users:
+  return model.uri if model is not None else None
+
+
+def _example_lists(model_uri: Optional[str], users: List[Dict],
+                   previous: Dict) -> Optional[List[Dict]]:
+  """The example users' top 10 from this run's trained model (candidate), if it trained; the
+  previous summary's where it had the same model and users (a cached re-run)."""
+  if model_uri is None or not users:
     return None
-  return example_lists.top_lists(path_utils.serving_model_path(model.uri), users)
+  if (previous.get('model_uri') == model_uri and previous.get('example_users') == users
+      and previous.get('example_lists')):
+    return previous['example_lists']
+  return example_lists.top_lists(path_utils.serving_model_path(model_uri), users)
 
 
 def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str,
-                   example_users: List[Dict]) -> Dict:
+                   example_users: List[Dict], previous: Dict) -> Dict:
   ids = pipeline_def.node_ids(name)
+  model_uri = _trained_model_uri(md, ids['trainer'])
   summary = {'name': name, 'metrics': {}, 'blessed': False, 'pushed': False,
              'pushed_version_path': None, 'why_not_pushed': None, 'baseline_model': None,
-             'example_lists': _example_lists(md, ids['trainer'], example_users)}
+             'model_uri': model_uri,
+             'example_lists': _example_lists(model_uri, example_users, previous)}
   evaluator = md.execution(ids['evaluator'])
   if evaluator is None:
     summary['why_not_pushed'] = 'the run stopped before this model was evaluated'
@@ -269,6 +280,7 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       artifacts[key] = {'uri': artifact.uri,
                         'splits': json.loads(splits.string_value) if splits else []}
   example_users = example_lists.pick_users(prepared.input_base) if not error else []
+  previous = _previous_models(settings.output_dir)
   return {
       'status': 'failed' if error else 'succeeded',
       'error': error,
@@ -284,8 +296,20 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       'components': components,
       'artifacts': artifacts,
       'example_users': example_users,
-      'models': [_model_summary(md, settings, name, example_users) for name in model_names],
+      'models': [_model_summary(md, settings, name, example_users, previous.get(name, {}))
+                 for name in model_names],
   }
+
+
+def _previous_models(output_dir: str) -> Dict[str, Dict]:
+  """The last run's model summaries by name, each with that run's `example_users`."""
+  try:
+    with open(os.path.join(output_dir, SUMMARY_FILE), encoding='utf-8') as f:
+      last = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  return {m['name']: m | {'example_users': last.get('example_users')}
+          for m in last.get('models', []) if isinstance(m, dict) and 'name' in m}
 
 
 def write(summary: Dict, output_dir: str) -> str:

@@ -228,6 +228,21 @@ def test_unchanged_rerun_comes_from_the_cache(finished_run):
   for before, after in zip(first['models'], summary['models']):
     assert after['metrics'] == before['metrics']
     assert after['serving_version_path'] == before['pushed_version_path']
+    assert after['model_uri'] == before['model_uri'] and after['example_lists']
+    assert after['example_lists'] == before['example_lists']
+
+
+def test_example_lists_are_reused_only_for_the_same_model_and_users(finished_run):
+  from pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  _, _, _, first = finished_run
+  model, users = first['models'][0], first['example_users']
+  kept = [{'user_id': 'from the previous summary', 'top': []}]
+  previous = {'model_uri': model['model_uri'], 'example_users': users, 'example_lists': kept}
+  assert run_summary._example_lists(model['model_uri'], users, previous) is kept
+  # Other users (or another model): asked of the SavedModel again.
+  again = run_summary._example_lists(model['model_uri'], users[:2], previous)
+  ids = lambda lists: [[m['movie_id'] for m in row['top']] for row in lists]
+  assert ids(again) == ids(model['example_lists'][:2])
 
 
 def test_a_clearly_worse_model_is_refused_and_the_served_one_stays(finished_run):
