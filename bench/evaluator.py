@@ -3,9 +3,10 @@
     python -m bench.evaluator [--output-dir runs/local] [--model content_based]
 
 Runs TFMA (Beam DirectRunner, as the Evaluator does) over the eval split of the run in
-`--output-dir` with the pushed model, four times: overall metrics only; with the slices; with the
-per-user NDCG but no slices; everything (the pipeline's EvalConfig, without the blessing
-thresholds, which need a baseline). Prints the wall time of each.
+`--output-dir` with the pushed model, five times: overall metrics only; with the slices; with the
+per-user NDCG but no slices; with the top-K lists (TopKRanking) but no slices; everything (the
+pipeline's EvalConfig, without the blessing thresholds, which need a baseline). Prints the wall
+time of each.
 """
 
 import os
@@ -19,7 +20,11 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-VARIANTS = ('overall metrics', 'with slices', 'with NDCG, no slices', 'everything')
+VARIANTS = ('overall metrics', 'with slices', 'with NDCG, no slices', 'with top-K, no slices',
+            'everything')
+# The metrics each variant keeps besides RatingErrors ('everything' keeps all).
+EXTRA_METRICS = {'overall metrics': (), 'with slices': (), 'with NDCG, no slices': ('UserNDCG',),
+                 'with top-K, no slices': ('TopKRanking',)}
 
 
 def variant_config(name: str):
@@ -29,11 +34,13 @@ def variant_config(name: str):
   spec = config.metrics_specs[0]
   for metric in spec.metrics:
     del metric.per_slice_thresholds[:]
-  if name in ('overall metrics', 'with NDCG, no slices'):
+  spec.per_slice_thresholds.clear()
+  if name not in ('with slices', 'everything'):
     del config.slicing_specs[:]
     config.slicing_specs.add()
-  if name in ('overall metrics', 'with slices'):
-    kept = [m for m in spec.metrics if m.class_name != 'UserNDCG']
+  if name in EXTRA_METRICS:
+    kept = [m for m in spec.metrics
+            if m.class_name == 'RatingErrors' or m.class_name in EXTRA_METRICS[name]]
     del spec.metrics[:]
     spec.metrics.extend(kept)
   if name == 'overall metrics':  # RatingErrors without its calibration plot
