@@ -279,8 +279,10 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       splits = artifact.properties.get('split_names')
       artifacts[key] = {'uri': artifact.uri,
                         'splits': json.loads(splits.string_value) if splits else []}
-  example_users = example_lists.pick_users(prepared.input_base) if not error else []
-  previous = _previous_models(settings.output_dir)
+  last = _last_summary(settings.output_dir)
+  example_users = [] if error else _example_users(prepared.input_base, last)
+  previous = {m['name']: m | {'example_users': last.get('example_users')}
+              for m in last.get('models', []) if isinstance(m, dict) and 'name' in m}
   return {
       'status': 'failed' if error else 'succeeded',
       'error': error,
@@ -301,15 +303,23 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   }
 
 
-def _previous_models(output_dir: str) -> Dict[str, Dict]:
-  """The last run's model summaries by name, each with that run's `example_users`."""
+def _last_summary(output_dir: str) -> Dict:
+  """The summary of the last run in `output_dir` ({} if none can be read)."""
   try:
     with open(os.path.join(output_dir, SUMMARY_FILE), encoding='utf-8') as f:
       last = json.load(f)
   except (OSError, ValueError):
     return {}
-  return {m['name']: m | {'example_users': last.get('example_users')}
-          for m in last.get('models', []) if isinstance(m, dict) and 'name' in m}
+  return last if isinstance(last, dict) else {}
+
+
+def _example_users(input_base: str, last: Dict) -> List[Dict]:
+  """The seeded example users of the prepared data: the last run's where it read the same
+  folder (named by a fingerprint of its sources and options: a cached re-run), so that a re-run
+  does not stream the splits again."""
+  if last.get('data', {}).get('input_base') == input_base and last.get('example_users'):
+    return last['example_users']
+  return example_lists.pick_users(input_base)
 
 
 def write(summary: Dict, output_dir: str) -> str:

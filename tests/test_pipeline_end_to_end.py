@@ -172,6 +172,7 @@ def _rated(input_base, split):
 
 def test_report_shows_three_users_lists_beside_their_best_rated_movies(finished_run):
   import html  # pylint: disable=import-outside-toplevel
+  from pipeline import report  # pylint: disable=import-outside-toplevel
   _, output_dir, _, _ = finished_run
   with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
     summary = json.load(f)
@@ -201,7 +202,7 @@ def test_report_shows_three_users_lists_beside_their_best_rated_movies(finished_
       hits = [m['hit'] for m in top['top']]
       assert hits == [m in evaluated[user['user_id']] for m in ids]
       for m in top['top']:
-        assert html.escape(m['title'] + (' \u2713' if m['hit'] else ''), quote=False) in table
+        assert html.escape(m['title'] + (report.HIT if m['hit'] else ''), quote=False) in table
       assert f'{model["name"]} {sum(hits)}' in heading
 
 
@@ -228,6 +229,7 @@ def test_unchanged_rerun_comes_from_the_cache(finished_run):
   for before, after in zip(first['models'], summary['models']):
     assert after['metrics'] == before['metrics']
     assert after['serving_version_path'] == before['pushed_version_path']
+    assert summary['example_users'] == first['example_users']
     assert after['model_uri'] == before['model_uri'] and after['example_lists']
     assert after['example_lists'] == before['example_lists']
 
@@ -243,6 +245,11 @@ def test_example_lists_are_reused_only_for_the_same_model_and_users(finished_run
   again = run_summary._example_lists(model['model_uri'], users[:2], previous)
   ids = lambda lists: [[m['movie_id'] for m in row['top']] for row in lists]
   assert ids(again) == ids(model['example_lists'][:2])
+  # The users themselves: the last run's for the same prepared folder, else drawn again.
+  input_base = first['data']['input_base']
+  last = {'data': {'input_base': input_base}, 'example_users': kept}
+  assert run_summary._example_users(input_base, last) is kept
+  assert run_summary._example_users(input_base, {}) == users
 
 
 def test_a_clearly_worse_model_is_refused_and_the_served_one_stays(finished_run):
