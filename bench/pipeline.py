@@ -13,7 +13,7 @@ process tree (sampled every 0.2 s, the runner and all its workers summed), the T
 throughput (examples x epochs / fit seconds, and over the epochs after the first, which traces
 the training step; from their training_stats.json) and the time per rating. Writes
 bench/results/pipeline.md and .json with the command, date, machine and commit, the targets of
-the performance issue and whether each was met.
+the open issues' floors and whether each was met.
 """
 
 import os
@@ -122,20 +122,15 @@ def measure(name: str, data_dir: str, mode: str, work_dir: str, extra) -> dict:
 
 
 def _targets(rows):
-  """The performance issue's floors, where the measured rows cover them."""
+  """The floors of the open issues, where the measured rows cover them: ML-100K's cold and
+  cached times (the recommendations issue), 10M's memory and growth (the performance issue).
+  Trainer throughput is reported, not judged: training speed is judged as time to accuracy."""
   cell = {(r['dataset'], r['mode']): r for r in rows}
   targets = {}
   small = cell.get(('ml-100k', 'default'))
   if small:
-    targets['ML-100K cold run s'] = (150.0, small['cold']['seconds'], '<=')
+    targets['ML-100K cold run s'] = (120.0, small['cold']['seconds'], '<=')
     targets['ML-100K cached re-run s'] = (20.0, small['cached']['seconds'], '<=')
-    cf = small['training'].get('collaborative_filtering', {})
-    if cf.get('examples_per_second'):
-      targets['collaborative_filtering Trainer examples/s'] = (
-          1e6, cf['examples_per_second'], '>=')
-    if cf.get('steady_examples_per_second'):
-      targets['collaborative_filtering Trainer examples/s after the first epoch'] = (
-          1e6, cf['steady_examples_per_second'], '>=')
   big, base = cell.get(('synth-10m', 'default')), cell.get(('synth-1m', 'default'))
   if big:
     targets['10M peak RSS GiB'] = (8.0, big['cold']['peak_rss_bytes'] / GIB, '<=')
@@ -174,7 +169,7 @@ def _markdown(report) -> str:
   for component in components:
     lines.append(f'| {component} | ' + ' | '.join(
         f"{r['cold']['components'].get(component, 0):.1f}" for r in report['rows']) + ' |')
-  lines += provenance.targets_table(report['targets'], 'performance')
+  lines += provenance.targets_table(report['targets'], 'recommendations and performance')
   return '\n'.join(lines) + '\n'
 
 

@@ -4,7 +4,8 @@ The served product is `recommend`'s list, so the Evaluator judges it, next to th
 Each model's `transformed_features` signature (TFMA's preprocessing function, called per model,
 baseline included) gives every eval rating its user's top `MAX_K` recommendations among the
 movies the user did not rate in training, as `recommend` answers them, and the most-popular
-list for the same user (components/signatures.py). `TopKRanking` groups a slice's eval ratings
+list for the same user (components/signatures.py), each as one string of space-separated
+movie IDs (kept whole until `extract_output`: Beam encodes the accumulators). `TopKRanking` groups a slice's eval ratings
 by user (`user_key`): relevant = the user's eval movies, and per user it scores the model's
 list and most-popular's with Microsoft Recommenders' definitions (binary relevance, averaged
 over users):
@@ -81,8 +82,10 @@ def curves(lists: Sequence[Sequence[str]], relevant: Sequence[set], max_k: int):
   return precision / users, recall / users
 
 
-def _text(value) -> str:
-  return value.decode('utf-8') if isinstance(value, bytes) else str(value)
+def _first(value) -> bytes:
+  """The one value of a rating's feature, as bytes (IDs are compared as TFMA gives them)."""
+  value = np.asarray(value).ravel()[0]
+  return value if isinstance(value, bytes) else str(value).encode('utf-8')
 
 
 class _Accumulator:
@@ -115,13 +118,13 @@ class _TopKCombiner(beam.CombineFn):
 
   def add_input(self, accumulator, element):
     features = element[constants.FEATURES_KEY]
-    user = _text(np.asarray(features[self._user_key]).ravel()[0])
-    accumulator.relevant[user].add(_text(np.asarray(features[self._movie_key]).ravel()[0]))
+    user = _first(features[self._user_key])
+    accumulator.relevant[user].add(_first(features[self._movie_key]))
     if user not in accumulator.recommended:
       transformed = self._transformed(element)
       for name, lists in ((RECOMMENDED, accumulator.recommended),
                           (POPULAR, accumulator.popular)):
-        lists[user] = [_text(m) for m in np.asarray(transformed[name]).ravel() if m]
+        lists[user] = _first(transformed[name])  # split in extract_output
       accumulator.trained_movies = int(np.asarray(transformed[TRAINED_MOVIES]).ravel()[0])
     return accumulator
 
@@ -139,9 +142,9 @@ class _TopKCombiner(beam.CombineFn):
     users = sorted(accumulator.relevant)
     relevant = [accumulator.relevant[u] for u in users]
     result = {}
-    for prefix, lists in ((RANKING, accumulator.recommended),
-                          (MOST_POPULAR, accumulator.popular)):
-      ordered = [lists[u] for u in users]
+    recommended = [accumulator.recommended[u].split() for u in users]
+    for prefix, ordered in ((RANKING, recommended),
+                            (MOST_POPULAR, [accumulator.popular[u].split() for u in users])):
       for field, value in list_metrics(ordered, relevant, CUTOFF,
                                        accumulator.trained_movies).items():
         result[self._keys[key_name(prefix, field)]] = value
@@ -149,7 +152,7 @@ class _TopKCombiner(beam.CombineFn):
         result[self._keys[key_name(RANKING, f'ndcg@{CUTOFF}')]]
         - result[self._keys[key_name(MOST_POPULAR, f'ndcg@{CUTOFF}')]])
     if users:
-      precision, recall = curves([accumulator.recommended[u] for u in users], relevant, MAX_K)
+      precision, recall = curves(recommended, relevant, MAX_K)
       for name, values in ((PRECISION_CURVE, precision), (RECALL_CURVE, recall)):
         for key, value in zip(self._curve_keys[name], values):
           result[key] = float(value)

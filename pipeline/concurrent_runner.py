@@ -9,7 +9,10 @@ mostly Python tracing, the two share the GIL and gain nothing; README, round sev
 
 Rules:
 - a component starts when all its upstream components have finished, in the pipeline's
-  (topological) order, at most `max_parallel` at a time;
+  (topological) order, at most `max_parallel` at a time; components whose id ends with one of
+  `first` go before the others that are ready (pipeline/local.py puts the content_based branch
+  first: its Trainer is the longest step, and alone it takes half the time it takes beside
+  the other branch's Evaluator, 28.8 s against 64.8 s on ML-100K);
 - never two components of the same type at once: two Trainers would share TensorFlow's global
   seed and compete for the same cores, two Evaluators for the GIL;
 - ML Metadata is one SQLite file: its uses (a launch's preparation and publication, not the
@@ -23,7 +26,7 @@ Rules:
 import datetime
 import queue
 import threading
-from typing import Dict, Optional, Set
+from typing import Dict, Optional, Sequence, Set
 
 from absl import logging
 from tfx.dsl.compiler import constants
@@ -59,11 +62,11 @@ class _SerializedMetadata(metadata.Metadata):
 class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
   """Runs independent components at once, under the rules of this module's docstring."""
 
-  def __init__(self, max_parallel: int = 2):
+  def __init__(self, max_parallel: int = 2, first: Sequence[str] = ()):
     super().__init__()
     if max_parallel < 1:
       raise ValueError(f'max_parallel must be at least 1, not {max_parallel}')
-    self._max_parallel = max_parallel
+    self._max_parallel, self._first = max_parallel, tuple(first)
 
   def run_with_ir(self, pipeline: pipeline_pb2.Pipeline,
                   run_options: Optional[pipeline_pb2.RunOptions] = None) -> None:
@@ -84,7 +87,10 @@ class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
     finished: Set[str] = {n.node_info.id for n in nodes if n.execution_options.HasField('skip')}
     for node_id in finished:
       logging.info('Skipping component %s.', node_id)
-    waiting = [n for n in nodes if n.node_info.id not in finished]
+    # Stable: the topological order, except that nodes whose id ends with one of `first`
+    # are offered a free slot before the others.
+    waiting = sorted((n for n in nodes if n.node_info.id not in finished),
+                     key=lambda n: not (self._first and n.node_info.id.endswith(self._first)))
     running: Dict[str, pipeline_pb2.PipelineNode] = {}
     results: 'queue.Queue[tuple]' = queue.Queue()
     error: Optional[BaseException] = None

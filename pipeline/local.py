@@ -10,6 +10,7 @@ from tfx.orchestration import metadata
 
 from components import anomalies_gate
 from components import ingestion
+from components import model_names as names
 from pipeline import concurrent_runner
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
@@ -46,7 +47,8 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   progress = progress_lib.ComponentProgress(stderr)
   try:
     with progress_lib.track_components(progress):
-      concurrent_runner.ConcurrentLocalDagRunner(max_parallel).run(tfx_pipeline)
+      concurrent_runner.ConcurrentLocalDagRunner(
+          max_parallel, first=(names.CONTENT_BASED,)).run(tfx_pipeline)
   except anomalies_gate.DataAnomaliesError as e:
     error = str(e)
   except Exception as e:  # pylint: disable=broad-except  (reported in the summary, exit 1)

@@ -75,13 +75,11 @@ def test_a_run_that_fails_is_reported_with_its_exit_code_and_log(tmp_path):
 
 
 def test_targets_compare_the_rows_with_the_floors():
-  targets = pipeline._targets([row('ml-100k', 140.0, 25.0, 100_000, 1 << 30, 2e6),
+  targets = pipeline._targets([row('ml-100k', 110.0, 25.0, 100_000, 1 << 30, 2e6),
                                row('synth-1m', 600.0, 30.0, 1_000_000, 2 << 30),
                                row('synth-10m', 13_000.0, 60.0, 10_000_000, 9 << 30)])
-  assert targets['ML-100K cold run s'] == (150.0, 140.0, True)
+  assert targets['ML-100K cold run s'] == (120.0, 110.0, True)
   assert targets['ML-100K cached re-run s'] == (20.0, 25.0, False)
-  assert targets['collaborative_filtering Trainer examples/s'] == (1e6, 2e6, True)
-  assert targets['collaborative_filtering Trainer examples/s after the first epoch'] == (
-      1e6, 4e6, True)
+  assert not any('examples/s' in name for name in targets)  # reported, not a floor
   assert targets['10M peak RSS GiB'] == (8.0, 9.0, False)
   assert targets['10M time per rating / 1M time per rating'][2] is False  # 2.17x

@@ -55,7 +55,7 @@ def Check(log_dir: Parameter[str], name: Parameter[str], model: InputArtifact[st
   _record(log_dir, name, fail)
 
 
-def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2):
+def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2, first=()):
   """Source -> Fit_a -> Check_a, Source -> Fit_b -> Check_b."""
   log_dir = str(tmp_path / 'log')
   os.makedirs(log_dir, exist_ok=True)
@@ -76,7 +76,7 @@ def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2):
   error = None
   with progress_lib.track_components(progress):
     try:
-      concurrent_runner.ConcurrentLocalDagRunner(max_parallel).run(pipeline)
+      concurrent_runner.ConcurrentLocalDagRunner(max_parallel, first).run(pipeline)
     except RuntimeError as e:
       error = e
   spans = {}
@@ -102,6 +102,16 @@ def test_independent_components_of_different_types_run_side_by_side(tmp_path):
     assert spans[f'Check_{branch}'][0] >= spans[f'Fit_{branch}'][1]
   assert sorted(progress.order) == ['Check_a', 'Check_b', 'Fit_a', 'Fit_b', 'Source']
   assert all(progress.durations[node] >= STEP_SECONDS for node in progress.order)
+
+
+def test_the_branch_named_first_starts_first(tmp_path):
+  """By default branch a's Fit goes first (topological order); `first` puts b's first."""
+  spans, _, error = _run(tmp_path, first=('_b',))
+  assert error is None
+  assert spans['Fit_b'][1] <= spans['Fit_a'][0]
+  assert _overlap(spans, 'Check_b', 'Fit_a')  # and b's check runs beside a's fit
+  default, _, _ = _run(tmp_path / 'default')
+  assert default['Fit_a'][1] <= default['Fit_b'][0]
 
 
 def test_one_at_a_time_when_asked(tmp_path):

@@ -16,6 +16,8 @@ import pytest
 import tensorflow as tf
 
 from components import features
+from components import ranking_metrics
+from pipeline import example_lists
 from tests.conftest import MODELS, PROJECT_DIR, run_pipeline as _run
 
 def test_both_models_are_evaluated_blessed_and_pushed(finished_run):
@@ -294,6 +296,28 @@ def test_a_model_whose_lists_collapsed_is_refused_though_its_ratings_hold(finish
   assert 'ranking/ndcg@10 changed by' in model['why_not_pushed']
   assert 'root_mean_squared_error' not in model['why_not_pushed']
   assert model['serving_version_path'] == before['pushed_version_path']  # still served
+
+
+def test_the_evaluators_top_10_figures_are_those_of_the_served_lists(finished_run):
+  """TFMA's TopKRanking (lists from the `transformed_features` signature, combined per slice)
+  gives the figures of each eval user's list from the pushed model's `recommend`, scored
+  directly with ranking_metrics.list_metrics."""
+  _, _, _, summary = finished_run
+  relevant, trained = {}, set()
+  for row in example_lists._rows(summary['data']['input_base'], 'eval'):  # pylint: disable=protected-access
+    relevant.setdefault(row['user_id'], set()).add(row['movie_id'])
+  for row in example_lists._rows(summary['data']['input_base'], 'train'):  # pylint: disable=protected-access
+    trained.add(row['movie_id'])
+  users = sorted(relevant)
+  for model in summary['models']:
+    lists = example_lists.top_lists(model['pushed_version_path'],
+                                    [{'user_id': u, 'eval_movie_ids': []} for u in users])
+    served = ranking_metrics.list_metrics([[e['movie_id'] for e in top['top']] for top in lists],
+                                          [relevant[u] for u in users], 10, len(trained))
+    assert served['users'] == model['ranking']['users'] == len(users)
+    for field in ranking_metrics.SUMMARY_FIELDS:
+      assert model['ranking'][field] == pytest.approx(served[field], abs=1e-6), (model['name'],
+                                                                                 field)
 
 
 def _pushed(summary, name):
