@@ -73,12 +73,13 @@ bench-quality: $(STAMP)
 # The Kubeflow pipeline image (Dockerfile), where Docker is installed: make image IMAGE=REGISTRY/NAME:TAG
 IMAGE ?= movielens-recommender:latest
 image:
-	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found: build the image where Docker runs (see README, Kubeflow)" >&2; exit 1; }
+	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found: build the image where Docker runs (see docs/kubeflow.md)" >&2; exit 1; }
 	docker build -t $(IMAGE) .
 
 .PHONY: bench-pipeline
 # Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic 1M and 10M data
-# (about 2 h; ARGS="--datasets ml-100k,synth-1m" for 20 min): bench/results/pipeline.md.
+# (about 2 h; ARGS="--datasets ml-100k --output bench/results/pipeline-ml-100k.md" for 2 min):
+# bench/results/pipeline.md by default.
 bench-pipeline: $(STAMP)
 	$(PY) -m bench.pipeline $(ARGS)
 

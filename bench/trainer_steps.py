@@ -7,8 +7,8 @@ Reads the run's transformed training examples as the Trainer does (model_io.load
 `components.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
 stops after --steps steps; prints the first step's seconds (tracing) and the steady
 milliseconds per step after 5 warm-up steps, with examples/s and the epoch time that implies.
-For big data, where a whole pipeline run does not fit an afternoon: the 10M Trainer numbers of
-bench/results/pipeline-10m-partial.md came from this (then a scratch script). --profile-dir
+For big data, where a whole pipeline run does not fit an afternoon (docs/performance.md has the
+10M step times it measured). --profile-dir
 records a TensorFlow profiler trace of steps 5-15.
 """
 

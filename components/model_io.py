@@ -32,7 +32,7 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
   Transform writes (gzipped) TFRecords of tf.Examples whose features are all fixed-length;
   they are parsed in batches of 65,536 with `tf.io.parse_example`, in parallel.
   TFX's data accessor (tfx_bsl's TFXIO, through Arrow record batches) took 336.2 s of the
-  synthetic 10M's Trainer for its 8,000,000 training examples (bench/results/pipeline-10m.md);
+  synthetic 10M's Trainer for its 8,000,000 training examples (docs/performance.md);
   this takes 35.1 s with a peak of 3.03 GB (`/usr/bin/time -v` on a script that calls it).
   """
   files = sorted({path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)})

@@ -5,7 +5,7 @@ threads). This pipeline has two independent branches after Transform, and on big
 components use different resources: a Trainer is mostly TensorFlow ops on every core, with
 Python's GIL released, while an Evaluator is mostly TFMA's per-example Python on one core. So
 here the CF Evaluator runs beside the content_based Trainer (on ML-100K, where a Trainer is
-mostly Python tracing, the two share the GIL and gain nothing; README, round seven).
+mostly Python tracing, the two share the GIL and gain nothing; docs/performance.md).
 
 Rules:
 - a component starts when all its upstream components have finished, in the pipeline's

@@ -13,7 +13,7 @@ and s3:// where TensorFlow has that filesystem):
     <data-root>/dataset.json                                        what was written, last
 
 kubeflow_runner.py compiles the pipeline against this layout (`data_layout`), so the job runs
-once per dataset, anywhere with the pipeline image (a Kubernetes Job: see the README), and a
+once per dataset, anywhere with the pipeline image (a Kubernetes Job: see docs/kubeflow.md), and a
 cluster run needs no laptop. Each file is written under a temporary name and renamed into place.
 """
 

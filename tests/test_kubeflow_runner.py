@@ -81,7 +81,7 @@ def test_every_step_runs_in_the_image_with_the_beam_args_and_the_root(compiled):
           'tfx.components.transform.executor.Executor',
           'tfx.components.evaluator.executor.Executor'} <= beam_classes
   # The runtime parameters: KFP's pipeline root only. Every other setting is fixed at compile
-  # time (paths derive from the data root; see README, Kubeflow), so none is left open.
+  # time (paths derive from the data root; see docs/kubeflow.md), so none is left open.
   assert job['runtimeConfig'] == {'gcsOutputDirectory': ROOT}
   assert not spec.root.input_definitions.parameters
   assert not job['pipelineSpec']['root'].get('inputDefinitions')
