@@ -19,4 +19,4 @@ COPY serving serving
 COPY schema schema
 # Editable, so the curated schema (schema/, outside the packages) is found next to the code.
 RUN python -m pip install --no-cache-dir --no-deps --no-build-isolation -e . \
- && python -c "from tfx import v1; import components.trainer, pipeline.prepare_data"
+ && python -c "from tfx import v1; import components.models.trainer, pipeline.prepare_data"

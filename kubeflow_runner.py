@@ -25,7 +25,7 @@ warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
 import argparse  # noqa: E402
 import sys  # noqa: E402
 
-from components import movielens_formats  # noqa: E402
+from components.data import movielens_formats  # noqa: E402
 from pipeline import cli  # noqa: E402
 from pipeline import configs  # noqa: E402
 

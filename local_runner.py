@@ -22,9 +22,9 @@ import contextlib  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from components import ingestion  # noqa: E402
-from components import movielens_download  # noqa: E402
-from components import movielens_formats  # noqa: E402
+from components.data import ingestion  # noqa: E402
+from components.data import movielens_download  # noqa: E402
+from components.data import movielens_formats  # noqa: E402
 from pipeline import cli  # noqa: E402
 from pipeline import progress  # noqa: E402
 

@@ -29,7 +29,7 @@ EXTRA_METRICS = {'overall metrics': (), 'with slices': (), 'with NDCG, no slices
 
 def variant_config(name: str):
   """The pipeline's EvalConfig, cut down to the variant `name` (one of VARIANTS)."""
-  from components import evaluation  # pylint: disable=import-outside-toplevel
+  from components.evaluation import eval_config as evaluation  # pylint: disable=import-outside-toplevel
   config = evaluation.eval_config(5.0, 0.0)
   spec = config.metrics_specs[0]
   for metric in spec.metrics:

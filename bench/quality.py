@@ -1,7 +1,7 @@
 """Quality benchmark on MovieLens 100K: `python -m bench.quality` (or `make bench-quality`).
 
 Runs the project's own preprocessing (`preprocessing_fn` through tf.Transform's Beam
-implementation) and training code (`components.trainer.fit_model`) outside TFX's orchestration,
+implementation) and training code (`components.models.trainer.fit_model`) outside TFX's orchestration,
 so that many splits fit in minutes, and scores the predictions on:
 
 1. the canonical five folds u1..u5 (train uN.base, test uN.test): RMSE and MAE per fold, mean
@@ -42,10 +42,10 @@ from typing import Dict, List, Tuple  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import provenance  # noqa: E402
-from components import features as f  # noqa: E402
-from components import movielens_formats as formats  # noqa: E402
-from components import movielens_splits as splits  # noqa: E402
-from components.model_names import MODEL_NAMES  # noqa: E402
+from components.data import features as f  # noqa: E402
+from components.data import movielens_formats as formats  # noqa: E402
+from components.data import movielens_splits as splits  # noqa: E402
+from components.models.model_names import MODEL_NAMES  # noqa: E402
 
 PROJECT_DIR = provenance.PROJECT_DIR
 DEFAULT_DATA = provenance.ML_100K_DIR
@@ -86,7 +86,7 @@ def analyze(train_columns: Dict[str, np.ndarray], temp_dir: str):
   from tensorflow_transform.tf_metadata import dataset_metadata  # pylint: disable=import-outside-toplevel
   from tensorflow_transform.tf_metadata import metadata_io  # pylint: disable=import-outside-toplevel
   from tfx_bsl.public import tfxio  # pylint: disable=import-outside-toplevel
-  from components import preprocessing  # pylint: disable=import-outside-toplevel
+  from components.transform import preprocessing  # pylint: disable=import-outside-toplevel
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
 
   schema = schema_lib.schema_for_dataset(f.AGE in train_columns, 0.5, 5.0)
@@ -122,7 +122,7 @@ def transform(tft_output, columns: Dict[str, np.ndarray], ordered: bool = True):
   same canonical order as the Trainer reads them (so training matches the pipeline's), or, with
   `ordered=False`, in the order of `columns`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import model_io  # pylint: disable=import-outside-toplevel
+  from components.models import model_io  # pylint: disable=import-outside-toplevel
   layer = tft_output.transform_features_layer()
   raw = {name: values for name, values in columns.items() if name != f.LABEL}
   chunks: List[Dict[str, np.ndarray]] = []
@@ -171,7 +171,7 @@ def prepared(data, train, test, temp_dir):
 
 
 def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict[str, float]]:
-  from components import trainer  # pylint: disable=import-outside-toplevel
+  from components.models import trainer  # pylint: disable=import-outside-toplevel
   train = data.ratings.take(~is_test)
   test = data.ratings.take(is_test)
   results = {
@@ -226,7 +226,7 @@ def predict_with_signature(saved_model, data: formats.MovieLensData, ratings: fo
   TF Serving loads it). The users' demographics and their `profiles` (user -> rated movie ids,
   ratings) are sent with the request where the signature takes them."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components.export import signatures  # pylint: disable=import-outside-toplevel
   predict = saved_model.signatures['predict_rating']
   specs = predict.structured_input_signature[1]
   width = max([len(ids) for ids, _ in profiles.values()] + [1])
@@ -252,8 +252,8 @@ def exported_models(data, train, hparams, models, temp_dir):
   """Trains each model on `train` and exports it with its signatures; yields (name, the
   SavedModel loaded the way TF Serving loads it)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import signatures  # pylint: disable=import-outside-toplevel
-  from components import trainer  # pylint: disable=import-outside-toplevel
+  from components.export import signatures  # pylint: disable=import-outside-toplevel
+  from components.models import trainer  # pylint: disable=import-outside-toplevel
   tft_output = analyze(raw_columns(data, train), temp_dir)
   train_examples = transform(tft_output, raw_columns(data, train))
   for name in models:
@@ -283,7 +283,7 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
   (seeded) with the request, as a new user's first ratings; the rest are tested. Every method
   is scored on the same test ratings; `content_based` twice: from demographics only and with
   the given ratings as its profile."""
-  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components.export import signatures  # pylint: disable=import-outside-toplevel
   train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
   profiles: Dict[int, Tuple[List[str], List[float]]] = {}
   for user, movie, rating in zip(shown.user_id.tolist(), shown.movie_id.tolist(),
@@ -318,7 +318,7 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
 
 def catalogue_of(data: formats.MovieLensData):
   """The serving catalogue (every movie of the dataset), as ingestion writes it."""
-  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components.export import signatures  # pylint: disable=import-outside-toplevel
   movies = sorted(data.movies.values(), key=lambda m: m.movie_id)
   return signatures.Catalogue([str(m.movie_id) for m in movies], [m.title for m in movies],
                               [m.release_year for m in movies],
@@ -328,10 +328,10 @@ def catalogue_of(data: formats.MovieLensData):
 def ranking_metrics(recommended: Dict[str, List[str]], relevant: Dict[str, set], k: int,
                     num_train_movies: int) -> Dict[str, float]:
   """Microsoft Recommenders' definitions with binary relevance, averaged over users
-  (components/ranking_metrics.py `list_metrics`, which the pipeline's Evaluator uses too):
+  (components/evaluation/ranking_metrics.py `list_metrics`, which the pipeline's Evaluator uses too):
   P@k, R@k, NDCG@k, MAP (`map`) and coverage = distinct recommended movies / distinct movies
   in training."""
-  from components import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
+  from components.evaluation import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
   users = list(relevant)
   result = ranking.list_metrics([recommended[u] for u in users], [relevant[u] for u in users],
                                 k, num_train_movies)
@@ -388,7 +388,7 @@ def recommend_rows(saved_model, requests: List[Dict], k: int) -> List[List[str]]
   """Top-k movie ids for each request ({'user_id', 'exclude', and for a new user 'rated':
   {movie: rating} and 'features': demographics}) from the `recommend` signature."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import signatures  # pylint: disable=import-outside-toplevel
+  from components.export import signatures  # pylint: disable=import-outside-toplevel
   recommend = saved_model.signatures['recommend']
   specs = recommend.structured_input_signature[1]
   result = []
@@ -441,7 +441,7 @@ def evaluate_new_user_ranking(data, hparams, models, k: int = 10, fraction: floa
   (user_id '') who sends `given` seeded ratings and their demographics: `recommend`'s top k
   (the sent movies excluded) against the user's other ratings, next to most-popular on the
   same users. collaborative_filtering answers a new user with its popularity fallback."""
-  from components import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
+  from components.evaluation import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
   train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
   users = sorted(np.unique(test.user_id).tolist())
   sent: Dict[int, Dict[str, float]] = {u: {} for u in users}

@@ -3,7 +3,7 @@
     python -m bench.softmax_ceiling [--users 944] [--movies 1683] [--dim 64] [--ranking-dim 32]
         [--repeats 300]
 
-Times the model's own whole-catalogue products (components/collaborative_filtering.py,
+Times the model's own whole-catalogue products (components/models/collaborative_filtering.py,
 `_catalogue_products`), forward and gradient, for a batch of one example: what is left is the
 [users x movies] work every such training step does whatever its batch (the logits' products,
 row maxima, exp and sums; the softmax part of the gradient's products). Random tables of the
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     parser.error('--users, --movies, --dim, --ranking-dim and --repeats must be at least 1')
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import collaborative_filtering  # pylint: disable=import-outside-toplevel
+  from components.models import collaborative_filtering  # pylint: disable=import-outside-toplevel
 
   model = collaborative_filtering.CollaborativeFilteringModel(
       num_users=args.users, num_movies=args.movies, embedding_dim=args.dim, l2=0.0,

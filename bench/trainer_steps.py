@@ -4,7 +4,7 @@
         [--set NAME=VALUE ...] [--profile-dir DIR]
 
 Reads the run's transformed training examples as the Trainer does (model_io.load_examples), calls
-`components.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
+`components.models.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
 stops after --steps steps; prints the first step's seconds (tracing) and the steady
 milliseconds per step after 5 warm-up steps, with examples/s and the epoch time that implies.
 For big data, where a whole pipeline run does not fit an afternoon (docs/performance.md has the
@@ -46,7 +46,7 @@ def main() -> None:
 
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
-  from components import model_io, trainer  # pylint: disable=import-outside-toplevel
+  from components.models import model_io, trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
 
   tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')

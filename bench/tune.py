@@ -42,9 +42,9 @@ from typing import Dict, List  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench import quality  # noqa: E402
-from components import features as f  # noqa: E402
-from components import movielens_splits as splits  # noqa: E402
-from components.model_names import CONTENT_BASED, MODEL_NAMES  # noqa: E402
+from components.data import features as f  # noqa: E402
+from components.data import movielens_splits as splits  # noqa: E402
+from components.models.model_names import CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
 COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
 CHECKS = ('rating', 'cold', 'ranking', 'new_movies')
@@ -109,7 +109,7 @@ def _cold_validation(data, hparams, epochs: int, seed: int, temp_dir: str) -> Di
   """content_based's validation RMSE per epoch on users carved (with `seed`) out of the
   training users of bench.quality's cold-start protocol (see the module docstring)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import trainer  # pylint: disable=import-outside-toplevel
+  from components.models import trainer  # pylint: disable=import-outside-toplevel
   protocol_train, _, _ = quality.cold_users_split(data, data.ratings, COLD_FRACTION, COLD_GIVEN,
                                                   seed=42)
   fit, shown, held = quality.cold_users_split(data, protocol_train, COLD_FRACTION, COLD_GIVEN,
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
                       help='override a hyperparameter of pipeline/configs.py (repeatable)')
   args = parser.parse_args(argv)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from components import trainer  # pylint: disable=import-outside-toplevel
+  from components.models import trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
   try:
     hparams = configs.override_hparams(configs.default_hparams(), args.set)

@@ -6,10 +6,10 @@ when it blesses a model are the same flags, turned into one `configs.PipelineSet
 
 import argparse
 
-from components import ingestion
-from components import movielens_download
-from components import movielens_formats
-from components import movielens_splits
+from components.data import ingestion
+from components.data import movielens_download
+from components.data import movielens_formats
+from components.data import movielens_splits
 from pipeline import configs
 
 DEFAULT_MAX_EVAL_RATINGS = ingestion.DEFAULT_MAX_EVAL_RATINGS

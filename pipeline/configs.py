@@ -8,12 +8,12 @@ import dataclasses
 import os
 from typing import Dict, List, Optional
 
-from components import model_names as names
+from components.models import model_names as names
 
 PIPELINE_NAME = 'movielens-recommender'
 # The installed functions Transform and the Trainers call (see pipeline.code_fingerprint).
-PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
-RUN_FN = 'components.trainer.run_fn'
+PREPROCESSING_FN = 'components.transform.preprocessing.preprocessing_fn'
+RUN_FN = 'components.models.trainer.run_fn'
 MODEL_NAMES = names.MODEL_NAMES
 
 
@@ -43,7 +43,7 @@ def default_hparams() -> Dict[str, Dict]:
   }
 
 
-# Hyperparameters that take one of a few words (components/trainer.py reads them).
+# Hyperparameters that take one of a few words (components/models/trainer.py reads them).
 HPARAM_CHOICES = {'learning_rate_decay': ('constant', 'cosine')}
 
 
@@ -75,7 +75,7 @@ class PipelineSettings:
   # max_rmse_increase above the latest blessed model of the same name.
   rmse_upper_bound: float = 1.05
   max_rmse_increase: float = 0.01
-  # ... and its lists (components/ranking_metrics.py): NDCG@10 at least most-popular's on the
+  # ... and its lists (components/evaluation/ranking_metrics.py): NDCG@10 at least most-popular's on the
   # same eval users (when ranking_must_beat_popularity), and at most max_ndcg_decrease below
   # the latest blessed model's.
   ranking_must_beat_popularity: bool = True
@@ -89,7 +89,7 @@ class PipelineSettings:
   # True when compiled for Kubeflow Pipelines (kubeflow_runner.py): the Evaluator's baseline
   # is TFX's LatestBlessedModelStrategy, which KFP v2 compiles into a metadata query (it
   # compiles no custom strategy); locally it is the latest blessed model other than the
-  # candidate (components/baseline_resolver.py), which matters on cached re-runs.
+  # candidate (components/tfx/baseline_resolver.py), which matters on cached re-runs.
   for_kubeflow: bool = False
 
   @property

@@ -13,7 +13,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from components import features as f
+from components.data import features as f
 
 USERS = 3
 BEST_RATED = 5

@@ -8,9 +8,9 @@ from typing import Sequence, TextIO
 
 from tfx.orchestration import metadata
 
-from components import anomalies_gate
-from components import ingestion
-from components import model_names as names
+from components.tfx import anomalies_gate
+from components.data import ingestion
+from components.models import model_names as names
 from pipeline import concurrent_runner
 from pipeline import configs
 from pipeline import pipeline as pipeline_def

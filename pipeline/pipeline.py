@@ -26,12 +26,12 @@ from tfx.types import channel
 from tfx.types import standard_artifacts
 
 import components as components_package
-from components import anomalies_gate
-from components import atomic_pusher
-from components import baseline_resolver
-from components import evaluation
-from components import ingestion
-from components import typed_csv_example_gen
+from components.tfx import anomalies_gate
+from components.tfx import atomic_pusher
+from components.tfx import baseline_resolver
+from components.evaluation import eval_config as evaluation
+from components.data import ingestion
+from components.tfx import typed_csv_example_gen
 from pipeline import configs
 
 
@@ -42,7 +42,8 @@ def node_ids(model_name: str) -> Dict[str, str]:
 
 
 def code_fingerprint() -> str:
-  """A digest of the component code the executors import (the `components` package).
+  """A digest of the component code the executors import (the `components` package, with its
+  subpackages).
 
   Transform and the Trainers call installed functions (configs.PREPROCESSING_FN, RUN_FN)
   rather than TFX's module files, which TFX packages as a wheel at every run and pip-installs
@@ -51,10 +52,11 @@ def code_fingerprint() -> str:
   """
   digest = hashlib.sha256()
   folder = os.path.dirname(os.path.abspath(components_package.__file__))
-  for name in sorted(os.listdir(folder)):
-    if name.endswith('.py'):
-      with open(os.path.join(folder, name), 'rb') as f:
-        digest.update(name.encode() + b'\0' + f.read() + b'\0')
+  paths = sorted(os.path.relpath(os.path.join(root, name), folder)
+                 for root, _, names in os.walk(folder) for name in names if name.endswith('.py'))
+  for path in paths:  # every module of every subpackage, by its path inside the package
+    with open(os.path.join(folder, path), 'rb') as f:
+      digest.update(path.encode() + b'\0' + f.read() + b'\0')
   return digest.hexdigest()[:16]
 
 

@@ -28,9 +28,9 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import uuid  # noqa: E402
 
-from components import ingestion  # noqa: E402
-from components import movielens_download  # noqa: E402
-from components import movielens_formats  # noqa: E402
+from components.data import ingestion  # noqa: E402
+from components.data import movielens_download  # noqa: E402
+from components.data import movielens_formats  # noqa: E402
 from pipeline import cli  # noqa: E402
 
 

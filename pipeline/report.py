@@ -65,7 +65,7 @@ def _save(fig, folder: str, name: str) -> str:
 
 def _value_order():
   """Bucketed slice values in their natural order (the rest sort alphabetically)."""
-  from components import slicing  # pylint: disable=import-outside-toplevel
+  from components.evaluation import slicing  # pylint: disable=import-outside-toplevel
   return {slicing.AGE_GROUP: list(slicing.age_group_names()),
           slicing.USER_ACTIVITY: [name for _, name in slicing.USER_ACTIVITY_BUCKETS],
           slicing.MOVIE_POPULARITY: [name for _, name in slicing.MOVIE_POPULARITY_BUCKETS]}
@@ -249,7 +249,7 @@ def _statistics(summary: Dict, folder: str) -> str:
     parts.insert(0, f'<img src="{image}" alt="Rating distribution">')
   anomalies = summary.get('artifacts', {}).get('anomalies')
   if anomalies:
-    from components import anomalies_gate  # pylint: disable=import-outside-toplevel
+    from components.tfx import anomalies_gate  # pylint: disable=import-outside-toplevel
     problems = anomalies_gate.describe_anomalies(anomalies['uri'], anomalies['splits'])
     parts.append('<h3>Anomalies (ExampleValidator against the curated schema)</h3>' + (
         '<ul>' + ''.join(f'<li>{html.escape(p)}</li>' for p in problems) + '</ul>'
@@ -325,7 +325,7 @@ def render(summary: Dict, folder: str) -> str:
           f', split {html.escape(str(data.get("split")))}.</p>']
   if summary.get('error'):
     body.append(f'<p class="verdict">Error: {html.escape(summary["error"])}</p>')
-  from components import ingestion  # pylint: disable=import-outside-toplevel
+  from components.data import ingestion  # pylint: disable=import-outside-toplevel
   body += [f'<p>{html.escape(note)}</p>' for note in ingestion.data_notes(data)]
   body += _lists_section(summary)
   for model in summary.get('models', []):

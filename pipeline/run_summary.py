@@ -18,9 +18,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.utils import path_utils
 
-from components import evaluation
-from components import ingestion
-from components import ranking_metrics as ranking
+from components.evaluation import eval_config as evaluation
+from components.data import ingestion
+from components.evaluation import ranking_metrics as ranking
 from pipeline import configs
 from pipeline import example_lists
 from pipeline import pipeline as pipeline_def

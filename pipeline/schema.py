@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from tfx.dsl.io import fileio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import features
+from components.data import features
 
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               'schema', 'schema.pbtxt')

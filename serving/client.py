@@ -38,7 +38,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
 
 REST_PORT, GRPC_PORT = 8501, 8500
 DEFAULT_MODEL = 'collaborative_filtering'
-# Inputs a call may leave out, as the signatures' "not given" values (components/signatures.py).
+# Inputs a call may leave out, as the signatures' "not given" values (components/export/signatures.py).
 _NOT_GIVEN = {'age': -1, 'gender': '', 'occupation': '', 'zip_code': '',
               'exclude_movie_ids': [''], 'rated_movie_ids': [''], 'rated_ratings': [0.0]}
 _DTYPES = {'DT_STRING': object, 'DT_INT32': np.int32, 'DT_INT64': np.int64,

@@ -27,7 +27,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from components import warmup
+from components.export import warmup
 from serving.model_config import read_config, version_folders
 from serving.status import Code, ServingError, from_tf_error, invalid, not_found
 

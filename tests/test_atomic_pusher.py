@@ -9,7 +9,7 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
 
-from components import atomic_pusher
+from components.tfx import atomic_pusher
 
 
 def _model(tmp_path, files=400):

@@ -1,10 +1,10 @@
-"""Batches made of chunks of one user's ratings (components/batches.py)."""
+"""Batches made of chunks of one user's ratings (components/models/batches.py)."""
 
 import numpy as np
 import tensorflow as tf
 
-from components import batches
-from components import features as f
+from components.models import batches
+from components.data import features as f
 
 
 def _users(counts):

@@ -12,9 +12,9 @@ import zipfile
 
 import pytest
 
-from components import ingestion
-from components import movielens_download as download
-from components import movielens_formats as formats
+from components.data import ingestion
+from components.data import movielens_download as download
+from components.data import movielens_formats as formats
 from tests import movielens_fixtures as fx
 
 

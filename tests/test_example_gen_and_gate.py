@@ -13,9 +13,9 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder
 
-from components import anomalies_gate
-from components import typed_csv_example_gen
-from components.features import FLOAT, INT, RAW_FEATURE_TYPES, STRING
+from components.tfx import anomalies_gate
+from components.tfx import typed_csv_example_gen
+from components.data.features import FLOAT, INT, RAW_FEATURE_TYPES, STRING
 from pipeline import schema as schema_lib
 
 

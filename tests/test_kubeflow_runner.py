@@ -19,7 +19,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components import ingestion
+from components.data import ingestion
 from pipeline import kfp_client
 from pipeline import prepare_data
 from tests.conftest import ML_100K_DIR, MODELS, PROJECT_DIR, run_pipeline
@@ -77,7 +77,7 @@ def test_every_step_runs_in_the_image_with_the_beam_args_and_the_root(compiled):
     assert container['command'][-1] == EXECUTOR, name
   beam = [c for c in containers.values() if set(BEAM_ARGS) <= set(c['args'])]
   beam_classes = {c['args'][c['args'].index('--executor_class_path') + 1] for c in beam}
-  assert {'components.typed_csv_example_gen.Executor',
+  assert {'components.tfx.typed_csv_example_gen.Executor',
           'tfx.components.transform.executor.Executor',
           'tfx.components.evaluator.executor.Executor'} <= beam_classes
   # The runtime parameters: KFP's pipeline root only. Every other setting is fixed at compile
@@ -95,11 +95,11 @@ def test_the_parameters_point_at_the_data_root_the_serving_dir_and_the_installed
     return tasks[task].inputs.parameters[name].runtime_value.constant_value.string_value
 
   assert parameter('CsvExampleGen', 'input_base') == f'{ROOT}/data'
-  assert parameter('Transform', 'preprocessing_fn') == 'components.preprocessing.preprocessing_fn'
+  assert parameter('Transform', 'preprocessing_fn') == 'components.transform.preprocessing.preprocessing_fn'
   layout = prepare_data.data_layout(f'{ROOT}/data', 'ml-100k')
   assert parameter('ImportSchemaGen', 'schema_file') == layout.schema_path
   for model in MODELS:
-    assert parameter(f'Trainer_{model}', 'run_fn') == 'components.trainer.run_fn'
+    assert parameter(f'Trainer_{model}', 'run_fn') == 'components.models.trainer.run_fn'
     config = json.loads(parameter(f'Trainer_{model}', 'custom_config'))
     assert config['model_name'] == model and config['catalogue_path'] == f'{ROOT}/data/movies.csv'
     assert config['rating_range'] == [1.0, 5.0]

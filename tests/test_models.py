@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import collaborative_filtering
-from components import content_based
-from components import features as f
-from components import histories
-from components import model_io
+from components.models import collaborative_filtering
+from components.models import content_based
+from components.data import features as f
+from components.models import histories
+from components.models import model_io
 
 NUM_USERS, NUM_MOVIES, N = 6, 9, 32  # index spaces include the OOV row (the last index)
 

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from components import movielens_formats as formats
+from components.data import movielens_formats as formats
 from tests import movielens_fixtures as fx
 
 

@@ -33,6 +33,12 @@ def test_code_digest_changes_with_any_component_file(tmp_path, monkeypatch):
   monkeypatch.setattr(pipeline_def.components_package, '__file__', str(copy / '__init__.py'))
   before = pipeline_def.code_fingerprint()
   assert before == pipeline_def.code_fingerprint()
-  with open(copy / 'content_based.py', 'a') as f:
+  seen = {before}
+  with open(copy / 'models' / 'content_based.py', 'a') as f:  # a module of a subpackage
     f.write('\n# a change\n')
-  assert pipeline_def.code_fingerprint() != before
+  seen.add(pipeline_def.code_fingerprint())
+  (copy / 'export' / 'new_module.py').write_text('X = 1\n')  # a new one
+  seen.add(pipeline_def.code_fingerprint())
+  (copy / 'export' / 'new_module.py').rename(copy / 'data' / 'new_module.py')  # moved
+  seen.add(pipeline_def.code_fingerprint())
+  assert len(seen) == 4

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features
-from components import ranking_metrics
+from components.data import features
+from components.evaluation import ranking_metrics
 from pipeline import example_lists
 from tests.conftest import MODELS, PROJECT_DIR, run_pipeline as _run
 

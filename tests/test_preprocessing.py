@@ -9,8 +9,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 
-from components import features as f
-from components import preprocessing
+from components.data import features as f
+from components.transform import preprocessing
 from pipeline import schema as schema_lib
 
 ROWS = [

@@ -1,4 +1,4 @@
-"""components/rating_metrics.py gives TFMA's own numbers, in one pass per example."""
+"""components/evaluation/rating_metrics.py gives TFMA's own numbers, in one pass per example."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow_model_analysis as tfma  # noqa: E402
 
-from components import rating_metrics  # noqa: E402
+from components.evaluation import rating_metrics  # noqa: E402
 from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
 
 

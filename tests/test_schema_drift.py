@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 
-from components import ingestion
+from components.data import ingestion
 from tests.conftest import PROJECT_DIR, SAMPLE, pipeline_command
 
 

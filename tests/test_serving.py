@@ -27,7 +27,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
-from components import warmup
+from components.export import warmup
 from serving import check
 from serving import server as server_main
 from serving.client import Client, ServingError

@@ -19,7 +19,7 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 from tfx.utils import proto_utils
 
-from components import atomic_pusher
+from components.tfx import atomic_pusher
 from serving import model_config
 from serving.client import Client, ServingError
 from tests.conftest import MODELS

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from components import slicing
+from components.evaluation import slicing
 
 
 def test_age_groups_follow_the_preprocessing_buckets():

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from components import features
-from components import ingestion
-from components import movielens_formats as formats
-from components import movielens_splits as splits
+from components.data import features
+from components.data import ingestion
+from components.data import movielens_formats as formats
+from components.data import movielens_splits as splits
 from tests import movielens_fixtures as fx
 
 

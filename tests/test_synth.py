@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bench import synth
-from components import movielens_formats
+from components.data import movielens_formats
 
 
 def test_synthetic_data_is_seeded_shaped_like_movielens_and_readable(tmp_path):

@@ -1,8 +1,8 @@
-"""How the Trainer adapts its configured training to the size of the data (components/trainer.py)."""
+"""How the Trainer adapts its configured training to the size of the data (components/models/trainer.py)."""
 
 import pytest
 
-from components import trainer
+from components.models import trainer
 from pipeline import configs
 
 

@@ -21,10 +21,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from components import features
-from components import movielens_download as download
-from components import movielens_formats as formats
-from components import movielens_splits as splits
+from components.data import features
+from components.data import movielens_download as download
+from components.data import movielens_formats as formats
+from components.data import movielens_splits as splits
 
 INGESTION_VERSION = 1  # bump when the written files change for the same inputs
 TRAIN, EVAL = 'train', 'eval'

@@ -3,7 +3,7 @@
 A model is blessed (and pushed) only if, on the eval split's overall slice:
 - its RMSE is at most an absolute bound and, when a previously blessed model of the same name
   exists, not worse than that baseline's by more than an allowed margin (LOWER_IS_BETTER);
-- the NDCG@10 of its `recommend` lists (components/ranking_metrics.py) is at least
+- the NDCG@10 of its `recommend` lists (components/evaluation/ranking_metrics.py) is at least
   most-popular's on the same users (`ranking/ndcg@10_over_most_popular` >= 0; a setting), and
   not lower than the baseline's by more than an allowed margin (HIGHER_IS_BETTER).
 
@@ -11,7 +11,7 @@ Besides the error metrics, the mean label and mean prediction (calibration in th
 calibration plot (ratings grouped by predicted value: mean rating against mean prediction, and
 the histogram of predictions), and per user NDCG@5 and NDCG@10 of the user's eval ratings
 ordered by predicted rating, with the rating as the gain, averaged over users. Every metric is
-computed overall and per slice (components/slicing.py); within a slice of ratings (a genre),
+computed overall and per slice (components/evaluation/slicing.py); within a slice of ratings (a genre),
 NDCG orders each user's ratings in that slice.
 """
 
@@ -20,11 +20,11 @@ import json
 import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 
-from components import features
-from components import ranking_metrics
-from components import rating_metrics
-from components import signatures
-from components import slicing
+from components.data import features
+from components.evaluation import ranking_metrics
+from components.evaluation import rating_metrics
+from components.export import signatures
+from components.evaluation import slicing
 
 RMSE, MAE, MSE, EXAMPLE_COUNT = (rating_metrics.RMSE, rating_metrics.MAE, rating_metrics.MSE,
                                  rating_metrics.EXAMPLE_COUNT)
@@ -63,7 +63,7 @@ def eval_config(rmse_upper_bound: float, max_rmse_increase: float,
       metrics_specs=[tfma.MetricsSpec(metrics=[
           # Count, MSE, RMSE, MAE, mean label and prediction (calibration in the large), the
           # calibration plot and per-user NDCG, one pass per example
-          # (components/rating_metrics.py). The blessing looks at the overall slice's RMSE only
+          # (components/evaluation/rating_metrics.py). The blessing looks at the overall slice's RMSE only
           # (a small slice is noisy).
           tfma.MetricConfig(class_name='RatingErrors', module=rating_metrics.__name__,
                             config=json.dumps({'num_buckets': CALIBRATION_BUCKETS,

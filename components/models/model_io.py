@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features
+from components.data import features
 
 
 @dataclasses.dataclass

@@ -40,7 +40,7 @@ from tfx.types import standard_component_specs as specs
 from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
 
-from components import features
+from components.data import features
 
 _ARROW_TYPES = {
     features.STRING: pa.binary(),  # the cell's bytes, as the stock reader keeps them

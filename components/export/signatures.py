@@ -35,7 +35,7 @@ scores are then log popularity shares, above); any other user_id unknown to trai
 error, so a mistyped id is not answered with someone else's list. `predict_rating` rates every
 pair, unknown users and movies from the model's out-of-vocabulary rows: rating-prediction
 protocols score every test pair, including those of users or movies new to training. For
-TFMA, `transformed_features` maps serialized ratings to the slice features of components/slicing.py (not a client API). Every
+TFMA, `transformed_features` maps serialized ratings to the slice features of components/evaluation/slicing.py (not a client API). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
 movie vectors are saved inside the SavedModel.
 """
@@ -54,18 +54,18 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
 
-from components import fast_tracing
-from components import features as f
-from components import model_io
-from components import ranking_metrics
-from components import slicing
-from components import warmup
+from components.models import fast_tracing
+from components.data import features as f
+from components.models import model_io
+from components.evaluation import ranking_metrics
+from components.evaluation import slicing
+from components.export import warmup
 
 RATING = 'rating'
 REGRESS = 'regress'
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
 # Signatures are traced as plain Python: they branch on Python values only, and AutoGraph would
-# rewrite them, and tf_keras' layers, on every export (components/fast_tracing.py says why).
+# rewrite them, and tf_keras' layers, on every export (components/models/fast_tracing.py says why).
 _signature = functools.partial(tf.function, autograph=False)
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
@@ -431,7 +431,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def transformed_features(examples):
-    """The slice features of serialized ratings (components/slicing.py) and their users' ranked
+    """The slice features of serialized ratings (components/evaluation/slicing.py) and their users' ranked
     lists (`ranked_lists`), for TFMA."""
     raw = tf.io.parse_example(examples, raw_spec)
     transformed = model.tft_layer(raw)
@@ -458,7 +458,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
   def ranked_lists(user_id):
     """Per rating [B]: its user's top `MAX_K` of `recommend` (stored features and profile) and
     of most-popular, among the movies the user did not rate in training, as space-separated
-    movie IDs, for the Evaluator's ranking metrics (components/ranking_metrics.py)."""
+    movie IDs, for the Evaluator's ranking metrics (components/evaluation/ranking_metrics.py)."""
     index, user_inputs = users(user_id, {})
     batch = tf.shape(user_id)[0]
     k = tf.fill([batch], list_length)

@@ -37,7 +37,7 @@ known movie's rare words help it (pipeline/configs.py has the measurements).
 Demographics alone say little about a new user's taste (on ML-100K they barely beat each
 movie's mean rating for users held out of training), but a handful of ratings say a lot: a
 user unseen in training is scored from the ratings sent with the request (`rated_movie_ids`,
-`rated_ratings`, see components/signatures.py), with no retraining. A known user's profile is
+`rated_ratings`, see components/export/signatures.py), with no retraining. A known user's profile is
 their training ratings, stored in the model; in training the rating being predicted is left out
 of its own profile, so the model learns to predict a rating from the *other* ratings.
 """
@@ -47,8 +47,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import features as f
-from components import histories
+from components.data import features as f
+from components.models import histories
 
 
 def _bag_mean(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:

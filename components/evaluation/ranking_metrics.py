@@ -4,7 +4,7 @@ The served product is `recommend`'s list, so the Evaluator judges it, next to th
 Each model's `transformed_features` signature (TFMA's preprocessing function, called per model,
 baseline included) gives every eval rating its user's top `MAX_K` recommendations among the
 movies the user did not rate in training, as `recommend` answers them, and the most-popular
-list for the same user (components/signatures.py), each as one string of space-separated
+list for the same user (components/export/signatures.py), each as one string of space-separated
 movie IDs (kept whole until `extract_output`: Beam encodes the accumulators). `TopKRanking` groups a slice's eval ratings
 by user (`user_key`): relevant = the user's eval movies, and per user it scores the model's
 list and most-popular's with Microsoft Recommenders' definitions (binary relevance, averaged
@@ -35,7 +35,7 @@ from tensorflow_model_analysis.metrics import metric_types
 MAX_K = 50   # the longest list asked for: the precision / recall curves run 1..MAX_K
 CUTOFF = 10  # the headline figures
 RANKING, MOST_POPULAR = 'ranking', 'most_popular'
-# The `transformed_features` outputs the metric reads (components/signatures.py writes them).
+# The `transformed_features` outputs the metric reads (components/export/signatures.py writes them).
 RECOMMENDED, POPULAR, TRAINED_MOVIES = ('recommended_movie_ids', 'most_popular_movie_ids',
                                         'trained_movies')
 SUMMARY_FIELDS = (f'precision@{CUTOFF}', f'recall@{CUTOFF}', f'ndcg@{CUTOFF}', f'map@{CUTOFF}',
@@ -163,7 +163,7 @@ def _top_k(user_key: str, movie_key: str, name=None, eval_config=None, model_nam
            output_names=None, sub_keys=None, example_weighted: bool = False,
            query_key: str = ''):
   # The keys are fixed, per model, and unweighted: example_weighted None, as TFMA keys the
-  # MetricsSpec thresholds by name (components/evaluation.py) that bless on them.
+  # MetricsSpec thresholds by name (components/evaluation/eval_config.py) that bless on them.
   del name, eval_config, output_names, sub_keys, query_key, example_weighted
   names = ([key_name(p, field) for p in (RANKING, MOST_POPULAR) for field in SUMMARY_FIELDS]
            + [NDCG_OVER_POPULAR])

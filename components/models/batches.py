@@ -16,7 +16,7 @@ from typing import Dict, Iterator, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import features as f
+from components.data import features as f
 
 
 def chunked_order(users: np.ndarray, chunk: int, rng: np.random.Generator) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import Tuple
 
 import numpy as np
 
-from components import movielens_formats as formats
+from components.data import movielens_formats as formats
 
 RANDOM, PER_USER, COLD_USERS, TEMPORAL = 'random', 'per_user', 'cold_users', 'temporal'
 CANONICAL_FOLDS = ('u1', 'u2', 'u3', 'u4', 'u5', 'ua', 'ub')

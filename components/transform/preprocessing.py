@@ -8,7 +8,7 @@ failing). Demographic features are transformed only when the dataset has them.
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features as f
+from components.data import features as f
 
 _RELEASE_YEAR_BOUNDARIES = [float(y) for y in range(1930, 2030, 10)]
 _TITLE_YEAR = r'\(\d{4}\)'

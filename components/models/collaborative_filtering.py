@@ -28,7 +28,7 @@ gradients are the same as the per-example step's.
 IDs unseen in training map to the OOV row (no history), so they never fail; after training that
 row is set to the mean trained user (`fill_unknown_users`), so an unseen user's rating is an
 average user's; for recommendations an unseen user falls back to popularity (see
-components/signatures.py).
+components/export/signatures.py).
 """
 
 from typing import Optional, Tuple
@@ -36,8 +36,8 @@ from typing import Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from components import features
-from components import histories
+from components.data import features
+from components.models import histories
 
 
 class CollaborativeFilteringModel(tf.keras.Model):

@@ -17,7 +17,7 @@ import urllib.request
 import zipfile
 from typing import Callable, Optional
 
-from components import movielens_formats as formats
+from components.data import movielens_formats as formats
 
 BASE_URL = 'https://files.grouplens.org/datasets/movielens'
 ARCHIVES = {  # dataset -> archive name on GroupLens

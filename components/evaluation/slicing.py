@@ -1,7 +1,7 @@
 """The slices the Evaluator reports: which ratings fall in which group, computed in-graph.
 
 TFMA slices on raw features (`gender`, `occupation`) and on a model's `transformed_features`
-signature, which TFMA calls by that name when a model has it (components/signatures.py
+signature, which TFMA calls by that name when a model has it (components/export/signatures.py
 exports it). That signature derives, from a serialized rating:
 
 - `age_group`: the user's age group (the ML-1M groups; datasets without demographics have none);
@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 
 import tensorflow as tf
 
-from components import features as f
+from components.data import features as f
 
 AGE_GROUP, GENRE, USER_ACTIVITY, MOVIE_POPULARITY = (
     'age_group', 'genre', 'user_activity', 'movie_popularity')
@@ -28,7 +28,7 @@ MOVIE_POPULARITY_BUCKETS = ((0, 'unseen (0)'), (1, 'rare (1-19)'), (20, 'common 
 
 
 def age_group_names() -> Tuple[str, ...]:
-  """Names of the age buckets of components/preprocessing.py (index = age_bucket)."""
+  """Names of the age buckets of components/transform/preprocessing.py (index = age_bucket)."""
   bounds = f.AGE_BOUNDARIES
   return ((f'under {bounds[0]}',)
           + tuple(f'{low}-{high - 1}' for low, high in zip(bounds, bounds[1:]))

@@ -13,15 +13,15 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 
-from components import batches  # noqa: E402
-from components import collaborative_filtering  # noqa: E402
-from components import content_based  # noqa: E402
-from components import fast_tracing  # noqa: E402
-from components import features as f  # noqa: E402
-from components import model_io  # noqa: E402
-from components import signatures  # noqa: E402
+from components.models import batches  # noqa: E402
+from components.models import collaborative_filtering  # noqa: E402
+from components.models import content_based  # noqa: E402
+from components.models import fast_tracing  # noqa: E402
+from components.data import features as f  # noqa: E402
+from components.models import model_io  # noqa: E402
+from components.export import signatures  # noqa: E402
 
-from components.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
+from components.models.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
 
 
 def l2_scale(hparams: dict, num_examples: int) -> float:
@@ -48,7 +48,7 @@ def training_epochs(hparams: dict, num_examples: int) -> int:
 
 
 def user_chunk(hparams: dict, num_examples: int) -> int:
-  """Examples per user chunk of a batch (components/batches.py), 0 for random batches: chunks
+  """Examples per user chunk of a batch (components/models/batches.py), 0 for random batches: chunks
   make a step's cost stop growing with the data but train less per epoch, so they apply from
   `user_chunk_from` training examples on."""
   chunk = int(hparams.get('user_chunk') or 0)
@@ -145,7 +145,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
             for name in model.user_feature_names + model.movie_feature_names}
   if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
     inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
-  if chunk:  # batches of chunks of one user's ratings (components/batches.py)
+  if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),
         steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
