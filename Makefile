@@ -16,12 +16,16 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv run test test-slow lock clean
+.PHONY: help venv run test test-slow lint lock clean
 
 help:
 	@echo "make run    set up .venv (once) and run the pipeline (MOVIELENS_DIR=folder to use local data)"
 	@echo "make test   set up .venv (once) and run the test suite"
 	@echo "make test-slow  the crash (SIGKILL) and load tests (about 10 minutes more)"
+	@echo "make lint   ruff over the code (ruff.toml)"
+	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
+	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
+	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
 
@@ -42,6 +46,10 @@ run: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Lint (ruff.toml): pyflakes' checks and pycodestyle's errors and warnings.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Tests marked slow: runs killed mid-Transform / mid-Trainer and resumed, 32 clients for 60 s.
 test-slow: $(STAMP)

@@ -13,21 +13,15 @@ under `--data-root` comes from the preliminary job `python -m pipeline.prepare_d
 catch-up) on the KFP API at `--host`, with the `kfp` client.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
 import os
+import sys
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import warnings  # noqa: E402
-
-warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-
-from components.data import movielens_formats  # noqa: E402
-from pipeline import cli  # noqa: E402
-from pipeline import configs  # noqa: E402
+from components.data import movielens_formats
+from pipeline import cli
+from pipeline import configs
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -6,27 +6,19 @@ Prepares the MovieLens splits, runs every component with progress lines, and end
 summary and `<output-dir>/run_summary.json`.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import contextlib
 import os
+import sys
+import time
 
-# Before TensorFlow is first imported: TFX/TFT/TFMA need Keras 2 (tf_keras) as tf.keras.
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import warnings  # noqa: E402
-
-# google-api-core warns on import that Python 3.10 support is ending; TFX 1.16 needs 3.10.
-warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-from components.data import ingestion  # noqa: E402
-from components.data import movielens_download  # noqa: E402
-from components.data import movielens_formats  # noqa: E402
-from pipeline import cli  # noqa: E402
-from pipeline import progress  # noqa: E402
+from components.data import ingestion
+from components.data import movielens_download
+from components.data import movielens_formats
+from pipeline import cli
+from pipeline import progress
 
 
 def _at_least_one(text: str) -> int:

@@ -11,7 +11,7 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 REQUIREMENTS = [
     line.strip() for line in (HERE / 'requirements.in').read_text().splitlines()
-    if line.strip() and not line.startswith('#') and not line.startswith('pytest')
+    if line.strip() and not line.startswith(('#', 'pytest', 'ruff'))  # tools, not runtime
 ]
 
 setup(

@@ -9,16 +9,14 @@ pipeline's EvalConfig, without the blessing thresholds, which need a baseline). 
 time of each.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import glob
 import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
+import sys
+import tempfile
+import time
 
 VARIANTS = ('overall metrics', 'with slices', 'with NDCG, no slices', 'with top-K, no slices',
             'everything')

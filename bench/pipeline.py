@@ -16,22 +16,21 @@ bench/results/pipeline.md and .json with the command, date, machine and commit, 
 the open issues' floors and whether each was met.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import glob
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-
-from bench import provenance  # noqa: E402
-from bench import synth  # noqa: E402
+from bench import provenance
+from bench import synth
 
 RESULTS = os.path.join(provenance.PROJECT_DIR, 'bench', 'results')
 ML_100K_DIR = provenance.ML_100K_DIR

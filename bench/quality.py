@@ -22,30 +22,24 @@ Writes bench/results/quality.json and bench/results/quality.md (command, date, m
 Hyperparameters are those of pipeline/configs.py; nothing here is tuned on a test fold.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import datetime
+import json
 import os
+import sys
+import tempfile
+import time
+from typing import Dict, List, Tuple
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import numpy as np
 
-import warnings  # noqa: E402
-
-warnings.filterwarnings('ignore', category=FutureWarning, module=r'google\.')
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Dict, List, Tuple  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from bench import provenance  # noqa: E402
-from components.data import features as f  # noqa: E402
-from components.data import movielens_formats as formats  # noqa: E402
-from components.data import movielens_splits as splits  # noqa: E402
-from components.models.model_names import MODEL_NAMES  # noqa: E402
+from bench import provenance
+from components.data import features as f
+from components.data import movielens_formats as formats
+from components.data import movielens_splits as splits
+from components.models.model_names import MODEL_NAMES
 
 PROJECT_DIR = provenance.PROJECT_DIR
 DEFAULT_DATA = provenance.ML_100K_DIR

@@ -13,21 +13,19 @@ instead (the numbers then include its share of the cores). Writes bench/results/
 commit.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import gc
+import json
 import os
+import subprocess
+import sys
+import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import numpy as np
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from bench import provenance  # noqa: E402
+from bench import provenance
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 CONCURRENCY = (1, 8, 32)

@@ -15,14 +15,11 @@ sizes. That is an upper bound on the Trainer's throughput: a real step also gath
 example's terms, applies them as sparse products, and updates every table with Adam.
 """
 
-import os
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import statistics
+import time
 
 BATCHES = (8192, 16384, 32768)
 

@@ -12,14 +12,12 @@ For big data, where a whole pipeline run does not fit an afternoon (docs/perform
 records a TensorFlow profiler trace of steps 5-15.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import glob
 import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import glob  # noqa: E402
-import time  # noqa: E402
+import time
 
 
 WARM_UP = 5

@@ -28,23 +28,21 @@ the configured epochs and prints the RMSE on them against the genre baseline and
 The values in pipeline/configs.py come from runs of this script (see its docstring).
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import json
 import os
+import sys
+import tempfile
+from typing import Dict, List
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import numpy as np
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from typing import Dict, List  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from bench import quality  # noqa: E402
-from components.data import features as f  # noqa: E402
-from components.data import movielens_splits as splits  # noqa: E402
-from components.models.model_names import CONTENT_BASED, MODEL_NAMES  # noqa: E402
+from bench import quality
+from components.data import features as f
+from components.data import movielens_splits as splits
+from components.models.model_names import CONTENT_BASED, MODEL_NAMES
 
 COLD_FRACTION, COLD_GIVEN = 0.1, 10  # as bench.quality's cold-start protocol
 CHECKS = ('rating', 'cold', 'ranking', 'new_movies')

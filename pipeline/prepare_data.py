@@ -17,21 +17,19 @@ once per dataset, anywhere with the pipeline image (a Kubernetes Job: see docs/k
 cluster run needs no laptop. Each file is written under a temporary name and renamed into place.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import dataclasses
 import os
+import sys
+import tempfile
+import uuid
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import uuid  # noqa: E402
-
-from components.data import ingestion  # noqa: E402
-from components.data import movielens_download  # noqa: E402
-from components.data import movielens_formats  # noqa: E402
-from pipeline import cli  # noqa: E402
+from components.data import ingestion
+from components.data import movielens_download
+from components.data import movielens_formats
+from pipeline import cli
 
 
 @dataclasses.dataclass(frozen=True)

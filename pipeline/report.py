@@ -8,6 +8,8 @@ anomalies, TFMA's evaluation), without rerunning anything. Writes `<output-dir>/
 never sees half a report.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
 import html
 import json
 import os
@@ -378,5 +380,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-  os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
   sys.exit(main())

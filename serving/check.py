@@ -11,21 +11,19 @@ it must load and answer its warm-up requests (`assets.extra/`) as TF Serving wou
 model's signatures; exits 1 when any model fails.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import dataclasses
 import os
+import sys
+from typing import List
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-from typing import List  # noqa: E402
-
-import tensorflow as tf  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
-from tensorflow.python.framework import op_def_registry  # noqa: E402
-
-from serving import model_config  # noqa: E402
+from serving import model_config
 
 TF_SERVING_VERSION = '2.16.1'  # the tensorflow/serving image of serving/docker-compose.yml
 # Core ops whose kernels call back into Python: TF Serving has no Python to call.

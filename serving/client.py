@@ -6,6 +6,8 @@
     python -m serving.client status | metadata
 
 Works against real TF Serving and against serving/server.py alike. The signatures' inputs come
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
 from the model's metadata, so user features a call does not give are sent as "not given" (the
 model then uses what it stored for the user in training).
 
@@ -14,27 +16,23 @@ model then uses what it stored for the user in training).
       for movie in client.recommend('42', k=10): print(movie.title)
 """
 
-import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import argparse
+import base64
+import dataclasses
+import sys
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import argparse  # noqa: E402
-import base64  # noqa: E402
-import dataclasses  # noqa: E402
-import sys  # noqa: E402
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple  # noqa: E402
-
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import requests  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from google.protobuf import json_format  # noqa: E402
-from tensorflow_serving.apis import get_model_metadata_pb2  # noqa: E402
-from tensorflow_serving.apis import get_model_status_pb2  # noqa: E402
-from tensorflow_serving.apis import model_service_pb2_grpc  # noqa: E402
-from tensorflow_serving.apis import predict_pb2  # noqa: E402
-from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: E402
+import grpc
+import numpy as np
+import requests
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 REST_PORT, GRPC_PORT = 8501, 8500
 DEFAULT_MODEL = 'collaborative_filtering'

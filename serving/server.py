@@ -15,18 +15,16 @@ one worker process per core serves both ports (serving/workers.py): Python's glo
 one process to about one core.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import argparse
+import asyncio
 import os
-
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import concurrent.futures  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import sys  # noqa: E402
+import concurrent.futures
+import logging
+import signal
+import socket
+import sys
 
 DEFAULT_CONFIG = os.path.join('runs', 'local', 'serving', 'models.config')
 READY = 'serving REST on http://'

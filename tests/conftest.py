@@ -2,18 +2,16 @@
 and one real pipeline run on a sample that the end-to-end and serving tests share.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import json
 import os
+import subprocess
+import sys
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import pytest
 
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-import pytest  # noqa: E402
-
-from bench.provenance import ML_100K_DIR, PROJECT_DIR  # noqa: E402  (the benchmarks' data, too)
+from bench.provenance import ML_100K_DIR, PROJECT_DIR  # (the benchmarks' data, too)
 SAMPLE = 3000
 MODELS = ('content_based', 'collaborative_filtering')
 

@@ -1,17 +1,16 @@
 """components/evaluation/rating_metrics.py gives TFMA's own numbers, in one pass per example."""
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
 import json
-import os
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow_model_analysis as tfma
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow_model_analysis as tfma  # noqa: E402
-
-from components.evaluation import rating_metrics  # noqa: E402
-from tensorflow_model_analysis.metrics import metric_types  # noqa: E402
+from components.evaluation import rating_metrics
+from tensorflow_model_analysis.metrics import metric_types
 
 
 def _ratings(seed=0, users=30):

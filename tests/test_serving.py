@@ -419,7 +419,8 @@ def test_cli_answers_a_new_user_from_the_ratings_sent(served):
                '--rated', '50=5', '--rated', '181=5')
   assert result.returncode == 0, result.stderr
   lines = result.stdout.rstrip().splitlines()
-  assert len(lines) == 5 and not any('(movie 50,' in l or '(movie 181,' in l for l in lines)
+  assert len(lines) == 5 and not any('(movie 50,' in line or '(movie 181,' in line
+                                  for line in lines)
   assert run('recommend', '--model', 'collaborative_filtering', '--user', '').returncode == 0
   refused = run('recommend', '--model', 'collaborative_filtering', '--user', '',
                 '--rated', '50=5')

@@ -3,25 +3,25 @@
 Training is deterministic for a given `seed`: weights, shuffling and TF ops are all seeded.
 """
 
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
 import json
 import os
 import time
 
-os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')  # Keras 2 (tf_keras), as TFX/TFT/TFMA expect
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_transform as tft  # noqa: E402
+from components.models import batches
+from components.models import collaborative_filtering
+from components.models import content_based
+from components.models import fast_tracing
+from components.data import features as f
+from components.models import model_io
+from components.export import signatures
 
-from components.models import batches  # noqa: E402
-from components.models import collaborative_filtering  # noqa: E402
-from components.models import content_based  # noqa: E402
-from components.models import fast_tracing  # noqa: E402
-from components.data import features as f  # noqa: E402
-from components.models import model_io  # noqa: E402
-from components.export import signatures  # noqa: E402
-
-from components.models.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES  # noqa: E402
+from components.models.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES
 
 
 def l2_scale(hparams: dict, num_examples: int) -> float:
