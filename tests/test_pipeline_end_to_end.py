@@ -303,15 +303,19 @@ def test_the_evaluators_top_10_figures_are_those_of_the_served_lists(finished_ru
   gives the figures of each eval user's list from the pushed model's `recommend`, scored
   directly with ranking_metrics.list_metrics."""
   _, _, _, summary = finished_run
-  relevant, trained = {}, set()
+  relevant, trained, known = {}, set(), set()
   for row in example_lists._rows(summary['data']['input_base'], 'eval'):  # pylint: disable=protected-access
     relevant.setdefault(row['user_id'], set()).add(row['movie_id'])
   for row in example_lists._rows(summary['data']['input_base'], 'train'):  # pylint: disable=protected-access
     trained.add(row['movie_id'])
+  for row in example_lists._rows(summary['data']['input_base'], 'train'):  # pylint: disable=protected-access
+    known.add(row['user_id'])
   users = sorted(relevant)
   for model in summary['models']:
-    lists = example_lists.top_lists(model['pushed_version_path'],
-                                    [{'user_id': u, 'eval_movie_ids': []} for u in users])
+    # An eval user with no training ratings is asked for as a new user, with nothing sent: the
+    # Evaluator reads such a user's list from the signature without features either.
+    lists = example_lists.top_lists(model['pushed_version_path'], [
+        {'user_id': u if u in known else '', 'eval_movie_ids': []} for u in users])
     served = ranking_metrics.list_metrics([[e['movie_id'] for e in top['top']] for top in lists],
                                           [relevant[u] for u in users], 10, len(trained))
     assert served['users'] == model['ranking']['users'] == len(users)
