@@ -54,6 +54,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
 
+from components import atomic_files
 from components.models import fast_tracing
 from components.data import features as f
 from components.models import model_io
@@ -493,8 +494,7 @@ def _mark_regression(export_dir: str, signature_name: str) -> None:
   path = os.path.join(export_dir, 'saved_model.pb')
   saved_model = saved_model_pb2.SavedModel.FromString(tf.io.gfile.GFile(path, 'rb').read())
   saved_model.meta_graphs[0].signature_def[signature_name].method_name = REGRESS_METHOD
-  tf.io.gfile.GFile(path + '.tmp', 'wb').write(saved_model.SerializeToString())
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  atomic_files.write(path, saved_model.SerializeToString())
   fingerprinting_utils.write_fingerprint(export_dir)  # the fingerprint hashes saved_model.pb
 
 
