@@ -8,6 +8,8 @@ import platform
 import subprocess
 from typing import Dict, List, Tuple
 
+from components import atomic_files
+
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The real MovieLens 100K the benchmarks and the tests (conftest.py) read.
 ML_100K_DIR = os.environ.get('MOVIELENS_100K_DIR', os.path.join(
@@ -61,9 +63,6 @@ def targets_table(targets: Dict[str, Tuple[float, float, bool]], issue: str) -> 
 
 def write(markdown_path: str, markdown: str, report: dict) -> None:
   """`markdown_path` and the report as JSON beside it (.json), each written then renamed."""
-  os.makedirs(os.path.dirname(markdown_path), exist_ok=True)
   for path, text in ((markdown_path, markdown),
                      (os.path.splitext(markdown_path)[0] + '.json', json.dumps(report, indent=2))):
-    with open(path + '.tmp', 'w', encoding='utf-8') as f:
-      f.write(text)
-    os.replace(path + '.tmp', path)
+    atomic_files.write(path, text)

@@ -36,6 +36,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from bench import provenance
+from components import atomic_files
 from components.data import features as f
 from components.data import movielens_formats as formats
 from components.data import movielens_splits as splits
@@ -629,11 +630,7 @@ def render(report: Dict) -> str:
 
 
 def _write_atomically(path: str, text: str) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.quality-')
-  with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-    handle.write(text)
-  os.replace(tmp, path)
+  atomic_files.write(path, text)
 
 
 PROTOCOLS = ('canonical', 'random', 'cold_start', 'top_k', 'new_user_ranking', 'new_movies')

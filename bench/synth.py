@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from components import atomic_files
+
 GENRES = ('Action', 'Adventure', 'Animation', 'Children', 'Comedy', 'Crime', 'Documentary',
           'Drama', 'Fantasy', 'Film-Noir', 'Horror', 'IMAX', 'Musical', 'Mystery', 'Romance',
           'Sci-Fi', 'Thriller', 'War', 'Western')
@@ -83,11 +85,9 @@ def _movies(rng, movies: int):
 
 
 def _write_atomically(path: str, chunks) -> None:
-  staging = os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.partial')
-  with open(staging, 'w', encoding='utf-8', newline='') as f:
+  with atomic_files.replace(path) as f:
     for chunk in chunks:
       f.write(chunk)
-  os.replace(staging, path)
 
 
 def _rating_chunks(rng, counts, factors, bias, cumulative):

@@ -24,8 +24,8 @@ import dataclasses
 import os
 import sys
 import tempfile
-import uuid
 
+from components import atomic_files
 from components.data import ingestion
 from components.data import movielens_download
 from components.data import movielens_formats
@@ -61,11 +61,7 @@ def data_layout(data_root: str, dataset: str) -> DataLayout:
 
 
 def _copy(source: str, target: str) -> None:
-  from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
-  fileio.makedirs(os.path.dirname(target))
-  staging = os.path.join(os.path.dirname(target), f'.{os.path.basename(target)}-{uuid.uuid4().hex}')
-  fileio.copy(source, staging, overwrite=True)
-  fileio.rename(staging, target, overwrite=True)
+  atomic_files.copy(source, target)
 
 
 def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:

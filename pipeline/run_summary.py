@@ -9,7 +9,6 @@ import datetime
 import json
 import math
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
@@ -18,6 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 from tfx.utils import path_utils
 
+from components import atomic_files
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
 from components.evaluation import ranking_metrics as ranking
@@ -323,13 +323,7 @@ def _example_users(input_base: str, last: Dict) -> List[Dict]:
 
 
 def write(summary: Dict, output_dir: str) -> str:
-  os.makedirs(output_dir, exist_ok=True)
-  path = os.path.join(output_dir, SUMMARY_FILE)
-  fd, tmp = tempfile.mkstemp(dir=output_dir, prefix='.run_summary-')
-  with os.fdopen(fd, 'w', encoding='utf-8') as f:
-    json.dump(summary, f, indent=2)
-  os.replace(tmp, path)
-  return path
+  return atomic_files.write(os.path.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
 
 
 def render(summary: Dict) -> str:

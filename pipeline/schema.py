@@ -8,12 +8,12 @@ cache never serves a stale one.
 
 import hashlib
 import os
-import uuid
 
 from google.protobuf import text_format
 from tfx.dsl.io import fileio
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components import atomic_files
 from components.data import features
 
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -55,10 +55,5 @@ def write_schema(schema: schema_pb2.Schema, root: str) -> str:
   local, gs://, s3://) and returns that path."""
   path = schema_path(schema, root)
   if not fileio.exists(path):
-    folder = os.path.dirname(path)
-    fileio.makedirs(folder)
-    staging = os.path.join(folder, f'.schema-{uuid.uuid4().hex}')
-    with fileio.open(staging, 'w') as f:
-      f.write(text_format.MessageToString(schema))
-    fileio.rename(staging, path, overwrite=True)
+    atomic_files.write(path, text_format.MessageToString(schema))
   return path

@@ -6,33 +6,25 @@
     python -m serving.client status | metadata
 
 Works against real TF Serving and against serving/server.py alike. The signatures' inputs come
-from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
-
 from the model's metadata, so user features a call does not give are sent as "not given" (the
-model then uses what it stored for the user in training).
+model then uses what it stored for the user in training). Over REST it needs only NumPy and
+requests: TensorFlow and gRPC are imported on the first gRPC client (a TensorFlow import alone
+takes seconds).
 
     from serving.client import Client
     with Client('collaborative_filtering') as client:          # REST on 127.0.0.1:8501
       for movie in client.recommend('42', k=10): print(movie.title)
 """
 
-
 import argparse
 import base64
 import dataclasses
 import sys
+import types
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-import grpc
 import numpy as np
 import requests
-import tensorflow as tf
-from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2
-from tensorflow_serving.apis import get_model_status_pb2
-from tensorflow_serving.apis import model_service_pb2_grpc
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 REST_PORT, GRPC_PORT = 8501, 8500
 DEFAULT_MODEL = 'collaborative_filtering'
@@ -41,6 +33,23 @@ _NOT_GIVEN = {'age': -1, 'gender': '', 'occupation': '', 'zip_code': '',
               'exclude_movie_ids': [''], 'rated_movie_ids': [''], 'rated_ratings': [0.0]}
 _DTYPES = {'DT_STRING': object, 'DT_INT32': np.int32, 'DT_INT64': np.int64,
            'DT_FLOAT': np.float32, 'DT_DOUBLE': np.float64, 'DT_BOOL': bool}
+
+
+def _grpc_modules() -> types.SimpleNamespace:
+  """gRPC, TF Serving's protos and TensorFlow's tensor conversions, for the gRPC transport."""
+  from components import tf_env  # noqa: F401  (Keras 2 before TensorFlow loads)
+  import grpc
+  import tensorflow as tf
+  from google.protobuf import json_format
+  from tensorflow_serving.apis import get_model_metadata_pb2
+  from tensorflow_serving.apis import get_model_status_pb2
+  from tensorflow_serving.apis import model_service_pb2_grpc
+  from tensorflow_serving.apis import predict_pb2
+  from tensorflow_serving.apis import prediction_service_pb2_grpc
+  return types.SimpleNamespace(
+      grpc=grpc, tf=tf, json_format=json_format, metadata=get_model_metadata_pb2,
+      status=get_model_status_pb2, model_service=model_service_pb2_grpc, predict=predict_pb2,
+      prediction_service=prediction_service_pb2_grpc)
 
 
 class ServingError(Exception):
@@ -69,9 +78,10 @@ class Client:
     self.version, self.timeout = version, timeout
     self._signatures = None
     if use_grpc:
-      self._channel = grpc.insecure_channel(f'{host}:{self.port}')
-      self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-      self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+      self._apis = apis = _grpc_modules()
+      self._channel = apis.grpc.insecure_channel(f'{host}:{self.port}')
+      self._predictions = apis.prediction_service.PredictionServiceStub(self._channel)
+      self._models = apis.model_service.ModelServiceStub(self._channel)
     else:
       self._session = requests.Session()
       path = f'/v1/models/{model}' + (f'/versions/{version}' if version is not None else '')
@@ -140,14 +150,15 @@ class Client:
   def metadata(self) -> dict:
     if not self.use_grpc:
       return self._get('/metadata')
-    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
+    apis = self._apis
+    request = apis.metadata.GetModelMetadataRequest(metadata_field=['signature_def'])
     self._spec(request.model_spec)
     response = self._call(self._predictions.GetModelMetadata, request)
-    signatures = get_model_metadata_pb2.SignatureDefMap()
+    signatures = apis.metadata.SignatureDefMap()
     response.metadata['signature_def'].Unpack(signatures)
     return {'model_spec': {'name': response.model_spec.name,
                            'version': str(response.model_spec.version.value)},
-            'metadata': {'signature_def': json_format.MessageToDict(
+            'metadata': {'signature_def': apis.json_format.MessageToDict(
                 signatures, preserving_proto_field_name=True)}}
 
   def status(self) -> List[dict]:
@@ -156,11 +167,11 @@ class Client:
       return [{'version': int(s['version']), 'state': s['state'],
                'error': s['status'].get('error_message', '')}
               for s in self._get('')['model_version_status']]
-    request = get_model_status_pb2.GetModelStatusRequest()
+    request = self._apis.status.GetModelStatusRequest()
     self._spec(request.model_spec, signature=False)
     response = self._call(self._models.GetModelStatus, request)
     return [{'version': s.version,
-             'state': get_model_status_pb2.ModelVersionStatus.State.Name(s.state),
+             'state': self._apis.status.ModelVersionStatus.State.Name(s.state),
              'error': s.status.error_message} for s in response.model_version_status]
 
   # --- transports -----------------------------------------------------------------------------
@@ -187,7 +198,8 @@ class Client:
     return {name: np.array(value) for name, value in outputs.items()}
 
   def _grpc_predict(self, signature_name, inputs):
-    request = predict_pb2.PredictRequest()
+    tf = self._apis.tf
+    request = self._apis.predict.PredictRequest()
     self._spec(request.model_spec)
     request.model_spec.signature_name = signature_name
     for name, array in inputs.items():
@@ -208,7 +220,7 @@ class Client:
   def _call(self, method, request):
     try:
       return method(request, timeout=self.timeout)
-    except grpc.RpcError as e:
+    except self._apis.grpc.RpcError as e:
       raise ServingError(e.code().name, e.details()) from None
 
   def _get(self, suffix):

@@ -10,11 +10,12 @@ atomically (write then rename).
 """
 
 import os
-import tempfile
 from typing import List, Optional, Sequence
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from components import atomic_files
 
 CONFIG_FILE = 'models.config'
 CONTAINER_CONFIG_FILE = 'models.container.config'
@@ -51,12 +52,7 @@ def _config(names: Sequence[str], base: str) -> str:
 
 
 def _write_atomically(folder: str, name: str, text: str) -> str:
-  path = os.path.join(folder, name)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix='.models-config-')
-  with os.fdopen(fd, 'w', encoding='utf-8') as f:
-    f.write(text)
-  os.replace(tmp, path)
-  return path
+  return atomic_files.write(os.path.join(folder, name), text)
 
 
 def write(serving_dir: str, model_names: Sequence[str]) -> str:

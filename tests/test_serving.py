@@ -408,6 +408,20 @@ def test_cli_prints_ten_titles_over_rest_and_grpc(served):
     lines = result.stdout.rstrip().splitlines()
     assert len(lines) == 10 and lines[0].startswith('  1. ') and '(movie ' in lines[0]
     assert lines[9].startswith(' 10. ')
+    if '--grpc' not in flags:  # REST loads no TensorFlow, so nothing of it reaches stderr
+      assert result.stderr == ''
+
+
+def test_the_rest_client_imports_no_tensorflow_or_grpc(served):
+  _, server = served
+  code = ('import sys; from serving.client import Client; '
+          f'Client("collaborative_filtering", port={server.rest_port}).recommend({USER!r}, k=3); '
+          'print(sorted(m for m in ("tensorflow", "grpc", "tensorflow_serving") '
+          'if m in sys.modules))')
+  result = subprocess.run([sys.executable, '-c', code], cwd=PROJECT_DIR, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == '[]' and result.stderr == ''
 
 
 def test_cli_answers_a_new_user_from_the_ratings_sent(served):

@@ -20,7 +20,7 @@ def test_lists_each_model_with_a_pushed_version(tmp_path):
   assert [m.name for m in models] == ['content_based']
   assert models[0].base_path == str(serving / 'content_based')
   assert models[0].model_platform == 'tensorflow'
-  assert not [n for n in os.listdir(serving) if n.startswith('.models-config-')]
+  assert not [n for n in os.listdir(serving) if n.endswith('.partial')]  # no staging file left
 
 
 def test_container_config_points_at_the_mount(tmp_path):

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from components import atomic_files
 from components.data import features
 from components.data import movielens_download as download
 from components.data import movielens_formats as formats
@@ -124,10 +125,7 @@ def _publish_rejected(prepared_dir: str, output_root: str, policy: str) -> Optio
     if os.path.isfile(target):
       os.remove(target)
     return None
-  staging = f'{target}.tmp-{os.getpid()}'
-  shutil.copyfile(os.path.join(prepared_dir, REJECTED_FILE), staging)
-  os.replace(staging, target)
-  return target
+  return atomic_files.copy(os.path.join(prepared_dir, REJECTED_FILE), target)
 
 
 def _rejected_summary(bad: formats.BadRows) -> Dict:

@@ -54,6 +54,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
 
+from components import atomic_files
 from components.models import fast_tracing
 from components.data import features as f
 from components.models import model_io
@@ -192,7 +193,7 @@ class ServingTables(tf.Module):
     # A model whose ranking vector depends on the user index alone (no request features, no
     # rating profile) has it computed here for every user, so `recommend` only looks it up.
     self.user_ranking = None
-    if tuple(model.user_feature_names) == (f.USER_INDEX,) and not hasattr(model, 'profile'):
+    if tuple(model.user_feature_names) == (f.USER_INDEX,) and not model.takes_profile:
       vectors, offsets = model.ranking_user({f.USER_INDEX: tf.range(num_users, dtype=tf.int64)})
       self.user_ranking = (tf.Variable(vectors, trainable=False, name='user_ranking_vectors'),
                            tf.Variable(offsets, trainable=False, name='user_ranking_offsets'))
@@ -318,8 +319,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
 
   user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
                 for name in request_features}
-  takes_profile = hasattr(model, 'profile')
-  ranks_by_rating = getattr(model, 'ranks_by_rating', False)
+  takes_profile, ranks_by_rating = model.takes_profile, model.ranks_by_rating
   if takes_profile:
     user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS)
     user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)
@@ -493,8 +493,7 @@ def _mark_regression(export_dir: str, signature_name: str) -> None:
   path = os.path.join(export_dir, 'saved_model.pb')
   saved_model = saved_model_pb2.SavedModel.FromString(tf.io.gfile.GFile(path, 'rb').read())
   saved_model.meta_graphs[0].signature_def[signature_name].method_name = REGRESS_METHOD
-  tf.io.gfile.GFile(path + '.tmp', 'wb').write(saved_model.SerializeToString())
-  tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
+  atomic_files.write(path, saved_model.SerializeToString())
   fingerprinting_utils.write_fingerprint(export_dir)  # the fingerprint hashes saved_model.pb
 
 

@@ -38,9 +38,10 @@ import tensorflow as tf
 
 from components.data import features
 from components.models import histories
+from components.models import recommender
 
 
-class CollaborativeFilteringModel(tf.keras.Model):
+class CollaborativeFilteringModel(recommender.Recommender):
   """Predicts a rating [B] from `user_index` and `movie_index` [B]; ranks with `ranking_*`."""
 
   user_feature_names = (features.USER_INDEX,)
@@ -319,6 +320,9 @@ class CollaborativeFilteringModel(tf.keras.Model):
     others = sampled + tf.math.log(tf.maximum(
         1.0 - tf.where(hits > 0, tf.exp(tf.minimum(own - sampled, 0.0)), 0.0), 1e-30))
     return tf.reduce_logsumexp(tf.stack([others, picked]), axis=0)
+
+  def after_training(self) -> None:
+    self.fill_unknown_users()
 
   def fill_unknown_users(self) -> None:
     """After training: users without training ratings (the OOV row, which training never

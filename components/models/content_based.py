@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from components.data import features as f
 from components.models import histories
+from components.models import recommender
 
 
 def _bag_mean(table: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
@@ -83,11 +84,12 @@ def shared_title_tokens(title_token_ids: np.ndarray, vocab_size: int,
   return mapping.astype(np.int64)
 
 
-class ContentBasedModel(tf.keras.Model):
+class ContentBasedModel(recommender.Recommender):
   """Predicts a rating [B] from transformed content features."""
 
   movie_feature_names = (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET, f.MOVIE_INDEX)
   popularity_for_unknown_users = False  # an unknown user is scored from their features
+  takes_profile = True  # a request's ratings, read through `profile`
   # Optional inputs: a rating profile computed elsewhere (from a request) by `profile`.
   PROFILE_OFFSET, PROFILE_TASTE, HAS_PROFILE = 'profile_offset', 'profile_taste', 'has_profile'
   # Training input: each example's position in the stored history (`history_positions`).
@@ -212,6 +214,10 @@ class ContentBasedModel(tf.keras.Model):
     residual_sum, taste_sum, count = self._sums(self.movie_features(movie_inputs), bias,
                                                 ratings)
     return self._shrunk(residual_sum, taste_sum, count)
+
+  def training_inputs(self, num_examples: int) -> Dict[str, np.ndarray]:
+    """Each example's position in the stored history: the rating is left out of its profile."""
+    return {self.HISTORY_POSITION: self.history_positions(num_examples)}
 
   def history_positions(self, num_examples: int) -> np.ndarray:
     """Where each example of the `history` the model was built from sits in the stored history

@@ -143,8 +143,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   # Only the features the model reads: Keras copies every input into a tensor.
   inputs = {name: train.features[name]
             for name in model.user_feature_names + model.movie_feature_names}
-  if hasattr(model, 'history_positions'):  # content_based leaves each rating out of its profile
-    inputs[model.HISTORY_POSITION] = model.history_positions(len(train))
+  inputs.update(model.training_inputs(len(train)))
   if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),
@@ -153,8 +152,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   else:
     history = model.fit(inputs, train.labels, batch_size=batch_size, epochs=epochs, shuffle=True,
                         verbose=0, callbacks=callbacks)
-  if hasattr(model, 'fill_unknown_users'):
-    model.fill_unknown_users()
+  model.after_training()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
