@@ -4,10 +4,10 @@ The served product is `recommend`'s list, so the Evaluator judges it, next to th
 Each model's `transformed_features` signature (TFMA's preprocessing function, called per model,
 baseline included) gives every eval rating its user's top `MAX_K` recommendations among the
 movies the user did not rate in training, as `recommend` answers them, and the most-popular
-list for the same user (components/export/signatures.py), each as one string of space-separated
-movie IDs (kept whole until `extract_output`: Beam encodes the accumulators). `TopKRanking` groups a slice's eval ratings
-by user (`user_key`): relevant = the user's eval movies, and per user it scores the model's
-list and most-popular's with Microsoft Recommenders' definitions (binary relevance, averaged
+list for the same user (components/export/signatures.py), each as one string of
+space-separated movie IDs, kept whole until `extract_output` (Beam encodes the accumulators).
+`TopKRanking` groups a slice's eval ratings by user (`user_key`): relevant = the user's eval
+movies, and per user it scores the model's list and most-popular's with Microsoft Recommenders' definitions (binary relevance, averaged
 over users):
 
   P@k = hits / k, R@k = hits / |relevant|, NDCG@k = DCG / ideal DCG with gains
@@ -92,9 +92,10 @@ class _Accumulator:
   __slots__ = ('relevant', 'recommended', 'popular', 'trained_movies')
 
   def __init__(self):
-    self.relevant: Dict[str, set] = collections.defaultdict(set)
-    self.recommended: Dict[str, List[str]] = {}
-    self.popular: Dict[str, List[str]] = {}
+    # By user ID (bytes): the eval movie IDs, and each list as one space-separated string.
+    self.relevant: Dict[bytes, set] = collections.defaultdict(set)
+    self.recommended: Dict[bytes, bytes] = {}
+    self.popular: Dict[bytes, bytes] = {}
     self.trained_movies = 0
 
 
