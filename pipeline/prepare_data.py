@@ -60,10 +60,6 @@ def data_layout(data_root: str, dataset: str) -> DataLayout:
                     has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset])
 
 
-def _copy(source: str, target: str) -> None:
-  atomic_files.copy(source, target)
-
-
 def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
   """Ingests into a local temporary folder, then writes the layout under `data_root`."""
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
@@ -71,14 +67,15 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
     prepared = ingestion.prepare_examples(options, local)
     dataset = prepared.info['dataset']
     for split in (ingestion.TRAIN, ingestion.EVAL):
-      _copy(os.path.join(prepared.input_base, split, ingestion.EXAMPLES_FILE),
-            os.path.join(data_root, split, ingestion.EXAMPLES_FILE))
-    _copy(prepared.catalogue_path, os.path.join(data_root, ingestion.CATALOGUE_FILE))
+      atomic_files.copy(os.path.join(prepared.input_base, split, ingestion.EXAMPLES_FILE),
+                        os.path.join(data_root, split, ingestion.EXAMPLES_FILE))
+    atomic_files.copy(prepared.catalogue_path, os.path.join(data_root, ingestion.CATALOGUE_FILE))
     schema_lib.write_schema(_schema(dataset), data_root)
-    _copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
-          os.path.join(data_root, ingestion.INFO_FILE))
+    atomic_files.copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
+                      os.path.join(data_root, ingestion.INFO_FILE))
     if prepared.info.get('rejected_file'):  # --on-bad-rows skip
-      _copy(prepared.info['rejected_file'], os.path.join(data_root, ingestion.REJECTED_FILE))
+      atomic_files.copy(prepared.info['rejected_file'],
+                        os.path.join(data_root, ingestion.REJECTED_FILE))
       print(ingestion.describe_rejected_rows(
           dict(prepared.info, rejected_file=os.path.join(data_root, ingestion.REJECTED_FILE))),
             flush=True)

@@ -308,7 +308,6 @@ def test_the_evaluators_top_10_figures_are_those_of_the_served_lists(finished_ru
     relevant.setdefault(row['user_id'], set()).add(row['movie_id'])
   for row in example_lists._rows(summary['data']['input_base'], 'train'):  # pylint: disable=protected-access
     trained.add(row['movie_id'])
-  for row in example_lists._rows(summary['data']['input_base'], 'train'):  # pylint: disable=protected-access
     known.add(row['user_id'])
   users = sorted(relevant)
   for model in summary['models']:
