@@ -67,10 +67,8 @@ def compile_pipeline(args: argparse.Namespace) -> str:
       pipeline_root_dir=args.pipeline_root,
       serving_base_dir=args.serving_dir or os.path.join(args.pipeline_root, 'serving'),
       for_kubeflow=True)
-  layout = prepare_data.data_layout(data_root, args.dataset)
   dsl_pipeline = pipeline_def.create_pipeline(
-      settings, layout.input_base, layout.catalogue_path, layout.schema_path,
-      list(layout.rating_range), args.models, layout.has_demographics)
+      settings, prepare_data.data_layout(data_root, args.dataset), args.models)
   output_dir, output_file = os.path.split(os.path.abspath(args.output_file))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),

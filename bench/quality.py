@@ -177,7 +177,7 @@ def evaluate_split(data, is_test: np.ndarray, hparams, models) -> Dict[str, Dict
   with tempfile.TemporaryDirectory() as temp_dir:
     tft_output, train_examples, test_examples = prepared(data, train, test, temp_dir)
     for name in models:
-      model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
+      model = trainer.fit_model(tft_output, hparams[name], train_examples)
       predicted = model.predict(test_examples.features, batch_size=8192, verbose=0)
       results[name] = scores(predicted, test_examples.labels)
   return results
@@ -252,7 +252,7 @@ def exported_models(data, train, hparams, models, temp_dir):
   tft_output = analyze(raw_columns(data, train), temp_dir)
   train_examples = transform(tft_output, raw_columns(data, train))
   for name in models:
-    model = trainer.fit_model(name, tft_output, hparams[name], train_examples)
+    model = trainer.fit_model(tft_output, hparams[name], train_examples)
     export_dir = os.path.join(temp_dir, 'export', name)
     signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue_of(data),
                       train_examples)
@@ -665,7 +665,8 @@ def main(argv=None) -> int:
                           + list(argv if argv is not None else sys.argv[1:])),
       'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
       'machine': provenance.machine(),
-      'commit': provenance.commit(), 'hparams': hparams,
+      'commit': provenance.commit(),
+      'hparams': {name: values.to_config() for name, values in hparams.items()},
   }
   if 'canonical' in args.protocols:
     folds = {}

@@ -44,7 +44,7 @@ def main() -> None:
 
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
-  from components.models import model_io, trainer  # pylint: disable=import-outside-toplevel
+  from components.models import hyperparameters, model_io, trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
 
   tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
@@ -54,12 +54,12 @@ def main() -> None:
   train = model_io.load_examples([os.path.join(examples, '*')], transform_output)
   print(f'read {len(train):,} examples in {time.monotonic() - started:.1f} s', flush=True)
 
-  hparams = dict(configs.default_hparams()[args.model], epochs=1)
-  for item in args.set:
-    name, _, value = item.partition('=')
-    if name not in hparams:
-      parser.error(f'unknown hyperparameter {name!r} of {args.model}')
-    hparams[name] = type(hparams[name])(value)
+  try:
+    hparams = hyperparameters.override(
+        {args.model: configs.default_hparams()[args.model].replace(epochs=1)},
+        [f'{args.model}.{item}' for item in args.set])[args.model]
+  except ValueError as e:
+    parser.error(str(e))
   ends = []
 
   class Steps(tf.keras.callbacks.Callback):
@@ -73,10 +73,10 @@ def main() -> None:
         self.model.stop_training = True
 
   started = time.monotonic()
-  trainer.fit_model(args.model, transform_output, hparams, train, callbacks=[Steps()])
+  trainer.fit_model(transform_output, hparams, train, callbacks=[Steps()])
   steady = ends[WARM_UP:]
   per_step = (steady[-1] - steady[0]) / (len(steady) - 1)
-  batch_size = hparams['batch_size']
+  batch_size = hparams.batch_size
   print(f'{args.model} {hparams}\nfirst step {ends[0] - started:.1f} s; steady '
         f'{per_step * 1000:.1f} ms per step = {batch_size / per_step:,.0f} examples/s; an epoch '
         f'would take {len(train) / batch_size * per_step:,.0f} s')

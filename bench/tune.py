@@ -127,8 +127,7 @@ def _cold_validation(data, hparams, epochs: int, seed: int, temp_dir: str) -> Di
                                      held.user_id))
 
   watcher = ColdRmse()
-  trainer.fit_model(CONTENT_BASED, tft_output, dict(hparams, epochs=epochs), fit_examples,
-                    callbacks=[watcher])
+  trainer.fit_model(tft_output, hparams.replace(epochs=epochs), fit_examples, callbacks=[watcher])
   item_mean = quality.scores(quality.item_mean(fit.movie_id, fit.rating, held.movie_id),
                              held.rating)['rmse']
   return {'seed': seed, 'cold_users': len(np.unique(held.user_id)), 'item_mean_rmse': item_mean,
@@ -178,11 +177,12 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components.models import trainer  # pylint: disable=import-outside-toplevel
+  from components.models import hyperparameters  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
   try:
-    hparams = configs.override_hparams(configs.default_hparams(), args.set)
+    hparams = hyperparameters.override(configs.default_hparams(), args.set)
   except ValueError as e:
-    parser.error(f'--set {e}')
+    parser.error(str(e))
 
   data = quality.read_data_dir(parser, args.data_dir)
   is_test = splits.eval_mask(data, data.ratings, splits.RANDOM, 0.2, seed=42)
@@ -214,11 +214,11 @@ def main(argv=None) -> int:
       tft_output, fit_examples, validation_examples = quality.prepared(
           data, fit, validation, os.path.join(temp_dir, 'rating'))
     for name in args.models if 'rating' in args.checks else []:
-      model_hparams = dict(hparams[name], epochs=args.epochs)
+      model_hparams = hparams[name].replace(epochs=args.epochs)
       watcher = ValidationRmse(validation_examples)
-      trainer.fit_model(name, tft_output, model_hparams, fit_examples, callbacks=[watcher])
+      trainer.fit_model(tft_output, model_hparams, fit_examples, callbacks=[watcher])
       best = int(np.argmin(watcher.history))
-      results[name] = {'hparams': model_hparams,
+      results[name] = {'hparams': model_hparams.to_config(),
                        'validation_rmse_by_epoch': [round(v, 4) for v in watcher.history],
                        'best_epoch': best + 1,
                        'best_validation_rmse': round(watcher.history[best], 4)}
@@ -235,8 +235,8 @@ def main(argv=None) -> int:
           data, fit, validation, os.path.join(temp_dir, 'ranking'))
     for name in args.models if 'ranking' in args.checks else []:
       watcher = ValidationNdcg(fit_examples, validation_examples)
-      trainer.fit_model(name, tft_output, dict(hparams[name], epochs=args.epochs),
-                        fit_examples, callbacks=[watcher])
+      trainer.fit_model(tft_output, hparams[name].replace(epochs=args.epochs), fit_examples,
+                        callbacks=[watcher])
       best = int(np.argmax(watcher.history))
       ranking = {'validation_ndcg@10_by_epoch': [round(v, 4) for v in watcher.history],
                  'best_epoch': best + 1, 'best_validation_ndcg@10': round(watcher.history[best], 4)}

@@ -10,6 +10,7 @@ from components.data import ingestion
 from components.data import movielens_download
 from components.data import movielens_formats
 from components.data import movielens_splits
+from components.models import hyperparameters
 from pipeline import configs
 
 DEFAULT_MAX_EVAL_RATINGS = ingestion.DEFAULT_MAX_EVAL_RATINGS
@@ -52,7 +53,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
   add('--epochs', type=int, help='training epochs for both models '
       '(default: per-model settings in pipeline/configs.py)')
   add('--set', action='append', default=[], metavar='MODEL.NAME=VALUE',
-      help='override a hyperparameter of pipeline/configs.py (repeatable), '
+      help='override a hyperparameter of pipeline/configs.py (repeatable; the names and what '
+           'they do: components/models/hyperparameters.py), '
            'e.g. collaborative_filtering.learning_rate=0.001')
   add('--models', nargs='+', choices=configs.MODEL_NAMES, default=list(configs.MODEL_NAMES),
       help='which models to train')
@@ -81,5 +83,5 @@ def settings_from_args(args: argparse.Namespace, output_dir: str,
       beam_pipeline_args=list(args.beam_arg),
       enable_cache=not args.no_cache, **overrides)
   settings.set_epochs(args.epochs)
-  configs.override_hparams(settings.hparams, args.set)
+  settings.hparams = hyperparameters.override(settings.hparams, args.set)
   return settings

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from typing import Dict, List, Optional
 
+from components.models import hyperparameters
 from components.models import model_names as names
 
 PIPELINE_NAME = 'movielens-recommender'
@@ -17,52 +18,27 @@ RUN_FN = 'components.models.trainer.run_fn'
 MODEL_NAMES = names.MODEL_NAMES
 
 
-def default_hparams() -> Dict[str, Dict]:
+def default_hparams() -> Dict[str, hyperparameters.Training]:
   """Per-model hyperparameters, chosen on validation data carved from training data
   (`python -m bench.tune`, never a test fold). docs/tuning.md has the evidence for each value
-  and the variants tried; `--set MODEL.NAME=VALUE` overrides any of them for a run.
+  and the variants tried; components/models/hyperparameters.py says what each one does, and
+  `--set MODEL.NAME=VALUE` overrides any of them for a run.
   """
   return {
-      names.CONTENT_BASED: dict(embedding_dim=32, l2=1e-5, learning_rate=0.003,
-                                batch_size=512, epochs=8, seed=42, profile_shrinkage=5.0,
-                                training_profile_cap=0, learning_rate_decay='cosine',
-                                retrieval_weight=1.0,
-                                exact_ranking_movies=4096, movie_id_dropout=0.1,
-                                min_title_token_movies=20,
-                                user_chunk=32,
-                                user_chunk_from=2_000_000, l2_examples=80_000,
-                                example_budget=8_000_000),
-      names.COLLABORATIVE_FILTERING: dict(embedding_dim=64, l2=2e-4, learning_rate=0.03,
-                                          batch_size=8192, epochs=9, seed=42,
-                                          learning_rate_decay='cosine', learning_rate_steps=400,
-                                          retrieval_dim=32,
-                                          retrieval_l2=3e-5, retrieval_weight=0.5,
-                                          ranking_negatives=2048, training_history_cap=1024,
-                                          user_chunk=0, user_chunk_from=0,
-                                          l2_examples=80_000, example_budget=16_000_000),
+      names.CONTENT_BASED: hyperparameters.ContentBased(
+          embedding_dim=32, l2=1e-5, learning_rate=0.003, learning_rate_decay='cosine',
+          learning_rate_steps=0, batch_size=512, epochs=8, seed=42, retrieval_weight=1.0,
+          user_chunk=32, user_chunk_from=2_000_000, l2_examples=80_000,
+          example_budget=8_000_000,
+          profile_shrinkage=5.0, training_profile_cap=0, exact_ranking_movies=4096,
+          movie_id_dropout=0.1, min_title_token_movies=20),
+      names.COLLABORATIVE_FILTERING: hyperparameters.CollaborativeFiltering(
+          embedding_dim=64, l2=2e-4, learning_rate=0.03, learning_rate_decay='cosine',
+          learning_rate_steps=400, batch_size=8192, epochs=9, seed=42, retrieval_weight=0.5,
+          user_chunk=0, user_chunk_from=0, l2_examples=80_000, example_budget=16_000_000,
+          retrieval_dim=32, retrieval_l2=3e-5, ranking_negatives=2048,
+          training_history_cap=1024),
   }
-
-
-# Hyperparameters that take one of a few words (components/models/trainer.py reads them).
-HPARAM_CHOICES = {'learning_rate_decay': ('constant', 'cosine')}
-
-
-def override_hparams(hparams: Dict[str, Dict], settings: List[str]) -> Dict[str, Dict]:
-  """Applies `MODEL.NAME=VALUE` overrides (value converted to the setting's type) in place."""
-  for setting in settings:
-    key, _, value = setting.partition('=')
-    model, _, name = key.partition('.')
-    if model not in hparams or name not in hparams[model] or not value:
-      raise ValueError(f'{setting!r}: expected MODEL.NAME=VALUE with MODEL one of '
-                       f'{sorted(hparams)} and NAME one of its hyperparameters')
-    try:
-      hparams[model][name] = type(hparams[model][name])(value)
-    except ValueError:
-      raise ValueError(f'{setting!r}: {value!r} is not a valid '
-                       f'{type(hparams[model][name]).__name__}') from None
-    if name in HPARAM_CHOICES and value not in HPARAM_CHOICES[name]:
-      raise ValueError(f'{setting!r}: expected one of {list(HPARAM_CHOICES[name])}')
-  return hparams
 
 
 @dataclasses.dataclass
@@ -70,7 +46,8 @@ class PipelineSettings:
   """Everything `create_pipeline` needs besides the prepared data."""
   output_dir: str = os.path.join('runs', 'local')
   pipeline_name: str = PIPELINE_NAME
-  hparams: Dict[str, Dict] = dataclasses.field(default_factory=default_hparams)
+  hparams: Dict[str, hyperparameters.Training] = dataclasses.field(
+      default_factory=default_hparams)
   # Blessing: RMSE on the eval split must be <= rmse_upper_bound, and at most
   # max_rmse_increase above the latest blessed model of the same name.
   rmse_upper_bound: float = 1.05
@@ -108,5 +85,5 @@ class PipelineSettings:
     if epochs is not None:
       if epochs < 1:
         raise ValueError(f'--epochs must be at least 1, got {epochs}')
-      for hparams in self.hparams.values():
-        hparams['epochs'] = epochs
+      self.hparams = {name: hparams.replace(epochs=epochs)
+                      for name, hparams in self.hparams.items()}

@@ -30,13 +30,9 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   (pipeline/concurrent_runner.py). Returns the process exit code: 0 when the run finished, 1
   when it failed.
   """
-  scale = prepared.info['rating_scale']
-  schema_path = schema_lib.write_schema(
-      schema_lib.schema_for_dataset(prepared.has_demographics, scale['low'], scale['high']),
-      settings.pipeline_root)
+  prepared = schema_lib.with_schema(prepared, settings.pipeline_root)
   tfx_pipeline = pipeline_def.create_pipeline(
-      settings, prepared.input_base, prepared.catalogue_path, schema_path,
-      [scale["low"], scale["high"]], model_names, prepared.has_demographics,
+      settings, prepared, model_names,
       metadata_connection_config=metadata.sqlite_metadata_connection_config(
           settings.metadata_path))
   started_at = datetime.datetime.now(datetime.timezone.utc)

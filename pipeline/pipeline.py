@@ -8,7 +8,7 @@ than the candidate)
 
 import hashlib
 import os
-from typing import Dict, List, Optional
+from typing import Dict, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 # TFX's modules, not the `tfx.v1` facade: importing that also imports the Vertex AI extension
@@ -62,25 +62,25 @@ def code_fingerprint() -> str:
 
 def create_pipeline(
     settings: configs.PipelineSettings,
-    input_base: str,
-    catalogue_path: str,
-    schema_path: str,
-    rating_range: List[float],
-    model_names=configs.MODEL_NAMES,
-    has_demographics: bool = True,
+    data: ingestion.PreparedData,
+    model_names: Sequence[str] = configs.MODEL_NAMES,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
 ) -> tfx_pipeline.Pipeline:
-  """Builds the pipeline over prepared CSV splits under `input_base` (train/ and eval/); the
-  models serve every movie of `catalogue_path` (ingestion's movies.csv). `has_demographics`:
-  whether the data has user demographics (which the Evaluator then slices by)."""
+  """Builds the pipeline over `data`: its CSV splits (train/ and eval/ under input_base), its
+  schema, and its catalogue, every movie of which the models serve. With demographics, the
+  Evaluators also slice by them."""
+  if not data.schema_path:
+    raise ValueError(f'no schema for the data under {data.input_base}: '
+                     'pipeline.schema.with_schema writes one')
   code = code_fingerprint()
+  rating_range = list(data.rating_range)
   example_gen = typed_csv_example_gen.CsvExampleGen(
-      input_base=input_base,
+      input_base=data.input_base,
       input_config=example_gen_pb2.Input(splits=[
           example_gen_pb2.Input.Split(name=split, pattern=f'{split}/*.csv')
           for split in (ingestion.TRAIN, ingestion.EVAL)]))
   statistics_gen = tfx_components.StatisticsGen(examples=example_gen.outputs['examples'])
-  schema_gen = ImportSchemaGen(schema_file=schema_path)
+  schema_gen = ImportSchemaGen(schema_file=data.schema_path)
   example_validator = tfx_components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
@@ -118,9 +118,11 @@ def create_pipeline(
         train_args=trainer_pb2.TrainArgs(splits=[ingestion.TRAIN]),
         eval_args=trainer_pb2.EvalArgs(splits=[ingestion.TRAIN]),
         schema=gate.outputs['validated_schema'],
-        custom_config={'model_name': model_name, 'hparams': settings.hparams[model_name],
-                       'rating_range': list(rating_range),
-                       'catalogue_path': catalogue_path, 'code': code}).with_id(ids['trainer'])
+        custom_config={'model_name': model_name,
+                       'hparams': settings.hparams[model_name].to_config(),
+                       'rating_range': rating_range,
+                       'catalogue_path': data.catalogue_path,
+                       'code': code}).with_id(ids['trainer'])
     history = dict(
         model=channel.Channel(type=standard_artifacts.Model,
                               producer_component_id=ids['trainer'], output_key='model'),
@@ -142,7 +144,7 @@ def create_pipeline(
         example_splits=[ingestion.EVAL],
         eval_config=evaluation.eval_config(
             settings.rmse_upper_bound, settings.max_rmse_increase, rating_range,
-            has_demographics, max_ndcg_decrease=settings.max_ndcg_decrease,
+            data.has_demographics, max_ndcg_decrease=settings.max_ndcg_decrease,
             ranking_must_beat_popularity=settings.ranking_must_beat_popularity,
         )).with_id(ids['evaluator'])
     pusher = tfx_components.Pusher(

@@ -12,7 +12,8 @@ and s3:// where TensorFlow has that filesystem):
     <data-root>/schema/<hash>/schema.pbtxt                          the curated schema, adapted
     <data-root>/dataset.json                                        what was written, last
 
-kubeflow_runner.py compiles the pipeline against this layout (`data_layout`), so the job runs
+kubeflow_runner.py compiles the pipeline against this layout (`data_layout`, an
+`ingestion.PreparedData` like a local run's), so the job runs
 once per dataset, anywhere with the pipeline image (a Kubernetes Job: see docs/kubeflow.md), and a
 cluster run needs no laptop. Each file is written under a temporary name and renamed into place.
 """
@@ -32,45 +33,30 @@ from components.data import movielens_formats
 from pipeline import cli
 
 
-@dataclasses.dataclass(frozen=True)
-class DataLayout:
-  """The paths the pipeline reads under a data root, for a dataset format."""
-  input_base: str
-  catalogue_path: str
-  schema_path: str
-  rating_range: tuple
-  has_demographics: bool
-
-
-def _schema(dataset: str):
+def data_layout(data_root: str, dataset: str) -> ingestion.PreparedData:
+  """What this job writes for `dataset` under `data_root` (computed, nothing is read)."""
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
   scale = movielens_formats.RATING_SCALES[dataset]
-  return schema_lib.schema_for_dataset(movielens_formats.HAS_DEMOGRAPHICS[dataset], scale.low,
-                                       scale.high)
+  layout = ingestion.PreparedData(
+      dataset=dataset, input_base=data_root,
+      catalogue_path=os.path.join(data_root, ingestion.CATALOGUE_FILE),
+      rating_range=(scale.low, scale.high),
+      has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset])
+  return dataclasses.replace(
+      layout, schema_path=schema_lib.schema_path(schema_lib.for_data(layout), data_root))
 
 
-def data_layout(data_root: str, dataset: str) -> DataLayout:
-  """Where this job writes `dataset` under `data_root` (computed, nothing is read)."""
-  from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
-  scale = movielens_formats.RATING_SCALES[dataset]
-  return DataLayout(input_base=data_root,
-                    catalogue_path=os.path.join(data_root, ingestion.CATALOGUE_FILE),
-                    schema_path=schema_lib.schema_path(_schema(dataset), data_root),
-                    rating_range=(scale.low, scale.high),
-                    has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset])
-
-
-def prepare(options: ingestion.IngestionOptions, data_root: str) -> DataLayout:
+def prepare(options: ingestion.IngestionOptions, data_root: str) -> ingestion.PreparedData:
   """Ingests into a local temporary folder, then writes the layout under `data_root`."""
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
   with tempfile.TemporaryDirectory(prefix='movielens-prepare-') as local:
     prepared = ingestion.prepare_examples(options, local)
-    dataset = prepared.info['dataset']
+    dataset = prepared.dataset
     for split in (ingestion.TRAIN, ingestion.EVAL):
       atomic_files.copy(os.path.join(prepared.input_base, split, ingestion.EXAMPLES_FILE),
                         os.path.join(data_root, split, ingestion.EXAMPLES_FILE))
     atomic_files.copy(prepared.catalogue_path, os.path.join(data_root, ingestion.CATALOGUE_FILE))
-    schema_lib.write_schema(_schema(dataset), data_root)
+    schema_lib.write_schema(schema_lib.for_data(prepared), data_root)
     atomic_files.copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
                       os.path.join(data_root, ingestion.INFO_FILE))
     if prepared.info.get('rejected_file'):  # --on-bad-rows skip

@@ -6,6 +6,7 @@ written under a name derived from its content, so a changed schema is a new path
 cache never serves a stale one.
 """
 
+import dataclasses
 import hashlib
 import os
 
@@ -15,6 +16,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import atomic_files
 from components.data import features
+from components.data import ingestion
 
 CURATED_SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               'schema', 'schema.pbtxt')
@@ -48,6 +50,16 @@ def schema_path(schema: schema_pb2.Schema, root: str) -> str:
   text = text_format.MessageToString(schema)
   return os.path.join(root, 'schema', hashlib.sha256(text.encode()).hexdigest()[:16],
                       'schema.pbtxt')
+
+
+def for_data(prepared: ingestion.PreparedData) -> schema_pb2.Schema:
+  """The curated schema adapted to `prepared`'s rating range and demographics."""
+  return schema_for_dataset(prepared.has_demographics, *prepared.rating_range)
+
+
+def with_schema(prepared: ingestion.PreparedData, root: str) -> ingestion.PreparedData:
+  """`prepared` with its schema written under `root` (`write_schema`) and its path set."""
+  return dataclasses.replace(prepared, schema_path=write_schema(for_data(prepared), root))
 
 
 def write_schema(schema: schema_pb2.Schema, root: str) -> str:

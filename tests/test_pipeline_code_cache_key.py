@@ -4,15 +4,20 @@ properties (TFX's cache key) makes any code change re-run them, as TFX's module 
 import json
 import shutil
 
+import pytest
+
 import components
+from components.data import ingestion
 from pipeline import configs
 from pipeline import pipeline as pipeline_def
 
 
 def _properties(tmp_path):
   settings = configs.PipelineSettings(output_dir=str(tmp_path / 'out'))
-  built = pipeline_def.create_pipeline(settings, str(tmp_path / 'data'), 'movies.csv',
-                                       'schema.pbtxt', [1.0, 5.0])
+  data = ingestion.PreparedData(
+      dataset='ml-100k', input_base=str(tmp_path / 'data'), catalogue_path='movies.csv',
+      rating_range=(1.0, 5.0), has_demographics=True, schema_path='schema.pbtxt')
+  built = pipeline_def.create_pipeline(settings, data)
   return {node.id: node.exec_properties for node in built.components}
 
 
@@ -42,3 +47,11 @@ def test_code_digest_changes_with_any_component_file(tmp_path, monkeypatch):
   (copy / 'export' / 'new_module.py').rename(copy / 'data' / 'new_module.py')  # moved
   seen.add(pipeline_def.code_fingerprint())
   assert len(seen) == 4
+
+
+def test_the_pipeline_needs_the_data_s_schema(tmp_path):
+  data = ingestion.PreparedData(dataset='ml-100k', input_base=str(tmp_path / 'data'),
+                                catalogue_path='movies.csv', rating_range=(1.0, 5.0),
+                                has_demographics=True)
+  with pytest.raises(ValueError, match='no schema for the data under .*with_schema'):
+    pipeline_def.create_pipeline(configs.PipelineSettings(output_dir=str(tmp_path)), data)

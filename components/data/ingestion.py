@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -56,18 +56,25 @@ class IngestionOptions:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedData:
-  """Where the prepared splits are and what they hold."""
+  """The prepared data the pipeline reads, however it was prepared: `prepare_examples` here
+  (a local run, with `info`: what ingestion found) or pipeline/prepare_data.py's layout under a
+  cluster's data root. `create_pipeline` takes it whole."""
+  dataset: str                    # a movielens_formats.DATASETS name
   input_base: str                 # holds train/ and eval/, the CsvExampleGen input_base
   catalogue_path: str             # every movie of the dataset, for serving the whole catalogue
-  info: Dict
+  rating_range: Tuple[float, float]  # the dataset's lowest and highest rating
+  has_demographics: bool          # user age, gender, occupation, zip (the Evaluator slices by)
+  schema_path: str = ''           # the curated schema for this data (pipeline/schema.py
+                                  # `with_schema`); '' until it is written
+  info: Dict = dataclasses.field(default_factory=dict)  # dataset.json, for the run summary
 
-  @property
-  def dataset(self) -> str:
-    return self.info['dataset']
 
-  @property
-  def has_demographics(self) -> bool:
-    return self.info['has_demographics']
+def _prepared(target: str, info: Dict) -> PreparedData:
+  scale = info['rating_scale']
+  return PreparedData(dataset=info['dataset'], input_base=target,
+                      catalogue_path=os.path.join(target, CATALOGUE_FILE),
+                      rating_range=(scale['low'], scale['high']),
+                      has_demographics=info['has_demographics'], info=info)
 
 
 def locate_data(options: IngestionOptions) -> str:
@@ -186,7 +193,7 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
     with open(os.path.join(target, INFO_FILE), encoding='utf-8') as f:
       info = json.load(f)
     info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
-    return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)
+    return _prepared(target, info)
 
   bad = formats.BadRows(options.on_bad_rows)
   data = formats.read_movielens(data_dir, dataset, bad)
@@ -243,4 +250,4 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
-  return PreparedData(target, os.path.join(target, CATALOGUE_FILE), info)
+  return _prepared(target, info)

@@ -17,14 +17,13 @@ from components.models import batches
 from components.models import collaborative_filtering
 from components.models import content_based
 from components.models import fast_tracing
+from components.models import hyperparameters
 from components.data import features as f
 from components.models import model_io
 from components.export import signatures
 
-from components.models.model_names import COLLABORATIVE_FILTERING, CONTENT_BASED, MODEL_NAMES
 
-
-def l2_scale(hparams: dict, num_examples: int) -> float:
+def l2_scale(hparams: hyperparameters.Training, num_examples: int) -> float:
   """The factor on the configured L2 weights for `num_examples` training examples.
 
   Keras adds an embedding table's L2 penalty for the whole table at every step, so over an
@@ -34,28 +33,27 @@ def l2_scale(hparams: dict, num_examples: int) -> float:
   more, they shrink in proportion (the penalty of a fixed prior in the summed loss, divided by
   the number of examples), never grow. On the synthetic 1M, collaborative_filtering's validation
   RMSE went from 1.0041 to 0.7783 with it (pipeline/configs.py)."""
-  reference = int(hparams.get('l2_examples') or 0)
+  reference = hparams.l2_examples
   return min(1.0, reference / num_examples) if reference and num_examples else 1.0
 
 
-def training_epochs(hparams: dict, num_examples: int) -> int:
+def training_epochs(hparams: hyperparameters.Training, num_examples: int) -> int:
   """`epochs`, or fewer where they would show the model more than `example_budget` examples
   (at least one epoch): an epoch of big data is many more steps than one of the data the epochs
   were tuned on, and on the synthetic 10M one epoch of 8M examples shows either model more
   examples than all epochs do on the synthetic 1M (see pipeline/configs.py)."""
-  epochs, budget = int(hparams['epochs']), int(hparams.get('example_budget') or 0)
+  epochs, budget = hparams.epochs, hparams.example_budget
   return max(1, min(epochs, budget // num_examples)) if budget and num_examples else epochs
 
 
-def user_chunk(hparams: dict, num_examples: int) -> int:
+def user_chunk(hparams: hyperparameters.Training, num_examples: int) -> int:
   """Examples per user chunk of a batch (components/models/batches.py), 0 for random batches: chunks
   make a step's cost stop growing with the data but train less per epoch, so they apply from
   `user_chunk_from` training examples on."""
-  chunk = int(hparams.get('user_chunk') or 0)
-  return chunk if num_examples >= int(hparams.get('user_chunk_from') or 0) else 0
+  return hparams.user_chunk if num_examples >= hparams.user_chunk_from else 0
 
 
-def learning_rate(hparams: dict, steps: int):
+def learning_rate(hparams: hyperparameters.Training, steps: int):
   """Adam's learning rate over a fit of `steps` steps: `learning_rate`, constant, or with
   `learning_rate_decay` 'cosine' decaying to 0 over the fit (Loshchilov & Hutter 2017).
 
@@ -64,40 +62,37 @@ def learning_rate(hparams: dict, steps: int):
   noise the rate lets in does not grow with the number of steps. Measured for
   collaborative_filtering (pipeline/configs.py): with the cosine decay, ML-100K (81 steps)
   wanted 0.03 and the synthetic 10M (1,758 steps) 0.015 or less, where 0.03 diverged."""
-  rate, decay = float(hparams['learning_rate']), hparams.get('learning_rate_decay') or 'constant'
-  reference, steps = int(hparams.get('learning_rate_steps') or 0), max(int(steps), 1)
+  rate, reference, steps = hparams.learning_rate, hparams.learning_rate_steps, max(steps, 1)
   if reference and steps > reference:
     rate *= float(np.sqrt(reference / steps))
-  if decay == 'constant':
-    return rate
-  if decay == 'cosine':
+  if hparams.learning_rate_decay == 'cosine':
     return tf.keras.optimizers.schedules.CosineDecay(rate, steps)
-  raise ValueError(f"learning_rate_decay must be 'constant' or 'cosine', got {decay!r}")
+  return rate  # 'constant' (hyperparameters.DECAYS)
 
 
-def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
+def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparameters.Training,
                 train: model_io.Examples) -> tf.keras.Model:
+  """The model `hparams` are for (their class says which), sized by Transform's vocabularies."""
   has_demographics = f.AGE_BUCKET in tf_transform_output.transformed_feature_spec()
   scale = l2_scale(hparams, len(train))
-  common = dict(embedding_dim=int(hparams['embedding_dim']), l2=float(hparams['l2']) * scale,
-                global_mean=float(train.labels.mean()), seed=int(hparams['seed']))
+  common = dict(embedding_dim=hparams.embedding_dim, l2=hparams.l2 * scale,
+                global_mean=float(train.labels.mean()), seed=hparams.seed,
+                retrieval_weight=hparams.retrieval_weight)
   size = lambda vocab: model_io.vocabulary_size(tf_transform_output, vocab)
-  if name == COLLABORATIVE_FILTERING:
+  if isinstance(hparams, hyperparameters.CollaborativeFiltering):
     num_movies = size(f.MOVIE_VOCAB)
     # The exact catalogue softmax while the catalogue is no bigger than the sample would be
     # (on ML-100K sampling cost validation accuracy: see pipeline/configs.py).
-    negatives = int(hparams['ranking_negatives'])
+    negatives = hparams.ranking_negatives
     return collaborative_filtering.CollaborativeFilteringModel(
         num_users=size(f.USER_VOCAB), num_movies=num_movies,
         history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX]),
-        retrieval_dim=int(hparams['retrieval_dim']),
-        retrieval_l2=float(hparams['retrieval_l2']) * scale,
-        retrieval_weight=float(hparams['retrieval_weight']),
+        retrieval_dim=hparams.retrieval_dim, retrieval_l2=hparams.retrieval_l2 * scale,
         ranking_negatives=negatives if negatives < num_movies else 0,
-        training_history_cap=int(hparams.get('training_history_cap') or 0) or None,
+        training_history_cap=hparams.training_history_cap or None,
         # Scoring every user each step costs no more than a batch's own users would.
-        score_all_users=size(f.USER_VOCAB) <= int(hparams['batch_size']), **common)
-  if name == CONTENT_BASED:
+        score_all_users=size(f.USER_VOCAB) <= hparams.batch_size, **common)
+  if isinstance(hparams, hyperparameters.ContentBased):
     padded = lambda vocab: model_io.padded_vocabulary_size(tf_transform_output, vocab)
     vocab_sizes = {f.MOVIE_INDEX: size(f.MOVIE_VOCAB), f.USER_INDEX: size(f.USER_VOCAB),
                    f.GENRE_IDS: padded(f.GENRE_VOCAB), f.TITLE_TOKEN_IDS: padded(f.TITLE_VOCAB)}
@@ -115,26 +110,26 @@ def build_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: 
     return content_based.ContentBasedModel(
         vocab_sizes, has_demographics,
         history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX], train.labels),
-        movie_content=content, profile_shrinkage=float(hparams['profile_shrinkage']),
-        training_profile_cap=int(hparams.get('training_profile_cap') or 0) or None,
-        retrieval_weight=float(hparams.get('retrieval_weight') or 0.0),
-        exact_ranking_movies=int(hparams.get('exact_ranking_movies') or 0),
-        movie_id_dropout=float(hparams.get('movie_id_dropout') or 0.0),
-        min_title_token_movies=int(hparams.get('min_title_token_movies') or 0), **common)
-  raise ValueError(f'unknown model {name!r}; expected one of {MODEL_NAMES}')
+        movie_content=content, profile_shrinkage=hparams.profile_shrinkage,
+        training_profile_cap=hparams.training_profile_cap or None,
+        exact_ranking_movies=hparams.exact_ranking_movies,
+        movie_id_dropout=hparams.movie_id_dropout,
+        min_title_token_movies=hparams.min_title_token_movies, **common)
+  raise TypeError(f'no model takes {type(hparams).__name__}; expected one of '
+                  f'{[cls.__name__ for cls in hyperparameters.BY_MODEL.values()]}')
 
 
-def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: dict,
+def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparameters.Training,
               train: model_io.Examples, callbacks=None) -> tf.keras.Model:
   """Builds and trains one model on in-memory transformed examples (seeded: repeatable).
 
   `callbacks` (Keras callbacks) let the tuning script watch validation error per epoch.
   """
   fast_tracing.skip_tf_keras()
-  tf.keras.utils.set_random_seed(int(hparams['seed']))
+  tf.keras.utils.set_random_seed(hparams.seed)
   tf.config.experimental.enable_op_determinism()
-  model = build_model(name, tf_transform_output, hparams, train)
-  batch_size, chunk = int(hparams['batch_size']), user_chunk(hparams, len(train))
+  model = build_model(tf_transform_output, hparams, train)
+  batch_size, chunk = hparams.batch_size, user_chunk(hparams, len(train))
   epochs, steps_per_epoch = training_epochs(hparams, len(train)), -(-len(train) // batch_size)
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
                                                                  epochs * steps_per_epoch)),
@@ -146,7 +141,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
   inputs.update(model.training_inputs(len(train)))
   if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
     history = model.fit(
-        batches.chunked_dataset(inputs, train.labels, batch_size, chunk, int(hparams['seed'])),
+        batches.chunked_dataset(inputs, train.labels, batch_size, chunk, hparams.seed),
         steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
         callbacks=callbacks)
   else:
@@ -154,7 +149,7 @@ def fit_model(name: str, tf_transform_output: tft.TFTransformOutput, hparams: di
                         verbose=0, callbacks=callbacks)
   model.after_training()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
-  print(f'{name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
+  print(f'{hparams.model_name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
   return model
 
@@ -191,16 +186,16 @@ def _write_training_stats(model_run_dir: str, stats: dict) -> None:
 def run_fn(fn_args) -> None:
   """TFX Trainer entry point."""
   config = fn_args.custom_config
+  hparams = hyperparameters.from_config(config['model_name'], config['hparams'])
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   started = time.monotonic()
   train = model_io.load_examples(fn_args.train_files, tf_transform_output)
   loaded = time.monotonic()
   epochs = EpochSeconds()
-  model = fit_model(config['model_name'], tf_transform_output, config['hparams'], train,
-                    callbacks=[epochs])
+  model = fit_model(tf_transform_output, hparams, train, callbacks=[epochs])
   fit_seconds = time.monotonic() - loaded
   stats = {'examples': int(len(train.labels)), 'epochs': len(epochs.seconds),
-           'user_chunk': user_chunk(config['hparams'], len(train)),
+           'user_chunk': user_chunk(hparams, len(train)),
            'load_seconds': loaded - started, 'fit_seconds': fit_seconds,
            # Everything in fit_model: building, tracing, every epoch.
            'examples_per_second': len(train.labels) * len(epochs.seconds) / max(fit_seconds,
