@@ -1,4 +1,4 @@
-"""The TF Serving contract of both models: its signatures over the whole movie catalogue.
+"""The TF Serving contract of both models: its six signatures over the whole movie catalogue.
 
 - `serving_default`: serialized tf.Example (raw features, no label) -> `rating`.
 - `regress`: the same as TF Serving's Regress API wants it (input `inputs`, output `outputs`,
@@ -42,7 +42,6 @@ movie vectors are saved inside the SavedModel.
 
 import csv
 import dataclasses
-import functools
 import io
 import os
 from typing import Dict, List, Tuple
@@ -65,9 +64,6 @@ from components.export import warmup
 RATING = 'rating'
 REGRESS = 'regress'
 REGRESS_METHOD = tf.saved_model.REGRESS_METHOD_NAME  # 'tensorflow/serving/regress'
-# Signatures are traced as plain Python: they branch on Python values only, and AutoGraph would
-# rewrite them, and tf_keras' layers, on every export (components/models/fast_tracing.py says why).
-_signature = functools.partial(tf.function, autograph=False)
 RATED_MOVIE_IDS, RATED_RATINGS = 'rated_movie_ids', 'rated_ratings'
 MOVIE_IDS, TITLES, SCORES = 'movie_ids', 'titles', 'scores'
 # No quotes in it: tf.debugging.Assert escapes them in the error message.
@@ -225,21 +221,150 @@ def _log_share(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
   return tf.nn.log_softmax(tf.where(excluded, tf.float32.min, scores), axis=1)
 
 
-def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
-           rating_range: Tuple[float, float], catalogue: Catalogue,
-           train: model_io.Examples) -> None:
-  """Saves `model` with the signatures of the module docstring."""
-  fast_tracing.skip_tf_keras()
-  model.tft_layer = tft_output.transform_features_layer()
-  model.serving_tables = tables = ServingTables(model, tft_output, catalogue, train)
-  raw_spec = tft_output.raw_feature_spec()
-  raw_spec.pop(f.LABEL, None)
-  request_features = [name for name in _USER_REQUEST_FEATURES
-                      if _USER_REQUEST_FEATURES[name][0] in model.user_feature_names]
-  size = len(catalogue)
+class ServingSignatures(tf.Module):
+  """The six signatures of the module docstring, one method each, over `model` and the
+  `ServingTables` computed for it at export.
 
-  def users(user_id, features):
+  Each public method is the body of the signature of its name; `signatures()` traces them with
+  their input specs for `model.save`, and a test can call any one alone on tensors. The private
+  methods are the parts they share: the request's users, the catalogue masks and the top k.
+  """
+
+  def __init__(self, model: tf.keras.Model, tft_output: tft.TFTransformOutput,
+               rating_range: Tuple[float, float], catalogue: Catalogue,
+               train: model_io.Examples):
+    super().__init__(name='serving_signatures')
+    # Saved with the model (the signatures read them): the Transform graph and the tables.
+    model.tft_layer = tft_output.transform_features_layer()
+    model.serving_tables = ServingTables(model, tft_output, catalogue, train)
+    self.model, self.tables, self.rating_range = model, model.serving_tables, rating_range
+    self.raw_spec = tft_output.raw_feature_spec()
+    self.raw_spec.pop(f.LABEL, None)
+    self.size = len(catalogue)
+    self.trained_movies = int(np.sum(self.tables.popularity.numpy() > 0))
+    self.list_length = min(ranking_metrics.MAX_K, self.size)
+    self.age_groups = tf.constant(slicing.age_group_names())
+    # The request's user inputs of predict_rating and recommend: the demographics the model
+    # reads and, for a model scored from a rating profile, the rated movies.
+    self.user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
+                       for name in _USER_REQUEST_FEATURES
+                       if _USER_REQUEST_FEATURES[name][0] in model.user_feature_names}
+    if model.takes_profile:
+      self.user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string,
+                                                        name=RATED_MOVIE_IDS)
+      self.user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32,
+                                                     name=RATED_RATINGS)
+
+  def input_signatures(self) -> Dict[str, list]:
+    """Each signature's inputs: names, dtypes, shapes (the served contract)."""
+    examples = lambda name: [tf.TensorSpec([None], tf.string, name=name)]
+    ids = lambda name: tf.TensorSpec([None], tf.string, name=name)
+    k = tf.TensorSpec([None], tf.int32, name='k')
+    return {
+        slicing.SIGNATURE: examples('examples'),
+        'serving_default': examples('examples'),
+        REGRESS: examples('inputs'),
+        'predict_rating': [dict(user_id=ids(f.USER_ID), movie_id=ids(f.MOVIE_ID),
+                                **self.user_specs)],
+        'recommend': [dict(user_id=ids(f.USER_ID), k=k,
+                           exclude_movie_ids=tf.TensorSpec([None, None], tf.string,
+                                                           name='exclude_movie_ids'),
+                           **self.user_specs)],
+        'similar_movies': [dict(movie_id=ids(f.MOVIE_ID), k=k)],
+    }
+
+  def signatures(self) -> Dict[str, tf.types.experimental.ConcreteFunction]:
+    """Every signature traced for its inputs, by name, for `model.save`."""
+    # Traced as plain Python: the methods branch on Python values only, and AutoGraph would
+    # rewrite them, and tf_keras' layers, on every export (components/models/fast_tracing.py).
+    return {name: tf.function(getattr(self, name), input_signature=spec,
+                              autograph=False).get_concrete_function()
+            for name, spec in self.input_signatures().items()}
+
+  # The signatures.
+
+  def serving_default(self, examples):
+    return {RATING: self._rate_examples(examples)}
+
+  def regress(self, inputs):
+    return {'outputs': self._rate_examples(inputs)}
+
+  def predict_rating(self, request):
+    request = _same_rows(request)
+    user_id, movie_id = request.pop(f.USER_ID), request.pop(f.MOVIE_ID)
+    _, user_inputs = self._user_inputs_of(user_id, request)
+    position = self.tables.position.lookup(movie_id)
+    position = tf.where(position < 0, tf.cast(self.size, tf.int64), position)  # the unknown row
+    rating = self.model({**user_inputs, **self._movies_by_position(position)}, training=False)
+    return {RATING: _clip(rating, self.rating_range)}
+
+  def recommend(self, request):
+    request = _same_rows(request)
+    user_id, k = request.pop(f.USER_ID), request.pop('k')
+    exclude = request.pop('exclude_movie_ids')
+    if self.model.takes_profile:  # movies a new user says they rated are not recommended either
+      exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
+    index, user_inputs = self._user_inputs_of(user_id, request)
+    known = tf.debugging.Assert(
+        tf.reduce_all(tf.not_equal(index, self.tables.unknown_user)
+                      | self._described(user_id, request)),
+        [UNKNOWN_USER_MESSAGE + (' or describe the user (demographics, rated_movie_ids)'
+                                 if request else '')])
+    with tf.control_dependencies([known]):  # before any score is computed for a typo'd id
+      index = tf.identity(index)
+    return self._recommendations(index, user_inputs, k,
+                                 self._ids_mask(tf.shape(user_id)[0], exclude))
+
+  def similar_movies(self, request):
+    request = _same_rows(request)
+    tables = self.tables
+    position = tables.position.lookup(request[f.MOVIE_ID])
+    known = tf.debugging.assert_non_negative(position,
+                                             message='unknown movie_id (not in the catalogue)')
+    with tf.control_dependencies([known]):  # before any lookup, which would fail less clearly
+      position = tf.identity(position)
+    embedded = tf.debugging.Assert(
+        tf.reduce_all(tf.gather(tables.recommendable, position)),
+        ['movie_id has no embedding in this model (not rated in training)'])
+    with tf.control_dependencies([embedded]):
+      position = tf.identity(position)
+    unit = tf.math.l2_normalize(tables.movie_vectors, axis=1)
+    similarity = tf.matmul(tf.gather(unit, position), unit, transpose_b=True)
+    itself = tf.one_hot(position, self.size, on_value=True, off_value=False)
+    return self._top_k(similarity, request['k'], itself | ~tables.recommendable[tf.newaxis, :])
+
+  def transformed_features(self, examples):
+    """The slice features of serialized ratings (components/evaluation/slicing.py) and their
+    users' ranked lists (`_ranked_lists`), for TFMA."""
+    tables = self.tables
+    raw = tf.io.parse_example(examples, self.raw_spec)
+    transformed = self.model.tft_layer(raw)
+    position = tables.position.lookup(tf.reshape(raw[f.MOVIE_ID], [-1]))
+    movie_counts = tf.where(position >= 0, tf.gather(tables.popularity, tf.maximum(position, 0)),
+                            0.0)
+    user_index = transformed[f.USER_INDEX]  # a user's training ratings: seen_splits' steps
+    user_counts = (tf.gather(tables.seen_splits, user_index + 1)
+                   - tf.gather(tables.seen_splits, user_index))
+    result = {
+        slicing.GENRE: slicing.genres_of(tf.reshape(raw[f.GENRES], [-1])),
+        slicing.USER_ACTIVITY: slicing.bucket_names(user_counts, slicing.USER_ACTIVITY_BUCKETS),
+        slicing.MOVIE_POPULARITY: slicing.bucket_names(tf.cast(movie_counts, tf.int64),
+                                                       slicing.MOVIE_POPULARITY_BUCKETS),
+    }
+    if f.AGE_BUCKET in transformed:
+      result[slicing.AGE_GROUP] = tf.gather(self.age_groups, transformed[f.AGE_BUCKET])
+    result.update(self._ranked_lists(tf.reshape(raw[f.USER_ID], [-1])))
+    return result
+
+  # What the signatures share.
+
+  def _rate_examples(self, examples):
+    raw = tf.io.parse_example(examples, self.raw_spec)
+    return _clip(self.model(self.model.tft_layer(raw), training=False), self.rating_range)
+
+  def _users(self, user_id, features):
     """Transformed user features of a request: stored ones, overridden where given."""
+    model, tables = self.model, self.tables
     if not features:
       index = tables.user_index.lookup(user_id)
       return index, {name: tf.gather(tables.user_features[name], index)
@@ -256,75 +381,39 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
       inputs[name] = tf.where(given, tf.cast(transformed[name], tf.int64), inputs[name])
     return index, inputs
 
-  def movies_by_position(position):
-    return {name: tf.gather(table, position) for name, table in tables.movie_inputs.items()}
+  def _movies_by_position(self, position):
+    return {name: tf.gather(table, position) for name, table in self.tables.movie_inputs.items()}
 
-  def request_profile(rated_movie_ids, rated_ratings):
+  def _request_profile(self, rated_movie_ids, rated_ratings):
     """The rating profile inputs of the rows that send rated movies ('' pads)."""
+    model, low, high = self.model, self.rating_range[0], self.rating_range[1]
     given = tf.not_equal(rated_movie_ids, '')
     ids = tf.ragged.boolean_mask(rated_movie_ids, given)
     ratings = tf.ragged.boolean_mask(rated_ratings, given)
-    position = tables.position.lookup(ids.flat_values)
+    position = self.tables.position.lookup(ids.flat_values)
     checks = [
         tf.debugging.assert_non_negative(
             position, message='unknown movie_id in rated_movie_ids (not in the catalogue)'),
-        tf.debugging.assert_greater_equal(ratings.flat_values, rating_range[0],
+        tf.debugging.assert_greater_equal(ratings.flat_values, low,
                                           message='rated_ratings below the rating scale'),
-        tf.debugging.assert_less_equal(ratings.flat_values, rating_range[1],
+        tf.debugging.assert_less_equal(ratings.flat_values, high,
                                        message='rated_ratings above the rating scale')]
     with tf.control_dependencies(checks):  # before the lookups, which fail less clearly
       position = tf.identity(position)
-    offset, taste = model.profile(movies_by_position(position), ratings)
+    offset, taste = model.profile(self._movies_by_position(position), ratings)
     return {model.PROFILE_OFFSET: offset, model.PROFILE_TASTE: taste,
             model.HAS_PROFILE: ids.row_lengths() > 0}
 
-  def top_k(scores, k, excluded):
-    """Best-first top max(k) of [B, M] scores; entries past a row's k, or excluded, are blank."""
-    checks = [tf.debugging.assert_greater(k, 0, message='k must be at least 1'),
-              tf.debugging.assert_less_equal(k, size,
-                                             message=f'k must be at most {size} (the catalogue)')]
-    with tf.control_dependencies(checks):  # before top_k, which fails less clearly
-      k = tf.identity(k)
-    lowest = tf.float32.min
-    scores = tf.where(excluded, lowest, scores)
-    best, position = tf.math.top_k(scores, k=tf.reduce_max(k))
-    valid = (tf.range(tf.shape(best)[1])[tf.newaxis, :] < k[:, tf.newaxis]) & (best > lowest)
-    blank = lambda values, empty: tf.where(valid, values, empty)
-    return {MOVIE_IDS: blank(tf.gather(tables.movie_ids, position), ''),
-            TITLES: blank(tf.gather(tables.titles, position), ''),
-            SCORES: blank(best, 0.0)}
+  def _user_inputs_of(self, user_id, request):
+    """(user index, model inputs) of a request's users: stored, overridden by the request."""
+    request = dict(request)
+    profile = {}
+    if self.model.takes_profile:
+      profile = self._request_profile(request.pop(RATED_MOVIE_IDS), request.pop(RATED_RATINGS))
+    index, inputs = self._users(user_id, request)
+    return index, {**inputs, **profile}
 
-  def mask_of(batch, rows, positions):
-    """[B, M] boolean mask, True at (rows[i], positions[i]); positions < 0 are ignored."""
-    keep = positions >= 0
-    indices = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(positions, keep)], axis=1)
-    return tf.scatter_nd(indices, tf.ones_like(indices[:, 0], tf.int32),
-                         tf.stack([tf.cast(batch, tf.int64), tf.constant(size, tf.int64)])) > 0
-
-  def seen_mask(batch, index):
-    """[B, M]: the catalogue positions each row's user rated in training."""
-    ranges = tf.ragged.range(tf.gather(tables.seen_splits, index),
-                             tf.gather(tables.seen_splits, index + 1))
-    flat = ranges.flat_values
-    rows = tf.searchsorted(ranges.row_splits[1:], tf.range(tf.size(flat, out_type=tf.int64)),
-                           side='right', out_type=tf.int64)
-    return mask_of(batch, rows, tf.gather(tables.seen_positions, flat))
-
-  def ids_mask(batch, ids):
-    """[B, M]: the catalogue positions of [B, E] movie ids ('' and unknown ids are ignored)."""
-    positions = tables.position.lookup(ids)
-    rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, tf.newaxis],
-                           tf.shape(positions, out_type=tf.int64))
-    return mask_of(batch, tf.reshape(rows, [-1]), tf.reshape(positions, [-1]))
-
-  user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
-                for name in request_features}
-  takes_profile, ranks_by_rating = model.takes_profile, model.ranks_by_rating
-  if takes_profile:
-    user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS)
-    user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)
-
-  def described(user_id, request):
+  def _described(self, user_id, request):
     """[B]: rows that ask for a new user's recommendations: user_id '' or user features given."""
     given = tf.equal(user_id, '')
     for name, value in request.items():
@@ -335,62 +424,52 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
         given |= value > missing if value.dtype == tf.int64 else tf.not_equal(value, missing)
     return given
 
-  def user_inputs_of(user_id, request):
-    """(user index, model inputs) of a request's users: stored, overridden by the request."""
-    request = dict(request)
-    profile = {}
-    if takes_profile:
-      profile = request_profile(request.pop(RATED_MOVIE_IDS), request.pop(RATED_RATINGS))
-    index, inputs = users(user_id, request)
-    return index, {**inputs, **profile}
+  def _top_k(self, scores, k, excluded):
+    """Best-first top max(k) of [B, M] scores; entries past a row's k, or excluded, are blank."""
+    size = self.size
+    checks = [tf.debugging.assert_greater(k, 0, message='k must be at least 1'),
+              tf.debugging.assert_less_equal(k, size,
+                                             message=f'k must be at most {size} (the catalogue)')]
+    with tf.control_dependencies(checks):  # before top_k, which fails less clearly
+      k = tf.identity(k)
+    lowest = tf.float32.min
+    scores = tf.where(excluded, lowest, scores)
+    best, position = tf.math.top_k(scores, k=tf.reduce_max(k))
+    valid = (tf.range(tf.shape(best)[1])[tf.newaxis, :] < k[:, tf.newaxis]) & (best > lowest)
+    blank = lambda values, empty: tf.where(valid, values, empty)
+    return {MOVIE_IDS: blank(tf.gather(self.tables.movie_ids, position), ''),
+            TITLES: blank(tf.gather(self.tables.titles, position), ''),
+            SCORES: blank(best, 0.0)}
 
-  def rate_examples(examples):
-    raw = tf.io.parse_example(examples, raw_spec)
-    return _clip(model(model.tft_layer(raw), training=False), rating_range)
+  def _mask_of(self, batch, rows, positions):
+    """[B, M] boolean mask, True at (rows[i], positions[i]); positions < 0 are ignored."""
+    keep = positions >= 0
+    indices = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(positions, keep)], axis=1)
+    return tf.scatter_nd(indices, tf.ones_like(indices[:, 0], tf.int32),
+                         tf.stack([tf.cast(batch, tf.int64),
+                                   tf.constant(self.size, tf.int64)])) > 0
 
-  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
-  def serving_default(examples):
-    return {RATING: rate_examples(examples)}
+  def _seen_mask(self, batch, index):
+    """[B, M]: the catalogue positions each row's user rated in training."""
+    tables = self.tables
+    ranges = tf.ragged.range(tf.gather(tables.seen_splits, index),
+                             tf.gather(tables.seen_splits, index + 1))
+    flat = ranges.flat_values
+    rows = tf.searchsorted(ranges.row_splits[1:], tf.range(tf.size(flat, out_type=tf.int64)),
+                           side='right', out_type=tf.int64)
+    return self._mask_of(batch, rows, tf.gather(tables.seen_positions, flat))
 
-  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='inputs')])
-  def regress(inputs):
-    return {'outputs': rate_examples(inputs)}
+  def _ids_mask(self, batch, ids):
+    """[B, M]: the catalogue positions of [B, E] movie ids ('' and unknown ids are ignored)."""
+    positions = self.tables.position.lookup(ids)
+    rows = tf.broadcast_to(tf.range(tf.cast(batch, tf.int64))[:, tf.newaxis],
+                           tf.shape(positions, out_type=tf.int64))
+    return self._mask_of(batch, tf.reshape(rows, [-1]), tf.reshape(positions, [-1]))
 
-  @_signature(input_signature=[dict(user_id=tf.TensorSpec([None], tf.string, name='user_id'),
-                                    movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
-                                    **user_specs)])
-  def predict_rating(request):
-    request = _same_rows(request)
-    user_id, movie_id = request.pop(f.USER_ID), request.pop(f.MOVIE_ID)
-    _, user_inputs = user_inputs_of(user_id, request)
-    position = tables.position.lookup(movie_id)
-    position = tf.where(position < 0, tf.cast(size, tf.int64), position)  # the unknown row
-    rating = model({**user_inputs, **movies_by_position(position)}, training=False)
-    return {RATING: _clip(rating, rating_range)}
-
-  @_signature(input_signature=[dict(
-      user_id=tf.TensorSpec([None], tf.string, name='user_id'),
-      k=tf.TensorSpec([None], tf.int32, name='k'),
-      exclude_movie_ids=tf.TensorSpec([None, None], tf.string, name='exclude_movie_ids'),
-      **user_specs)])
-  def recommend(request):
-    request = _same_rows(request)
-    user_id, k = request.pop(f.USER_ID), request.pop('k')
-    exclude = request.pop('exclude_movie_ids')
-    if takes_profile:  # movies a new user says they rated are not recommended either
-      exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
-    index, user_inputs = user_inputs_of(user_id, request)
-    known = tf.debugging.Assert(
-        tf.reduce_all(tf.not_equal(index, tables.unknown_user) | described(user_id, request)),
-        [UNKNOWN_USER_MESSAGE + (' or describe the user (demographics, rated_movie_ids)'
-                                 if request else '')])
-    with tf.control_dependencies([known]):  # before any score is computed for a typo'd id
-      index = tf.identity(index)
-    return recommendations(index, user_inputs, k, ids_mask(tf.shape(user_id)[0], exclude))
-
-  def recommendations(index, user_inputs, k, excluded):
+  def _recommendations(self, index, user_inputs, k, excluded):
     """`recommend`'s answer for users [B] (index, model inputs), `excluded` [B, M] besides
     their training movies and what the model cannot recommend."""
+    model, tables = self.model, self.tables
     if tables.user_ranking is not None:  # depends on the user index only: computed at export
       vectors, offsets = (tf.gather(t, index) for t in tables.user_ranking)
     else:
@@ -400,92 +479,49 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir:
     if model.popularity_for_unknown_users:  # a movie's share of the training ratings
       unknown = tf.equal(index, tables.unknown_user)[:, tf.newaxis]
       scores = tf.where(unknown, tf.math.log1p(tables.popularity)[tf.newaxis, :], scores)
-    excluded |= seen_mask(tf.shape(index)[0], index) | ~tables.recommendable[tf.newaxis, :]
-    if ranks_by_rating:  # ordered by the predicted rating, which stays on the scale
-      best = top_k(scores, k, excluded)
-      best[SCORES] = tf.where(tf.equal(best[MOVIE_IDS], ''), 0.0, _clip(best[SCORES],
-                                                                        rating_range))
+    excluded |= self._seen_mask(tf.shape(index)[0], index) | ~tables.recommendable[tf.newaxis, :]
+    if model.ranks_by_rating:  # ordered by the predicted rating, which stays on the scale
+      best = self._top_k(scores, k, excluded)
+      best[SCORES] = tf.where(tf.equal(best[MOVIE_IDS], ''), 0.0,
+                              _clip(best[SCORES], self.rating_range))
       return best
-    return top_k(_log_share(scores, excluded), k, excluded)
+    return self._top_k(_log_share(scores, excluded), k, excluded)
 
-  @_signature(input_signature=[dict(movie_id=tf.TensorSpec([None], tf.string, name='movie_id'),
-                                    k=tf.TensorSpec([None], tf.int32, name='k'))])
-  def similar_movies(request):
-    request = _same_rows(request)
-    position = tables.position.lookup(request[f.MOVIE_ID])
-    known = tf.debugging.assert_non_negative(position,
-                                             message='unknown movie_id (not in the catalogue)')
-    with tf.control_dependencies([known]):  # before any lookup, which would fail less clearly
-      position = tf.identity(position)
-    embedded = tf.debugging.Assert(
-        tf.reduce_all(tf.gather(tables.recommendable, position)),
-        ['movie_id has no embedding in this model (not rated in training)'])
-    with tf.control_dependencies([embedded]):
-      position = tf.identity(position)
-    unit = tf.math.l2_normalize(tables.movie_vectors, axis=1)
-    similarity = tf.matmul(tf.gather(unit, position), unit, transpose_b=True)
-    itself = tf.one_hot(position, size, on_value=True, off_value=False)
-    return top_k(similarity, request['k'], itself | ~tables.recommendable[tf.newaxis, :])
-
-  age_groups = tf.constant(slicing.age_group_names())
-
-  @_signature(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
-  def transformed_features(examples):
-    """The slice features of serialized ratings (components/evaluation/slicing.py) and their users' ranked
-    lists (`ranked_lists`), for TFMA."""
-    raw = tf.io.parse_example(examples, raw_spec)
-    transformed = model.tft_layer(raw)
-    position = tables.position.lookup(tf.reshape(raw[f.MOVIE_ID], [-1]))
-    movie_counts = tf.where(position >= 0, tf.gather(tables.popularity, tf.maximum(position, 0)),
-                            0.0)
-    user_index = transformed[f.USER_INDEX]  # a user's training ratings: seen_splits' steps
-    user_counts = (tf.gather(tables.seen_splits, user_index + 1)
-                   - tf.gather(tables.seen_splits, user_index))
-    result = {
-        slicing.GENRE: slicing.genres_of(tf.reshape(raw[f.GENRES], [-1])),
-        slicing.USER_ACTIVITY: slicing.bucket_names(user_counts, slicing.USER_ACTIVITY_BUCKETS),
-        slicing.MOVIE_POPULARITY: slicing.bucket_names(tf.cast(movie_counts, tf.int64),
-                                                       slicing.MOVIE_POPULARITY_BUCKETS),
-    }
-    if f.AGE_BUCKET in transformed:
-      result[slicing.AGE_GROUP] = tf.gather(age_groups, transformed[f.AGE_BUCKET])
-    result.update(ranked_lists(tf.reshape(raw[f.USER_ID], [-1])))
-    return result
-
-  trained_movies = int(np.sum(tables.popularity.numpy() > 0))
-  list_length = min(ranking_metrics.MAX_K, size)
-
-  def ranked_lists(user_id):
+  def _ranked_lists(self, user_id):
     """Per rating [B]: its user's top `MAX_K` of `recommend` (stored features and profile) and
     of most-popular, among the movies the user did not rate in training, as space-separated
     movie IDs, for the Evaluator's ranking metrics (components/evaluation/ranking_metrics.py)."""
-    index, user_inputs = users(user_id, {})
+    tables = self.tables
+    index, user_inputs = self._users(user_id, {})
     batch = tf.shape(user_id)[0]
-    k = tf.fill([batch], list_length)
-    nothing = tf.zeros([batch, size], tf.bool)
-    popular = top_k(tf.tile(tables.popularity[tf.newaxis, :], [batch, 1]), k,
-                    seen_mask(batch, index) | tf.equal(tables.popularity, 0.0)[tf.newaxis, :])
+    k = tf.fill([batch], self.list_length)
+    nothing = tf.zeros([batch, self.size], tf.bool)
+    popular = self._top_k(
+        tf.tile(tables.popularity[tf.newaxis, :], [batch, 1]), k,
+        self._seen_mask(batch, index) | tf.equal(tables.popularity, 0.0)[tf.newaxis, :])
     # One string per list (movie IDs are integers, so ' ' separates them): TopKRanking keeps
     # every user's two lists in each slice's accumulator, which Beam encodes between combine
     # steps; as 100 strings per user that took the ML-100K Evaluator from 20 s to 25-28 s.
     joined = lambda ids: tf.strings.strip(tf.strings.reduce_join(ids, axis=1, separator=' '))
-    return {ranking_metrics.RECOMMENDED: joined(recommendations(index, user_inputs, k,
-                                                                nothing)[MOVIE_IDS]),
+    recommended = self._recommendations(index, user_inputs, k, nothing)[MOVIE_IDS]
+    return {ranking_metrics.RECOMMENDED: joined(recommended),
             ranking_metrics.POPULAR: joined(popular[MOVIE_IDS]),
-            ranking_metrics.TRAINED_MOVIES: tf.fill([batch], tf.constant(trained_movies,
+            ranking_metrics.TRAINED_MOVIES: tf.fill([batch], tf.constant(self.trained_movies,
                                                                          tf.int64))}
 
-  model.save(export_dir, save_format='tf', save_traces=False, signatures={
-      slicing.SIGNATURE: transformed_features,
-      'serving_default': serving_default,
-      REGRESS: regress,
-      'predict_rating': predict_rating.get_concrete_function(),
-      'recommend': recommend.get_concrete_function(),
-      'similar_movies': similar_movies.get_concrete_function(),
-  })
+
+def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
+           rating_range: Tuple[float, float], catalogue: Catalogue,
+           train: model_io.Examples) -> 'ServingSignatures':
+  """Saves `model` with the six signatures of the module docstring, its warm-up requests, and
+  `regress` marked as TF Serving's regress method; returns the signatures' module."""
+  fast_tracing.skip_tf_keras()
+  serving = ServingSignatures(model, tft_output, rating_range, catalogue, train)
+  model.save(export_dir, save_format='tf', save_traces=False, signatures=serving.signatures())
   _mark_regression(export_dir, REGRESS)
   user_id = tft_output.vocabulary_by_name(f.USER_VOCAB)[0].decode()
-  warmup.write(export_dir, _warmup_logs(export_dir, user_id, catalogue, raw_spec))
+  warmup.write(export_dir, _warmup_logs(export_dir, user_id, catalogue, serving.raw_spec))
+  return serving
 
 
 def _mark_regression(export_dir: str, signature_name: str) -> None:

@@ -1,0 +1,104 @@
+"""The served signatures (components/export/signatures.py): each method of ServingSignatures
+answers alone as its traced signature does, and the exported contract (names, dtypes, shapes,
+method names) stays the one in tests/serving_contract.json, which clients are written against.
+
+Both models are trained for one epoch on 3,000 real ML-100K ratings outside TFX (bench.quality's
+in-process Transform), exported, and loaded the way TF Serving loads them.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from bench import quality
+from components.data import movielens_formats as formats
+from components.export import signatures
+from components.models import trainer
+from pipeline import configs
+from tests.conftest import ML_100K_DIR, MODELS, PROJECT_DIR
+
+CONTRACT = os.path.join(PROJECT_DIR, 'tests', 'serving_contract.json')
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  """{model name: (ServingSignatures, the SavedModel's directory)}."""
+  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
+    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
+  data = formats.read_movielens(ML_100K_DIR)
+  train = data.ratings.take(slice(0, 3000))
+  temp_dir = str(tmp_path_factory.mktemp('signatures'))
+  tft_output = quality.analyze(quality.raw_columns(data, train), temp_dir)
+  examples = quality.transform(tft_output, quality.raw_columns(data, train))
+  catalogue = quality.catalogue_of(data)
+  result = {}
+  for name in MODELS:
+    model = trainer.fit_model(tft_output, configs.default_hparams()[name].replace(epochs=1),
+                              examples)
+    export_dir = os.path.join(temp_dir, name)
+    result[name] = (signatures.export(model, tft_output, export_dir, (1.0, 5.0), catalogue,
+                                      examples), export_dir)
+  return result
+
+
+def _contract(export_dir):
+  with open(os.path.join(export_dir, 'saved_model.pb'), 'rb') as f:
+    graph = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs[0]
+  side = lambda tensors: {
+      key: f'{tf.dtypes.as_dtype(info.dtype).name}'
+           f'[{",".join(str(d.size) for d in info.tensor_shape.dim)}]'
+      for key, info in tensors.items()}
+  return {name: {'method_name': sig.method_name, 'inputs': side(sig.inputs),
+                 'outputs': side(sig.outputs)}
+          for name, sig in graph.signature_def.items() if not name.startswith('__')}
+
+
+def test_the_exported_contract_is_the_published_one(exported):
+  with open(CONTRACT, encoding='utf-8') as f:
+    published = json.load(f)
+  for name, (_, export_dir) in exported.items():
+    assert _contract(export_dir) == published[name]
+
+
+def test_six_signatures_one_method_each(exported):
+  for serving, _ in exported.values():
+    assert set(serving.input_signatures()) == {
+        'serving_default', 'regress', 'predict_rating', 'recommend', 'similar_movies',
+        'transformed_features'}
+    assert all(callable(getattr(serving, name)) for name in serving.input_signatures())
+
+
+def _requests(name):
+  recommend = dict(user_id=tf.constant(['1', '13', '']), k=tf.constant([10, 3, 5]),
+                   exclude_movie_ids=tf.constant([['50'], [''], ['']]))
+  if name == 'content_based':
+    recommend.update(
+        age=tf.constant([-1, -1, 30], tf.int64), gender=tf.constant(['', '', 'F']),
+        occupation=tf.constant(['', '', '']), zip_code=tf.constant(['', '', '']),
+        rated_movie_ids=tf.constant([['', ''], ['', ''], ['1', '181']]),
+        rated_ratings=tf.constant([[0.0, 0.0], [0.0, 0.0], [5.0, 4.0]]))
+  rate = {key: value for key, value in recommend.items() if key not in ('k', 'exclude_movie_ids')}
+  rate['movie_id'] = tf.constant(['1', '50', 'no-such-movie'])
+  return {'recommend': recommend, 'predict_rating': rate,
+          'similar_movies': dict(movie_id=tf.constant(['1', '50']), k=tf.constant([5, 2]))}
+
+
+def test_each_method_called_alone_answers_as_its_served_signature(exported):
+  for name, (serving, export_dir) in exported.items():
+    loaded = tf.saved_model.load(export_dir)  # as TF Serving loads it
+    for signature, request in _requests(name).items():
+      eager = getattr(serving, signature)(dict(request))
+      served = loaded.signatures[signature](**request)
+      assert set(eager) == set(served)
+      for key in eager:
+        if eager[key].dtype == tf.string:
+          np.testing.assert_array_equal(eager[key].numpy(), served[key].numpy())
+        else:
+          np.testing.assert_allclose(eager[key].numpy(), served[key].numpy(), rtol=1e-5)
+    recommended = serving.recommend(dict(_requests(name)['recommend']))
+    assert (recommended[signatures.MOVIE_IDS].numpy()[0] != b'').sum() == 10
+    assert b'50' not in recommended[signatures.MOVIE_IDS].numpy()[0]  # excluded
