@@ -25,7 +25,7 @@ movies not held out there), holds out every rating of 10% of *its* movies (seed 
 the configured epochs and prints the RMSE on them against the genre baseline and their AUC in
 `recommend`.
 
-The values in pipeline/configs.py come from runs of this script (see its docstring).
+The values in pipeline/configs.py come from runs of this script (docs/tuning.md has the runs).
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)

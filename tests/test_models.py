@@ -310,6 +310,48 @@ def test_cf_sampled_ranking_loss_estimates_the_catalogue_softmax():
   assert ranking_loss(exact) > 1.0  # about 0.5 x log(9) at initialisation
 
 
+@pytest.mark.parametrize('negatives', [0, 20])  # the exact catalogue softmax; a sampled one
+def test_cf_ranking_loss_equals_tfrs_retrieval_per_example(negatives):
+  """CF's ranking loss is tfrs.tasks.Retrieval's, example by example: the rated movie first
+  among the candidates (the catalogue, or the step's shared samples with the logQ correction by
+  training popularity), accidental hits removed. Retrieval gets sampling probability 1/S for
+  the rated movie and Q(m) for a sample: every logit then moves by log S from the model's
+  (rated movie uncorrected, samples by log(S Q(m))), which no softmax sees."""
+  import tensorflow_recommenders as tfrs  # pylint: disable=import-outside-toplevel
+  examples = _examples()
+  users, movies = examples.features[f.USER_INDEX], examples.features[f.MOVIE_INDEX]
+  model = collaborative_filtering.CollaborativeFilteringModel(
+      NUM_USERS, NUM_MOVIES, history=(users, movies), retrieval_dim=3, embedding_dim=4,
+      l2=1e-4, global_mean=3.0, seed=7, ranking_negatives=negatives)
+  x = {name: tf.constant(values) for name, values in examples.features.items()}
+  model(x)
+  distinct, position = tf.unique(x[f.USER_INDEX], out_idx=tf.int64)
+  factors = model._distinct_user_factors(distinct)  # pylint: disable=protected-access
+  if negatives:
+    candidates = model.sample_negatives()
+    assert len(set(candidates.numpy()) & set(movies)) > 0  # accidental hits to remove
+    popularity = np.bincount(movies, minlength=NUM_MOVIES) + 1.0
+    probability = tf.constant(popularity / popularity.sum(), tf.float32)
+  else:
+    candidates = tf.range(NUM_MOVIES, dtype=tf.int64)
+  ours = float(model.ranking_loss(distinct, factors, position, x[f.MOVIE_INDEX],
+                                  candidates if negatives else None))
+
+  task = tfrs.tasks.Retrieval(remove_accidental_hits=True)  # summed cross entropy
+  query, _ = model.ranking_user(x)
+  total = 0.0
+  for i, movie in enumerate(movies):
+    ids = tf.concat([[movie], candidates], axis=0)
+    vectors, bias = model.ranking_movies({f.MOVIE_INDEX: ids})
+    sampling = (tf.concat([[1.0 / negatives], tf.gather(probability, candidates)], axis=0)
+                if negatives else None)
+    total += float(task(tf.concat([query[i:i + 1], [[1.0]]], axis=1),
+                        tf.concat([vectors, bias[:, tf.newaxis]], axis=1),
+                        candidate_sampling_probability=sampling, candidate_ids=ids,
+                        compute_metrics=False))
+  assert ours == pytest.approx(total / len(movies), rel=1e-5)
+
+
 def test_cb_stored_profile_leaves_the_predicted_rating_out():
   """A training example's profile is its user's other stored ratings: the same as the profile
   a request carrying those ratings gets (`profile`), and without the leave-out, all of them."""

@@ -14,7 +14,7 @@ entropy. Sharing helped both tasks on validation data carved from training data
 (`python -m bench.tune`): RMSE and NDCG@10 were better than with separate models.
 
 The softmax is exact (all movies are scored each step) for catalogues of a few thousand movies:
-on ML-100K a sampled one lost validation accuracy (pipeline/configs.py). For bigger catalogues
+on ML-100K a sampled one lost validation accuracy (docs/tuning.md). For bigger catalogues
 (`ranking_negatives` > 0) it is a sampled softmax over negatives shared by the batch, drawn by
 popularity, with the logQ correction and without accidental hits (`ranking_loss`).
 
@@ -269,7 +269,15 @@ class CollaborativeFilteringModel(recommender.Recommender):
 
     return products
 
-  def ranking_loss(self, distinct, factors, position, movies) -> tf.Tensor:
+  def sample_negatives(self) -> tf.Tensor:
+    """`ranking_negatives` movie indices [S] for one step's sampled softmax, drawn with
+    probability Q(m) by training popularity (with replacement)."""
+    candidates = tf.searchsorted(
+        self._negative_cdf,
+        tf.random.uniform([self.ranking_negatives], seed=self.seed), out_type=tf.int64)
+    return tf.minimum(candidates, self.num_movies - 1)  # a uniform at the cdf's top
+
+  def ranking_loss(self, distinct, factors, position, movies, negatives=None) -> tf.Tensor:
     """Mean softmax cross entropy of picking the rated movie: `distinct` users [U] with rating
     factors `factors` [U, D]; per example its user's row `position` [B] and the rated `movies`
     [B].
@@ -282,13 +290,16 @@ class CollaborativeFilteringModel(recommender.Recommender):
     With `ranking_negatives` = S > 0 the normaliser is a sampled one (Jean et al. 2015; the
     logQ correction of Yi et al. 2019): S movies shared by the batch, drawn with probability
     Q(m) by training popularity, each logit corrected by -log(S Q(m)), plus the rated movie's
-    own logit: [U, S] logits instead of [U, catalogue]."""
+    own logit: [U, S] logits instead of [U, catalogue]. `negatives` (a test's) replaces the
+    step's `sample_negatives()`.
+
+    tfrs.tasks.Retrieval computes the same loss per example (the rated movie first among the
+    shared samples, logQ-corrected, accidental hits removed: tests/test_models.py), but from
+    [B, 1 + S] logits: it has no per-user normaliser, and its in-batch candidates would make the
+    batch's other rated movies negatives too, a different estimator."""
     user = tf.concat([factors, self.user_ranking_embedding(distinct)], axis=-1)
     if self.ranking_negatives:
-      candidates = tf.searchsorted(
-          self._negative_cdf,
-          tf.random.uniform([self.ranking_negatives], seed=self.seed), out_type=tf.int64)
-      candidates = tf.minimum(candidates, self.num_movies - 1)  # a uniform at the cdf's top
+      candidates = self.sample_negatives() if negatives is None else negatives
       correction = self._log_expected_samples(candidates)
     else:
       candidates = tf.range(self.num_movies, dtype=tf.int64)

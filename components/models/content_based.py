@@ -32,7 +32,7 @@ Volkovs et al. 2017). Such a movie is read through its shared title words only: 
 fewer than `min_title_token_movies` training movies is read as the unknown word
 (`shared_title_tokens`). A word of one title ("godfather") is a second movie ID, which a new
 movie never has; learned from that title's ratings it made new movies' ratings worse, while a
-known movie's rare words help it (pipeline/configs.py has the measurements).
+known movie's rare words help it (docs/tuning.md has the measurements).
 
 Demographics alone say little about a new user's taste (on ML-100K they barely beat each
 movie's mean rating for users held out of training), but a handful of ratings say a lot: a

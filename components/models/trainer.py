@@ -32,7 +32,7 @@ def l2_scale(hparams: hyperparameters.Training, num_examples: int) -> float:
   stronger relative to the data. The weights are tuned at `l2_examples` training examples; for
   more, they shrink in proportion (the penalty of a fixed prior in the summed loss, divided by
   the number of examples), never grow. On the synthetic 1M, collaborative_filtering's validation
-  RMSE went from 1.0041 to 0.7783 with it (pipeline/configs.py)."""
+  RMSE went from 1.0041 to 0.7783 with it (docs/tuning.md)."""
   reference = hparams.l2_examples
   return min(1.0, reference / num_examples) if reference and num_examples else 1.0
 
@@ -41,7 +41,7 @@ def training_epochs(hparams: hyperparameters.Training, num_examples: int) -> int
   """`epochs`, or fewer where they would show the model more than `example_budget` examples
   (at least one epoch): an epoch of big data is many more steps than one of the data the epochs
   were tuned on, and on the synthetic 10M one epoch of 8M examples shows either model more
-  examples than all epochs do on the synthetic 1M (see pipeline/configs.py)."""
+  examples than all epochs do on the synthetic 1M (see docs/tuning.md)."""
   epochs, budget = hparams.epochs, hparams.example_budget
   return max(1, min(epochs, budget // num_examples)) if budget and num_examples else epochs
 
@@ -60,7 +60,7 @@ def learning_rate(hparams: hyperparameters.Training, steps: int):
   With `learning_rate_steps` = S > 0, a fit of more than S steps starts from learning_rate x
   sqrt(S / steps): the 1/sqrt(horizon) step size of stochastic gradient bounds, so that the
   noise the rate lets in does not grow with the number of steps. Measured for
-  collaborative_filtering (pipeline/configs.py): with the cosine decay, ML-100K (81 steps)
+  collaborative_filtering (docs/tuning.md): with the cosine decay, ML-100K (81 steps)
   wanted 0.03 and the synthetic 10M (1,758 steps) 0.015 or less, where 0.03 diverged."""
   rate, reference, steps = hparams.learning_rate, hparams.learning_rate_steps, max(steps, 1)
   if reference and steps > reference:
@@ -82,7 +82,7 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
   if isinstance(hparams, hyperparameters.CollaborativeFiltering):
     num_movies = size(f.MOVIE_VOCAB)
     # The exact catalogue softmax while the catalogue is no bigger than the sample would be
-    # (on ML-100K sampling cost validation accuracy: see pipeline/configs.py).
+    # (on ML-100K sampling cost validation accuracy: see docs/tuning.md).
     negatives = hparams.ranking_negatives
     return collaborative_filtering.CollaborativeFilteringModel(
         num_users=size(f.USER_VOCAB), num_movies=num_movies,
