@@ -22,7 +22,7 @@ help:
 	@echo "make run    set up .venv (once) and run the pipeline (MOVIELENS_DIR=folder to use local data)"
 	@echo "make test   set up .venv (once) and run the test suite"
 	@echo "make test-slow  the crash (SIGKILL) and load tests (about 10 minutes more)"
-	@echo "make lint   ruff over the code (ruff.toml)"
+	@echo "make lint   ruff over the code (pyproject.toml)"
 	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
 	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
 	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
@@ -47,7 +47,7 @@ run: $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# Lint (ruff.toml): pyflakes' checks and pycodestyle's errors and warnings.
+# Lint (pyproject.toml): pyflakes' checks and pycodestyle's errors and warnings.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

@@ -7,6 +7,9 @@ the target only once it is complete and closed. If writing fails, the staging fi
 and the target is left as it was. Local paths use `os.replace` (atomic on POSIX); paths with a
 scheme (`gs://`, `s3://`, `ram://`) go through TFX's file I/O, imported only then, where the
 rename is as atomic as that file system makes it.
+
+Folders (a download's extracted data, the prepared splits, a pushed model version, the report)
+go through `publish_folder`: filled in a staging folder beside the target, renamed into place.
 """
 
 import contextlib
@@ -72,3 +75,59 @@ def copy(source: str, target: str) -> str:
   with opened as reader, replace(target, 'wb') as writer:
     shutil.copyfileobj(reader, writer, length=1 << 20)
   return target
+
+
+class StagedFolder:
+  """The folder `publish_folder` yields: fill `path`; `publish` says what becomes `target`
+  (`path` itself by default, a folder inside it, or None for nothing). The block may rename
+  `target` once it knows the name, in the same folder (one device, one rename)."""
+
+  def __init__(self, path: str, target: str):
+    self.path, self.target = path, target
+    self.publish = path
+
+
+KEEP, REPLACE = 'keep', 'replace'  # what publish_folder does with a target that exists
+
+
+@contextlib.contextmanager
+def publish_folder(target: str, if_exists: str = KEEP) -> Iterator[StagedFolder]:
+  """A folder appears whole or not at all: yields a fresh hidden staging folder beside `target`
+  (local paths only: object stores have no folder rename). When the block ends without error,
+  `publish` is renamed to `target`; an existing target is kept (KEEP: a concurrent twin or an
+  earlier identical push won) or swapped out (REPLACE: the old one is removed only after the
+  new one is in place). The staging folder is removed in every case."""
+  if if_exists not in (KEEP, REPLACE):
+    raise ValueError(f'if_exists must be {KEEP!r} or {REPLACE!r}, not {if_exists!r}')
+  if _remote(target):
+    raise ValueError(f'{target}: folders are published by rename, on local paths only')
+  parent = os.path.dirname(os.path.abspath(target))
+  os.makedirs(parent, exist_ok=True)
+  staged = StagedFolder(staging_path(target), target)
+  os.mkdir(staged.path)
+  old = None
+  try:
+    yield staged
+    if staged.publish is None:
+      return
+    target = staged.target
+    if os.path.dirname(os.path.abspath(target)) != parent:
+      raise ValueError(f'{target}: not in {parent}, where the staging folder is')
+    if os.path.exists(target):
+      if if_exists == KEEP:
+        return
+      old = staging_path(target)
+      os.replace(target, old)
+    try:
+      os.rename(staged.publish, target)
+    except OSError:
+      if if_exists == KEEP and os.path.exists(target):  # a twin published it meanwhile
+        return
+      if old:  # put the previous one back
+        os.replace(old, target)
+        old = None
+      raise
+  finally:
+    shutil.rmtree(staged.path, ignore_errors=True)
+    if old:
+      shutil.rmtree(old, ignore_errors=True)

@@ -13,10 +13,10 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 import html
 import json
 import os
-import shutil
 import sys
-import tempfile
 from typing import Dict, List, Optional, Sequence
+
+from components import atomic_files
 
 REPORT_DIR = 'report'
 SLICE_FEATURES = ('gender', 'occupation', 'age_group', 'genre', 'user_activity',
@@ -348,21 +348,10 @@ def write_report(output_dir: str) -> str:
     raise ReportError(f'{summary_path} not found: {output_dir} holds no finished run')
   with open(summary_path, encoding='utf-8') as f:
     summary = json.load(f)
-  staging = tempfile.mkdtemp(dir=output_dir, prefix='.report-')
-  try:
-    with open(os.path.join(staging, 'index.html'), 'w', encoding='utf-8') as f:
-      f.write(render(summary, staging))
-    target = os.path.join(output_dir, REPORT_DIR)
-    old = None
-    if os.path.exists(target):
-      old = tempfile.mkdtemp(dir=output_dir, prefix='.report-old-')
-      os.replace(target, os.path.join(old, REPORT_DIR))
-    os.replace(staging, target)
-    if old:
-      shutil.rmtree(old, ignore_errors=True)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
+  target = os.path.join(output_dir, REPORT_DIR)
+  with atomic_files.publish_folder(target, atomic_files.REPLACE) as staged:
+    with open(os.path.join(staged.path, 'index.html'), 'w', encoding='utf-8') as f:
+      f.write(render(summary, staged.path))
   return os.path.join(target, 'index.html')
 
 

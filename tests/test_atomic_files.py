@@ -50,3 +50,45 @@ def test_paths_with_a_scheme_go_through_tfx_file_io():
   with pytest.raises(ValueError, match="mode must be 'w' or 'wb'"):
     with atomic_files.replace(path, 'a'):
       pass
+
+
+def test_a_folder_appears_whole_and_a_failure_leaves_nothing(tmp_path):
+  target = str(tmp_path / 'data')
+  with atomic_files.publish_folder(target) as staged:
+    with open(os.path.join(staged.path, 'ratings.csv'), 'w', encoding='utf-8') as f:
+      f.write('half')
+      assert not os.path.exists(target)  # not yet visible under its name
+  assert os.listdir(target) == ['ratings.csv'] and os.listdir(tmp_path) == ['data']
+  with pytest.raises(RuntimeError, match='disk full'):
+    with atomic_files.publish_folder(str(tmp_path / 'other')) as staged:
+      raise RuntimeError('disk full')
+  assert os.listdir(tmp_path) == ['data']  # no staging folder, no target
+
+
+def test_an_existing_folder_is_kept_or_swapped_whole(tmp_path):
+  target = str(tmp_path / 'report')
+  for content, policy in (('first', atomic_files.KEEP), ('second', atomic_files.KEEP),
+                          ('third', atomic_files.REPLACE)):
+    with atomic_files.publish_folder(target, policy) as staged:
+      with open(os.path.join(staged.path, 'index.html'), 'w', encoding='utf-8') as f:
+        f.write(content)
+    with open(os.path.join(target, 'index.html'), encoding='utf-8') as f:
+      assert f.read() == {'first': 'first', 'second': 'first', 'third': 'third'}[content]
+    assert os.listdir(tmp_path) == ['report']
+
+
+def test_a_folder_inside_the_staging_one_can_be_published_under_a_later_name(tmp_path):
+  with atomic_files.publish_folder(str(tmp_path / 'push')) as staged:
+    os.makedirs(os.path.join(staged.path, 'zip', 'ml-100k'))
+    staged.publish = os.path.join(staged.path, 'zip', 'ml-100k')
+    staged.target = str(tmp_path / '17')
+  assert os.listdir(tmp_path) == ['17']
+  with atomic_files.publish_folder(str(tmp_path / 'push')) as staged:
+    staged.publish = None  # nothing to publish
+  assert os.listdir(tmp_path) == ['17']
+  with pytest.raises(ValueError, match='not in'):
+    with atomic_files.publish_folder(str(tmp_path / 'push')) as staged:
+      staged.target = str(tmp_path / 'elsewhere' / '18')
+  with pytest.raises(ValueError, match='on local paths only'):
+    with atomic_files.publish_folder('gs://bucket/report'):
+      pass

@@ -15,8 +15,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -213,9 +211,9 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
       is_eval = evaluated
   columns = features.raw_columns(data.has_demographics)
 
-  os.makedirs(os.path.dirname(target), exist_ok=True)
-  staging = tempfile.mkdtemp(prefix='.staging-', dir=os.path.dirname(target))
-  try:
+  # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
+  with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
+    staging = staged.path
     for split_name, mask in ((TRAIN, is_train), (EVAL, is_eval)):
       _write_csv(os.path.join(staging, split_name, EXAMPLES_FILE), columns,
                  _example_rows(data, ratings.take(mask), columns))
@@ -242,12 +240,5 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
     }
     with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=2, sort_keys=True)
-    try:
-      os.rename(staging, target)
-    except OSError:
-      if not os.path.isfile(os.path.join(target, INFO_FILE)):  # not a concurrent twin: a real error
-        raise
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
   info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
   return _prepared(target, info)

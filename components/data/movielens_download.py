@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from typing import Callable, Optional
 
+from components import atomic_files
 from components.data import movielens_formats as formats
 
 BASE_URL = 'https://files.grouplens.org/datasets/movielens'
@@ -79,23 +78,19 @@ def download_dataset(dataset: str, cache_dir: Optional[str] = None,
   actual = hashlib.md5(payload).hexdigest()  # noqa: S324 (GroupLens publishes MD5 only)
   if actual != expected:
     raise DownloadError(f'{zip_url}: checksum mismatch: MD5 {actual}, GroupLens publishes {expected}')
-  os.makedirs(cache_dir, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=f'.{name}-', dir=cache_dir)
-  try:
-    archive_path = os.path.join(staging, f'{name}.zip')
-    with open(archive_path, 'wb') as f:
-      f.write(payload)
-    with zipfile.ZipFile(archive_path) as archive:
-      for member in archive.namelist():
-        resolved = os.path.realpath(os.path.join(staging, member))
-        if not resolved.startswith(os.path.realpath(staging) + os.sep):
-          raise DownloadError(f'{zip_url}: archive member {member!r} escapes the folder')
-      archive.extractall(staging)
-    extracted = formats.resolve_data_dir(staging)
-    formats.detect_dataset(extracted)  # the archive holds what we expect
-    os.replace(extracted, target)  # atomic: the cache shows a complete folder or none
+  try:  # the cache shows a complete folder or none
+    with atomic_files.publish_folder(target) as staged:
+      archive_path = os.path.join(staged.path, f'{name}.zip')
+      with open(archive_path, 'wb') as f:
+        f.write(payload)
+      with zipfile.ZipFile(archive_path) as archive:
+        for member in archive.namelist():
+          resolved = os.path.realpath(os.path.join(staged.path, member))
+          if not resolved.startswith(os.path.realpath(staged.path) + os.sep):
+            raise DownloadError(f'{zip_url}: archive member {member!r} escapes the folder')
+        archive.extractall(staged.path)
+      staged.publish = formats.resolve_data_dir(staged.path)
+      formats.detect_dataset(staged.publish)  # the archive holds what we expect
   except zipfile.BadZipFile:
     raise DownloadError(f'{zip_url}: not a valid zip archive') from None
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
   return target

@@ -12,17 +12,15 @@ writes saved_model.pb last (a SavedModel is loadable only once that file exists)
 """
 
 import os
-import uuid
 
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
-from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-STAGING_PREFIX = '.staging-'
+from components import atomic_files
 
 
 class Executor(pusher_executor.Executor):
@@ -36,24 +34,22 @@ class Executor(pusher_executor.Executor):
     if '://' in base:
       super().Do(input_dict, output_dict, exec_properties)
       return
-    staging = os.path.join(base, f'{STAGING_PREFIX}{uuid.uuid4().hex}')
-    destination.filesystem.base_directory = staging
-    properties = dict(exec_properties)
-    properties[standard_component_specs.PUSH_DESTINATION_KEY] = proto_utils.proto_to_json(
-        destination)
-    try:
+    # TFX's Pusher picks the version (the target's name) inside the staging folder; KEEP: a
+    # version pushed already stays (TFX's Pusher skips those too).
+    with atomic_files.publish_folder(os.path.join(base, 'push'), atomic_files.KEEP) as staged:
+      staged.publish = None  # unless blessed and pushed, below
+      destination.filesystem.base_directory = staged.path
+      properties = dict(exec_properties)
+      properties[standard_component_specs.PUSH_DESTINATION_KEY] = proto_utils.proto_to_json(
+          destination)
       super().Do(input_dict, output_dict, properties)
       pushed = artifact_utils.get_single_instance(
           output_dict[standard_component_specs.PUSHED_MODEL_KEY])
       if pushed.get_int_custom_property('pushed') == 1:
         version = pushed.get_string_custom_property('pushed_version')
-        target = os.path.join(base, version)
-        if not fileio.exists(target):  # else pushed already (TFX's Pusher skips those too)
-          fileio.rename(os.path.join(staging, version), target)
-        pushed.set_string_custom_property('pushed_destination', target)
-    finally:
-      if fileio.exists(staging):
-        fileio.rmtree(staging)
+        staged.publish = os.path.join(staged.path, version)
+        staged.target = os.path.join(base, version)
+        pushed.set_string_custom_property('pushed_destination', staged.target)
 
 
 EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
