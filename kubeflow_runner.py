@@ -20,6 +20,7 @@ import os
 import sys
 
 from components.data import movielens_formats
+from components.data import spans
 from pipeline import cli
 from pipeline import configs
 
@@ -39,6 +40,9 @@ def parse_args(argv=None) -> argparse.Namespace:
       'default: <pipeline-root>/data')
   add('--dataset', choices=movielens_formats.DATASETS, default=movielens_formats.ML_100K,
       help='the MovieLens format prepared under --data-root (rating scale, demographics)')
+  add('--span', choices=spans.PERIODS,
+      help='the data under --data-root is in time spans (prepare_data --span): each run reads '
+           'the latest span, trains on the window before it and is evaluated on it')
   add('--serving-dir', help='where Pushers write <model>/<version>/ for TF Serving; '
       'default: <pipeline-root>/serving')
   add('--pipeline-name', default=configs.PIPELINE_NAME)
@@ -68,7 +72,7 @@ def compile_pipeline(args: argparse.Namespace) -> str:
       serving_base_dir=args.serving_dir or os.path.join(args.pipeline_root, 'serving'),
       for_kubeflow=True)
   dsl_pipeline = pipeline_def.create_pipeline(
-      settings, prepare_data.data_layout(data_root, args.dataset), args.models)
+      settings, prepare_data.data_layout(data_root, args.dataset, args.span), args.models)
   output_dir, output_file = os.path.split(os.path.abspath(args.output_file))
   runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
       config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=args.image),

@@ -17,6 +17,7 @@ import time
 from components.data import ingestion
 from components.data import movielens_download
 from components.data import movielens_formats
+from components.data import spans
 from pipeline import cli
 from pipeline import progress
 
@@ -59,6 +60,10 @@ def main(argv=None) -> int:
   print(f'  {info["dataset"]}: {info["num_ratings"]["train"]} train / '
         f'{info["num_ratings"]["eval"]} eval ratings ({info["split"]} split) in '
         f'{ingestion_seconds:.1f} s -> {prepared.input_base}', file=sys.stderr)
+  if prepared.span_period:
+    print(f'  trained on spans {spans.describe(info["train_spans"])}, evaluated on span '
+          f'{prepared.eval_span}: every eval rating is later than every training rating '
+          f'({info["eval_min_timestamp"]} > {info["train_max_timestamp"]})', file=sys.stderr)
   sampled = ingestion.describe_eval_sample(info)
   if sampled:
     print(f'  {sampled}', file=sys.stderr)

@@ -10,6 +10,7 @@ from components.data import ingestion
 from components.data import movielens_download
 from components.data import movielens_formats
 from components.data import movielens_splits
+from components.data import spans
 from components.models import hyperparameters
 from pipeline import configs
 
@@ -29,6 +30,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
       help='eval share of the ratings (of the users for cold_users); not for canonical')
   add('--seed', type=int, default=42, help='seed of the random split')
   add('--sample', type=int, help='use only the first N ratings (quick runs)')
+  add('--span', choices=spans.PERIODS,
+      help='cut the ratings into time spans (UTC months YYYYMM or ISO weeks YYYYWW) instead of '
+           '--split: a run trains on the spans before --eval-span and is evaluated on it')
+  add('--eval-span', type=int, metavar='N',
+      help='with --span: the span to evaluate on (default: the latest)')
+  add('--window', type=int, default=0, metavar='W',
+      help='with --span: train on the last W spans before the eval span (default 0: all)')
   add('--cache-dir', help='where downloads are cached (default: '
       f'{movielens_download.default_cache_dir()})')
   add('--on-bad-rows', choices=movielens_formats.POLICIES, default=movielens_formats.FAIL,
@@ -41,11 +49,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def ingestion_options(args: argparse.Namespace) -> ingestion.IngestionOptions:
+  if not args.span and (args.eval_span is not None or args.window):
+    raise ValueError('--eval-span and --window need --span (month or week)')
   return ingestion.IngestionOptions(
       data_dir=args.data_dir, dataset=args.dataset, split=args.split,
       eval_fraction=args.eval_fraction, seed=args.seed, sample=args.sample,
       cache_dir=args.cache_dir, on_bad_rows=args.on_bad_rows,
-      max_eval_ratings=args.max_eval_ratings or None)
+      max_eval_ratings=args.max_eval_ratings or None, span=args.span,
+      eval_span=args.eval_span, window=args.window)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:

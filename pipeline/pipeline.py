@@ -20,6 +20,7 @@ from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2
 from tfx.proto import pusher_pb2
+from tfx.proto import range_config_pb2
 from tfx.proto import trainer_pb2
 from tfx.proto import transform_pb2
 from tfx.types import channel
@@ -31,6 +32,7 @@ from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
+from components.data import spans
 from components.tfx import typed_csv_example_gen
 from pipeline import configs
 
@@ -60,6 +62,23 @@ def code_fingerprint() -> str:
   return digest.hexdigest()[:16]
 
 
+def input_config(data: ingestion.PreparedData) -> example_gen_pb2.Input:
+  """CsvExampleGen's train and eval splits: `train/`, `eval/`, or with spans `span-{SPAN}/train/`
+  and `span-{SPAN}/eval/` (the window before a span and the span; components/data/spans.py)."""
+  pattern = spans.pattern if data.span_period else (lambda split: f'{split}/*.csv')
+  return example_gen_pb2.Input(splits=[
+      example_gen_pb2.Input.Split(name=split, pattern=pattern(split))
+      for split in (ingestion.TRAIN, ingestion.EVAL)])
+
+
+def range_config(data: ingestion.PreparedData) -> Optional[range_config_pb2.RangeConfig]:
+  """With spans, the one span the run is for; None reads the latest span (a scheduled run)."""
+  if not data.span_period or data.eval_span is None:
+    return None
+  return range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+      start_span_number=data.eval_span, end_span_number=data.eval_span))
+
+
 def create_pipeline(
     settings: configs.PipelineSettings,
     data: ingestion.PreparedData,
@@ -75,10 +94,8 @@ def create_pipeline(
   code = code_fingerprint()
   rating_range = list(data.rating_range)
   example_gen = typed_csv_example_gen.CsvExampleGen(
-      input_base=data.input_base,
-      input_config=example_gen_pb2.Input(splits=[
-          example_gen_pb2.Input.Split(name=split, pattern=f'{split}/*.csv')
-          for split in (ingestion.TRAIN, ingestion.EVAL)]))
+      input_base=data.input_base, input_config=input_config(data),
+      range_config=range_config(data))
   statistics_gen = tfx_components.StatisticsGen(examples=example_gen.outputs['examples'])
   schema_gen = ImportSchemaGen(schema_file=data.schema_path)
   example_validator = tfx_components.ExampleValidator(

@@ -25,6 +25,7 @@ import dataclasses
 import os
 import sys
 import tempfile
+from typing import Optional
 
 from components import atomic_files
 from components.data import ingestion
@@ -33,15 +34,17 @@ from components.data import movielens_formats
 from pipeline import cli
 
 
-def data_layout(data_root: str, dataset: str) -> ingestion.PreparedData:
-  """What this job writes for `dataset` under `data_root` (computed, nothing is read)."""
+def data_layout(data_root: str, dataset: str,
+                span_period: Optional[str] = None) -> ingestion.PreparedData:
+  """What this job writes for `dataset` under `data_root` (computed, nothing is read); with
+  spans, a run reads the latest one."""
   from pipeline import schema as schema_lib  # pylint: disable=import-outside-toplevel
   scale = movielens_formats.RATING_SCALES[dataset]
   layout = ingestion.PreparedData(
       dataset=dataset, input_base=data_root,
       catalogue_path=os.path.join(data_root, ingestion.CATALOGUE_FILE),
       rating_range=(scale.low, scale.high),
-      has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset])
+      has_demographics=movielens_formats.HAS_DEMOGRAPHICS[dataset], span_period=span_period)
   return dataclasses.replace(
       layout, schema_path=schema_lib.schema_path(schema_lib.for_data(layout), data_root))
 
@@ -52,10 +55,11 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> ingestion.Pr
   with tempfile.TemporaryDirectory(prefix='movielens-prepare-') as local:
     prepared = ingestion.prepare_examples(options, local)
     dataset = prepared.dataset
-    for split in (ingestion.TRAIN, ingestion.EVAL):
-      atomic_files.copy(os.path.join(prepared.input_base, split, ingestion.EXAMPLES_FILE),
-                        os.path.join(data_root, split, ingestion.EXAMPLES_FILE))
-    atomic_files.copy(prepared.catalogue_path, os.path.join(data_root, ingestion.CATALOGUE_FILE))
+    # The splits (with --span, every span and this run's window) and the catalogue; the data
+    # summary last, once everything it describes is there.
+    for path in _files(prepared.input_base):
+      if path not in (ingestion.INFO_FILE, ingestion.REJECTED_FILE):
+        atomic_files.copy(os.path.join(prepared.input_base, path), os.path.join(data_root, path))
     schema_lib.write_schema(schema_lib.for_data(prepared), data_root)
     atomic_files.copy(os.path.join(prepared.input_base, ingestion.INFO_FILE),
                       os.path.join(data_root, ingestion.INFO_FILE))
@@ -70,7 +74,13 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> ingestion.Pr
     sampled = ingestion.describe_eval_sample(prepared.info)
     if sampled:
       print(sampled, flush=True)
-  return data_layout(data_root, dataset)
+  return data_layout(data_root, dataset, options.span)
+
+
+def _files(folder: str):
+  """Every file under `folder`, as paths relative to it, sorted."""
+  return sorted(os.path.relpath(os.path.join(root, name), folder)
+                for root, _, names in os.walk(folder) for name in names)
 
 
 def main(argv=None) -> int:

@@ -279,3 +279,17 @@ def test_the_image_is_built_from_our_tfx_version_with_every_package():
       PROJECT_DIR, include=['components', 'pipeline', 'serving'])}
   assert packages <= copied and {'schema', 'requirements.lock', 'setup.py'} <= copied
   assert ['ENV', 'TF_USE_LEGACY_KERAS=1', '\\'] in lines
+
+
+def test_a_span_pipeline_reads_the_latest_span_under_the_data_root(tmp_path):
+  result, output = _compile(tmp_path, 'p.json', '--span', 'month')
+  assert result.returncode == 0, result.stderr
+  with open(output, encoding='utf-8') as f:
+    spec = json_format.ParseDict(json.load(f)['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+  parameters = spec.root.dag.tasks['CsvExampleGen'].inputs.parameters
+  value = lambda name: parameters[name].runtime_value.constant_value.string_value
+  assert parameters['input_base'].runtime_value.constant_value.string_value == f'{ROOT}/data'
+  splits = {s['name']: s['pattern'] for s in json.loads(value('input_config'))['splits']}
+  assert splits == {'train': 'span-{SPAN}/train/*.csv', 'eval': 'span-{SPAN}/eval/*.csv'}
+  # No range: each recurring run reads the newest span the data job has written.
+  assert 'range_config' not in parameters or not value('range_config')

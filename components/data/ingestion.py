@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -24,6 +25,7 @@ from components.data import features
 from components.data import movielens_download as download
 from components.data import movielens_formats as formats
 from components.data import movielens_splits as splits
+from components.data import spans
 
 INGESTION_VERSION = 1  # bump when the written files change for the same inputs
 TRAIN, EVAL = 'train', 'eval'
@@ -50,6 +52,11 @@ class IngestionOptions:
   # Beyond this many eval ratings, evaluate all eval ratings of a seeded sample of the users
   # (splits.evaluated_users_mask); None evaluates every eval rating.
   max_eval_ratings: Optional[int] = DEFAULT_MAX_EVAL_RATINGS
+  # Time spans instead of a split (components/data/spans.py): the period ('month' or 'week'),
+  # the span to evaluate on (None: the latest) and how many earlier spans train (0: all).
+  span: Optional[str] = None
+  eval_span: Optional[int] = None
+  window: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,14 +72,19 @@ class PreparedData:
   schema_path: str = ''           # the curated schema for this data (pipeline/schema.py
                                   # `with_schema`); '' until it is written
   info: Dict = dataclasses.field(default_factory=dict)  # dataset.json, for the run summary
+  # With spans (components/data/spans.py): their period, and the span the run is evaluated on
+  # (None: the latest, which CsvExampleGen finds).
+  span_period: Optional[str] = None
+  eval_span: Optional[int] = None
 
 
-def _prepared(target: str, info: Dict) -> PreparedData:
+def _prepared(target: str, info: Dict, span_period: Optional[str] = None) -> PreparedData:
   scale = info['rating_scale']
   return PreparedData(dataset=info['dataset'], input_base=target,
                       catalogue_path=os.path.join(target, CATALOGUE_FILE),
                       rating_range=(scale['low'], scale['high']),
-                      has_demographics=info['has_demographics'], info=info)
+                      has_demographics=info['has_demographics'], info=info,
+                      span_period=span_period, eval_span=info.get('eval_span'))
 
 
 def locate_data(options: IngestionOptions) -> str:
@@ -97,11 +109,13 @@ def _sha256(path: str) -> str:
 def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   names = sorted(n for n in os.listdir(data_dir) if os.path.isfile(os.path.join(data_dir, n)))
   sources = {n: _sha256(os.path.join(data_dir, n)) for n in names}
-  key = json.dumps({'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
-                    'eval_fraction': options.eval_fraction, 'seed': options.seed,
-                    'sample': options.sample, 'on_bad_rows': options.on_bad_rows,
-                    'max_eval_ratings': options.max_eval_ratings,
-                    'sources': sources}, sort_keys=True)
+  key = {'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
+         'eval_fraction': options.eval_fraction, 'seed': options.seed,
+         'sample': options.sample, 'on_bad_rows': options.on_bad_rows,
+         'max_eval_ratings': options.max_eval_ratings, 'sources': sources}
+  if options.span:  # not the eval span: one folder serves every span's run
+    key.update(span=options.span, window=options.window)
+  key = json.dumps(key, sort_keys=True)
   return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -180,42 +194,60 @@ def _write_csv(path: str, header: List[str], rows) -> None:
 
 
 def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedData:
-  """Reads, validates, joins and splits the ratings; returns the prepared input folder."""
+  """Reads, validates, joins and splits the ratings (or cuts them into spans); returns the
+  prepared input folder. An unchanged re-run reuses it."""
   data_dir = formats.resolve_data_dir(locate_data(options))
   dataset = options.dataset or formats.detect_dataset(data_dir)
   splits.validate_strategy(options.split, dataset)
   if options.sample is not None and options.sample < 2:
     raise ValueError(f'--sample must be at least 2 ratings, got {options.sample}')
+  if options.span is not None and options.span not in spans.PERIODS:
+    raise ValueError(f'--span must be one of {", ".join(spans.PERIODS)}, got {options.span!r}')
   target = os.path.join(output_root, 'data', _fingerprint(data_dir, dataset, options))
-  if os.path.isfile(os.path.join(target, INFO_FILE)):
-    with open(os.path.join(target, INFO_FILE), encoding='utf-8') as f:
-      info = json.load(f)
-    info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
-    return _prepared(target, info)
+  if not os.path.isfile(os.path.join(target, INFO_FILE)):
+    _write_prepared(data_dir, dataset, options, target)
+  with open(os.path.join(target, INFO_FILE), encoding='utf-8') as f:
+    info = json.load(f)
+  if options.span:  # this run's training window and eval span
+    info.update(spans.run_info(info, options.eval_span, options.window))
+    _write_window(target, info)
+  info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
+  return _prepared(target, info, options.span)
 
+
+def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, target: str) -> None:
   bad = formats.BadRows(options.on_bad_rows)
   data = formats.read_movielens(data_dir, dataset, bad)
   ratings = data.ratings if options.sample is None else data.ratings.take(
       slice(0, options.sample))
-  is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction, options.seed)
-  is_train = ~is_eval
-  eval_sample = None  # every eval rating is evaluated
-  if options.max_eval_ratings is not None:
-    evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval, options.max_eval_ratings,
-                                            options.seed)
-    if (evaluated != is_eval).any():
-      eval_sample = {'max_eval_ratings': options.max_eval_ratings,
-                     'eval_ratings': int(is_eval.sum()),
-                     'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
-                     'users': int(len(np.unique(ratings.user_id[evaluated])))}
-      is_eval = evaluated
   columns = features.raw_columns(data.has_demographics)
+  eval_sample = None  # every eval rating is evaluated
+  if options.span:  # every span's ratings, as the eval split of its own run
+    numbers = spans.span_numbers(ratings.timestamp, options.span)
+    parts = [(spans.FOLDER.format(span), EVAL, numbers == span)
+             for span in np.unique(numbers).tolist()]
+    counts = {'spans': spans.summary(ratings.timestamp, numbers), 'span_period': options.span,
+              'window': options.window}
+  else:
+    is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction,
+                               options.seed)
+    if options.max_eval_ratings is not None:
+      evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval,
+                                              options.max_eval_ratings, options.seed)
+      if (evaluated != is_eval).any():
+        eval_sample = {'max_eval_ratings': options.max_eval_ratings,
+                       'eval_ratings': int(is_eval.sum()),
+                       'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
+                       'users': int(len(np.unique(ratings.user_id[evaluated])))}
+        is_eval = evaluated
+    parts = [('', TRAIN, ~is_eval), ('', EVAL, is_eval)]
+    counts = {'num_ratings': {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())}}
 
   # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
   with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
     staging = staged.path
-    for split_name, mask in ((TRAIN, is_train), (EVAL, is_eval)):
-      _write_csv(os.path.join(staging, split_name, EXAMPLES_FILE), columns,
+    for folder, split_name, mask in parts:
+      _write_csv(os.path.join(staging, folder, split_name, EXAMPLES_FILE), columns,
                  _example_rows(data, ratings.take(mask), columns))
     _write_csv(os.path.join(staging, CATALOGUE_FILE),
                [features.MOVIE_ID, features.TITLE, features.RELEASE_YEAR, features.GENRES],
@@ -229,16 +261,32 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
         'dataset': dataset, 'source_dir': os.path.abspath(data_dir),
         'has_demographics': data.has_demographics,
         'rating_scale': dataclasses.asdict(data.scale),
-        'split': options.split, 'eval_fraction': options.eval_fraction, 'seed': options.seed,
+        'split': f'span:{options.span}' if options.span else options.split,
+        'eval_fraction': options.eval_fraction, 'seed': options.seed,
         'sample': options.sample, 'columns': columns,
-        'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())},
         'eval_sample': eval_sample,
         'num_users': int(len(np.unique(ratings.user_id))),
         'num_movies_rated': int(len(np.unique(ratings.movie_id))),
         'num_movies': len(data.movies),
         'rejected_rows': _rejected_summary(bad),
+        **counts,
     }
     with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=2, sort_keys=True)
-  info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
-  return _prepared(target, info)
+
+
+def _write_window(target: str, info: Dict) -> None:
+  """`span-N/train/` of the run's eval span N: its training spans' rows, one after the other
+  (written once, then reused by every run for span N)."""
+  span = info['eval_span']
+  folder = os.path.dirname(spans.split_file(target, span, TRAIN, EXAMPLES_FILE))
+  if os.path.isdir(folder):
+    return
+  with atomic_files.publish_folder(folder, atomic_files.KEEP) as staged:
+    with open(os.path.join(staged.path, EXAMPLES_FILE), 'wb') as out:
+      for number, earlier in enumerate(info['train_spans']):
+        with open(spans.split_file(target, earlier, EVAL, EXAMPLES_FILE), 'rb') as f:
+          header = f.readline()
+          if number == 0:
+            out.write(header)
+          shutil.copyfileobj(f, out, length=1 << 20)

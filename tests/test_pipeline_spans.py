@@ -1,0 +1,57 @@
+"""The real pipeline over two successive monthly spans of ML-100K (a 3,000-rating sample, two
+epochs), in one output folder as a scheduler would run it: each run's CsvExampleGen reads its
+span through TFX's {SPAN} pattern, the later run trains on the earlier run's eval span too, and
+every run is judged on ratings later than all of its training ratings, against the model the
+earlier run blessed."""
+
+import os
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from tests.conftest import ML_100K_DIR, run_pipeline
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory):
+  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
+    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
+  output_dir = str(tmp_path_factory.mktemp('spans'))
+  summaries = []
+  for span in ('199803', '199804'):
+    result, summary = run_pipeline(ML_100K_DIR, output_dir, '--span', 'month',
+                                   '--eval-span', span)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'evaluated on span {span}' in result.stderr
+    summaries.append(summary)
+  return output_dir, summaries
+
+
+def test_each_run_trains_on_the_past_and_is_judged_on_its_span(two_runs):
+  _, (first, second) = two_runs
+  for summary, span in ((first, 199803), (second, 199804)):
+    data = summary['data']
+    assert data['eval_span'] == span and data['train_spans'][-1] < span
+    assert data['eval_min_timestamp'] > data['train_max_timestamp']
+    assert [m['metrics']['example_count'] for m in summary['models']] == \
+        [data['num_ratings']['eval']] * 2
+  # The later run's window holds the earlier run's training spans and its eval span.
+  assert second['data']['train_spans'] == first['data']['train_spans'] + [199803]
+  assert second['data']['num_ratings']['train'] == (first['data']['num_ratings']['train']
+                                                    + first['data']['num_ratings']['eval'])
+
+
+def test_example_gen_read_one_span_per_run_and_the_baseline_is_the_earlier_model(two_runs):
+  output_dir, (first, second) = two_runs
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = os.path.join(output_dir, 'metadata.sqlite')
+  store = metadata_store.MetadataStore(config)
+  examples = store.get_artifacts_by_type('Examples')
+  produced = [a for a in examples if a.properties['span'].int_value in (199803, 199804)]
+  assert sorted(a.properties['span'].int_value for a in produced) == [199803, 199804]
+  for model in second['models']:  # blessed against the first run's model, on span 199804
+    earlier = next(m for m in first['models'] if m['name'] == model['name'])
+    assert earlier['blessed'] and earlier['pushed']
+    assert model['baseline_model'] == earlier['model_uri']
+    assert model['baseline_metrics']['example_count'] == model['metrics']['example_count']
