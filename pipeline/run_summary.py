@@ -280,7 +280,7 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       artifacts[key] = {'uri': artifact.uri,
                         'splits': json.loads(splits.string_value) if splits else []}
   last = _last_summary(settings.output_dir)
-  example_users = [] if error else _example_users(prepared.input_base, last)
+  example_users = [] if error else _example_users(prepared.splits_dir, last)
   previous = {m['name']: m | {'example_users': last.get('example_users')}
               for m in last.get('models', []) if isinstance(m, dict) and 'name' in m}
   return {
@@ -290,7 +290,8 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       'seconds': {'ingestion': round(ingestion_seconds, 2),
                   'pipeline': round(pipeline_seconds, 2)},
       'output_dir': settings.output_dir,
-      'data': prepared.info | {'input_base': prepared.input_base},
+      'data': prepared.info | {'input_base': prepared.input_base,
+                               'splits_dir': prepared.splits_dir},
       'thresholds': {'rmse_upper_bound': settings.rmse_upper_bound,
                      'max_rmse_increase_vs_baseline': settings.max_rmse_increase,
                      'ndcg_at_least_most_popular': settings.ranking_must_beat_popularity,
@@ -313,13 +314,13 @@ def _last_summary(output_dir: str) -> Dict:
   return last if isinstance(last, dict) else {}
 
 
-def _example_users(input_base: str, last: Dict) -> List[Dict]:
-  """The seeded example users of the prepared data: the last run's where it read the same
-  folder (named by a fingerprint of its sources and options: a cached re-run), so that a re-run
-  does not stream the splits again."""
-  if last.get('data', {}).get('input_base') == input_base and last.get('example_users'):
+def _example_users(splits_dir: str, last: Dict) -> List[Dict]:
+  """The seeded example users of the prepared splits: the last run's where it read the same
+  folder (named by a fingerprint of its sources and options, and with spans by its eval span:
+  a cached re-run), so that a re-run does not stream the splits again."""
+  if last.get('data', {}).get('splits_dir') == splits_dir and last.get('example_users'):
     return last['example_users']
-  return example_lists.pick_users(input_base)
+  return example_lists.pick_users(splits_dir)
 
 
 def write(summary: Dict, output_dir: str) -> str:

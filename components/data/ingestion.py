@@ -77,6 +77,13 @@ class PreparedData:
   span_period: Optional[str] = None
   eval_span: Optional[int] = None
 
+  @property
+  def splits_dir(self) -> str:
+    """The folder holding this run's train/ and eval/ (with spans, its eval span's)."""
+    if self.span_period and self.eval_span is not None:
+      return os.path.join(self.input_base, spans.FOLDER.format(self.eval_span))
+    return self.input_base
+
 
 def _prepared(target: str, info: Dict, span_period: Optional[str] = None) -> PreparedData:
   scale = info['rating_scale']
