@@ -26,6 +26,7 @@ help:
 	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
 	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
 	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
+	@echo "make bench-timeline  a replayed monthly retraining schedule (about 15 minutes): bench/results/timeline-month.md"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
 
@@ -83,6 +84,11 @@ IMAGE ?= movielens-recommender:latest
 image:
 	@command -v docker >/dev/null 2>&1 || { echo "error: docker not found: build the image where Docker runs (see docs/kubeflow.md)" >&2; exit 1; }
 	docker build -t $(IMAGE) .
+
+.PHONY: bench-timeline
+# ML-100K replayed as a monthly schedule, one real run per span (ARGS="--span week" for weeks).
+bench-timeline: $(STAMP)
+	$(PY) -m bench.timeline $(DATA_ARG) --output-dir runs/timeline $(ARGS)
 
 .PHONY: bench-pipeline
 # Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic 1M and 10M data
