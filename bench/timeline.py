@@ -43,6 +43,9 @@ def _run(args, output_dir: str, eval_span: int, log_path: str):
              '--output-dir', output_dir]
   if args.epochs:
     command += ['--epochs', str(args.epochs)]
+  if args.sample:
+    command += ['--sample', str(args.sample)]
+  command += args.runner_arg
   started = time.monotonic()
   with open(log_path, 'w', encoding='utf-8') as log:
     code = subprocess.run(command, cwd=provenance.PROJECT_DIR, stdout=log,
@@ -149,6 +152,9 @@ def main(argv=None) -> int:
   parser.add_argument('--window', type=int, default=0,
                       help='train on the last W spans before the eval span (0: all)')
   parser.add_argument('--epochs', type=int, help='training epochs (default: the configured)')
+  parser.add_argument('--sample', type=int, help='only the first N ratings (quick replays)')
+  parser.add_argument('--runner-arg', action='append', default=[], metavar='ARG',
+                      help='passed to local_runner.py, repeatable (e.g. --runner-arg=--max-rmse=1.5)')
   parser.add_argument('--no-cold-check', action='store_true',
                       help='skip timing a cold run of the last span')
   parser.add_argument('--results', help='the Markdown result (default: '
@@ -163,7 +169,8 @@ def main(argv=None) -> int:
 
   try:
     prepared = ingestion.prepare_examples(ingestion.IngestionOptions(
-        data_dir=args.data_dir, span=args.span, window=args.window), output_dir)
+        data_dir=args.data_dir, span=args.span, window=args.window, sample=args.sample),
+        output_dir)
   except (ValueError, OSError) as e:
     parser.error(str(e))
   every = sorted(int(s) for s in prepared.info['spans'])

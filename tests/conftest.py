@@ -29,7 +29,7 @@ def pipeline_command(data_dir, output_dir, *extra):
   return [sys.executable, os.path.join(PROJECT_DIR, 'local_runner.py'), '--data-dir', data_dir,
           '--sample', str(SAMPLE), '--epochs', '2', '--max-rmse', '1.5',
           # 2 epochs on 2,400 ratings: like the RMSE bound, the popularity gate is for real
-          # runs (tests/test_pipeline_end_to_end.py checks it on its own).
+          # runs (tests/pipeline/test_pipeline_end_to_end.py checks it on its own).
           '--allow-below-most-popular', '--output-dir', output_dir, *extra]
 
 

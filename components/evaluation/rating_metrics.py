@@ -19,7 +19,7 @@ examples by user before slicing (23 s of 44 s with no slices). Here:
   how well each user's ratings *in that slice* are ordered; TFMA's query slicing put a user's
   whole list in every slice any of their ratings fell in.
 
-Both are equal to TFMA's metrics on the same data (tests/test_rating_metrics.py).
+Both are equal to TFMA's metrics on the same data (tests/evaluation/test_rating_metrics.py).
 """
 
 import collections

@@ -294,7 +294,7 @@ class CollaborativeFilteringModel(recommender.Recommender):
     step's `sample_negatives()`.
 
     tfrs.tasks.Retrieval computes the same loss per example (the rated movie first among the
-    shared samples, logQ-corrected, accidental hits removed: tests/test_models.py), but from
+    shared samples, logQ-corrected, accidental hits removed: tests/models/test_models.py), but from
     [B, 1 + S] logits: it has no per-user normaliser, and its in-batch candidates would make the
     batch's other rated movies negatives too, a different estimator."""
     user = tf.concat([factors, self.user_ranking_embedding(distinct)], axis=-1)

@@ -23,7 +23,7 @@ from components.tfx import atomic_pusher
 from serving import model_config
 from serving.client import Client, ServingError
 from tests.conftest import MODELS
-from tests.test_serving import MAX_BODY, USER, WORKERS, Server
+from tests.serving.test_serving import MAX_BODY, USER, WORKERS, Server
 
 THREADS, SECONDS = 32, 60
 # Worker memory (RSS summed over the workers): under steady load it may grow by at most

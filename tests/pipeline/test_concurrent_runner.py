@@ -137,7 +137,7 @@ def test_ctrl_c_stops_the_run_at_once(tmp_path):
       # run the suite), so the child restores a terminal's Ctrl-C first.
       [sys.executable, '-c', 'import pathlib, signal, sys; '
        'signal.signal(signal.SIGINT, signal.default_int_handler); '
-       'from tests import test_concurrent_runner as t; t._run(pathlib.Path(sys.argv[1]))',
+       'from tests.pipeline import test_concurrent_runner as t; t._run(pathlib.Path(sys.argv[1]))',
        str(tmp_path)],
       cwd=PROJECT_DIR, env=dict(os.environ, LONG_STEPS='Check_a,Fit_b'),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
