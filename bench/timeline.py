@@ -18,13 +18,14 @@ same --output-dir, a stopped replay goes on from the first span it has no finish
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
 
 import argparse
+import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from typing import Dict
+from typing import Dict, List
 
 from bench import provenance
 from components.data import ingestion
@@ -59,6 +60,20 @@ def _run(args, output_dir: str, eval_span: int, log_path: str):
   return code, seconds, summary
 
 
+def _span_users(input_base: str, span: int) -> List[str]:
+  path = spans.split_file(input_base, span, ingestion.EVAL, ingestion.EXAMPLES_FILE)
+  with open(path, encoding='utf-8', newline='') as f:
+    return [row['user_id'] for row in csv.DictReader(f)]
+
+
+def new_user_share(input_base: str, train_spans: List[int], eval_span: int) -> float:
+  """The share of the eval span's ratings whose user has none in the training spans (from
+  the prepared data itself, not from a model)."""
+  known = {user for span in train_spans for user in _span_users(input_base, span)}
+  users = _span_users(input_base, eval_span)
+  return sum(user not in known for user in users) / max(len(users), 1)
+
+
 def _record(eval_span: int, code: int, seconds: float, summary: Dict, cold: bool) -> Dict:
   data = summary['data']
   row = {'eval_span': eval_span, 'train_spans': data['train_spans'], 'exit_code': code,
@@ -67,7 +82,9 @@ def _record(eval_span: int, code: int, seconds: float, summary: Dict, cold: bool
          'train_ratings': data['num_ratings']['train'],
          'eval_ratings': data['num_ratings']['eval'],
          'train_max_timestamp': data['train_max_timestamp'],
-         'eval_min_timestamp': data['eval_min_timestamp'], 'models': {}}
+         'eval_min_timestamp': data['eval_min_timestamp'],
+         'new_user_share': new_user_share(data['input_base'], data['train_spans'], eval_span),
+         'models': {}}
   for model in summary['models']:
     ranking = model.get('ranking') or {}
     cold_users = (model.get('slices') or {}).get(COLD_USERS) or {}
@@ -84,32 +101,46 @@ def _record(eval_span: int, code: int, seconds: float, summary: Dict, cold: bool
 
 def _markdown(report: Dict) -> str:
   names = model_names.MODEL_NAMES
+  short = {n: ''.join(word[0] for word in n.split('_')).upper() for n in names}  # CB, CF
   lines = [f'# Replayed schedule: {report["dataset"]} by {report["span"]}', '',
            f'Command: `{report["command"]}`  ', f'Date: {report["date"]}  ',
            f'Machine: {report["machine"]}  ', f'Commit: {report["commit"]}', '',
            'Each run trains on the spans before its eval span and is evaluated on it (every eval '
-           'rating is later than every training rating); the served model is the last blessed '
-           'one. RMSE and NDCG@10 on the eval span; new users: users without ratings before it.',
-           '', '| eval span | trained on | train / eval ratings | '
-           + ' | '.join(f'{n} RMSE (new users) | {n} NDCG@10 | {n} blessed' for n in names)
-           + ' | most-popular NDCG@10 | served after | s |',
-           '|---|---|---:|' + '---:|---:|---|' * len(names) + '---:|---|---:|']
+           'rating is later than every training rating). RMSE and NDCG@10 are on the eval span; '
+           '"served" is the model served before the run (trained one span earlier) on the same '
+           'span: the cost of serving a model that lags one span. New-user share: the share '
+           'of the span\'s ratings by users with none in the training spans (from the data); '
+           '(new users): RMSE on the Evaluator\'s cold-user slice, which TFMA takes from both '
+           'the candidate\'s and the served model\'s slice features (docs/timeline.md). '
+           + ', '.join(f'{short[n]}: {n}' for n in names) + '.', '',
+           '| eval span | trained on | train / eval ratings | new-user share | '
+           + ' | '.join(f'{short[n]} RMSE (new users) | {short[n]} served RMSE | {short[n]} NDCG@10'
+                        for n in names)
+           + ' | most-popular NDCG@10 | blessed | s |',
+           '|---|---|---:|---:|' + '---:|---:|---:|' * len(names) + '---:|---|---:|']
   fmt = lambda value: f'{value:.4f}' if isinstance(value, float) else '-'
+  refusals = []
   for row in report['runs']:
+    share = row.get('new_user_share')  # absent from rows of an older replay
     cells = [str(row['eval_span']), spans.describe(row['train_spans']),
-             f'{row["train_ratings"]:,} / {row["eval_ratings"]:,}']
+             f'{row["train_ratings"]:,} / {row["eval_ratings"]:,}',
+             '-' if share is None else f'{share:.0%}']
+    blessed = []
     for name in names:
       model = row['models'].get(name, {})
       cells += [f'{fmt(model.get("rmse"))} ({fmt(model.get("new_users_rmse"))})',
-                fmt(model.get('ndcg@10')),
-                'yes' if model.get('blessed') else f'no: {model.get("why_not_pushed")}']
-    served = ', '.join(str(row['models'].get(n, {}).get('served')) for n in names)
-    cells += [fmt(row.get('most_popular_ndcg@10')), served,
+                fmt(model.get('baseline_rmse')), fmt(model.get('ndcg@10'))]
+      blessed.append(f'{short[name]} {"yes" if model.get("blessed") else "no"}')
+      if not model.get('blessed'):
+        refusals.append(f'- {row["eval_span"]} {name}: {model.get("why_not_pushed")}')
+    cells += [fmt(row.get('most_popular_ndcg@10')), ', '.join(blessed),
               f'{row["seconds"]:.0f} ({row["run"]})']
     lines.append('| ' + ' | '.join(cells) + ' |')
   ordered = all(r['eval_min_timestamp'] > r['train_max_timestamp'] for r in report['runs'])
   lines += ['', f'Every run\'s eval_min_timestamp above its train_max_timestamp: '
             f'{"yes" if ordered else "NO"}.']
+  if refusals:
+    lines += ['', 'Not blessed (the served model stayed):', ''] + refusals
   check = report.get('cold_check')
   if check:
     lines += ['', f'Incremental against cold, span {check["eval_span"]}: the scheduled run took '
