@@ -32,7 +32,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
   add('--sample', type=int, help='use only the first N ratings (quick runs)')
   add('--span', choices=spans.PERIODS,
       help='cut the ratings into time spans (UTC months YYYYMM or ISO weeks YYYYWW) instead of '
-           '--split: a run trains on the spans before --eval-span and is evaluated on it')
+           '--split: a run trains on the spans before --eval-span and is evaluated on it '
+           '(all of the span: --max-eval-ratings does not apply)')
   add('--eval-span', type=int, metavar='N',
       help='with --span: the span to evaluate on (default: the latest)')
   add('--window', type=int, default=0, metavar='W',
@@ -51,6 +52,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def ingestion_options(args: argparse.Namespace) -> ingestion.IngestionOptions:
   if not args.span and (args.eval_span is not None or args.window):
     raise ValueError('--eval-span and --window need --span (month or week)')
+  if args.span and args.split != movielens_splits.RANDOM:
+    raise ValueError(f'--span replaces --split: a run is evaluated on its span, not on a '
+                     f'{args.split} split')
   return ingestion.IngestionOptions(
       data_dir=args.data_dir, dataset=args.dataset, split=args.split,
       eval_fraction=args.eval_fraction, seed=args.seed, sample=args.sample,

@@ -5,7 +5,9 @@ under `<pipeline-root>/data/<fingerprint>/`. Malformed rows stop ingestion (`on_
 or are dropped and listed with their reasons in `rejected_rows.csv` (`'skip'`), next to the
 splits and in the output folder. The fingerprint covers the source files' contents
 and every option, so an unchanged re-run reuses the same files and TFX's cache stays valid.
-The folder appears only complete: it is written elsewhere and renamed into place.
+The folder appears only complete: it is written elsewhere and renamed into place. With
+`span`, the ratings are cut into time spans instead (components/data/spans.py): every span's
+ratings as `span-N/eval/`, and a run's training window as `span-N/train/`, added once per span.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class PreparedData:
   (a local run, with `info`: what ingestion found) or pipeline/prepare_data.py's layout under a
   cluster's data root. `create_pipeline` takes it whole."""
   dataset: str                    # a movielens_formats.DATASETS name
-  input_base: str                 # holds train/ and eval/, the CsvExampleGen input_base
+  input_base: str                 # CsvExampleGen's: train/ and eval/, or span-N/ folders
   catalogue_path: str             # every movie of the dataset, for serving the whole catalogue
   rating_range: Tuple[float, float]  # the dataset's lowest and highest rating
   has_demographics: bool          # user age, gender, occupation, zip (the Evaluator slices by)

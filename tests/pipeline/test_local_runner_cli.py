@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from tests import movielens_fixtures as fx
-from tests.conftest import PROJECT_DIR
+from tests.conftest import ML_100K_DIR, PROJECT_DIR
 
 
 def _runner(*args, env=None):
@@ -58,3 +58,15 @@ def test_parallel_must_be_a_whole_number_of_at_least_one(tmp_path):
     assert result.returncode == 2
     assert f"--parallel: expected a whole number of at least 1, not '{value}'" in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_span_flags_are_checked_before_anything_runs(tmp_path):
+  for args, message in ((['--eval-span', '199801'], '--eval-span and --window need --span'),
+                        (['--span', 'month', '--split', 'temporal'], '--span replaces --split'),
+                        (['--data-dir', ML_100K_DIR, '--span', 'month', '--eval-span', '199709'],
+                         'span 199709 is the first span: there is nothing before it to train on'),
+                        (['--data-dir', ML_100K_DIR, '--span', 'month', '--eval-span', '199901'],
+                         'span 199901 has no ratings; the spans are 199709..199804 (8)')):
+    result = _runner(*args, '--output-dir', str(tmp_path / 'out'))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and 'Traceback' not in result.stderr
