@@ -33,6 +33,9 @@ def parse_args(argv=None) -> argparse.Namespace:
       description='Run the MovieLens recommender TFX pipeline locally.',
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   cli.add_data_arguments(parser)
+  parser.add_argument('--data-root', metavar='DIR',
+                      help='run on data prepared by python -m pipeline.prepare_data (a span '
+                           'layout that --append-span grows) instead of ingesting --data-dir')
   parser.add_argument('--output-dir', default=os.path.join('.', 'runs', 'local'),
                       help='pipeline root, ML Metadata, pushed models and run summary go here')
   cli.add_settings_arguments(parser)
@@ -48,10 +51,15 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   try:
     settings = cli.settings_from_args(args, os.path.abspath(args.output_dir))
-    options = cli.ingestion_options(args)
     started = time.monotonic()
     print('Preparing MovieLens data ...', file=sys.stderr, flush=True)
-    prepared = ingestion.prepare_examples(options, settings.output_dir)
+    if args.data_root:
+      if args.data_dir:
+        raise ValueError('--data-root and --data-dir: give one (prepared data, or a MovieLens '
+                         'folder to ingest)')
+      prepared = ingestion.open_prepared(os.path.abspath(args.data_root), args.eval_span)
+    else:
+      prepared = ingestion.prepare_examples(cli.ingestion_options(args), settings.output_dir)
   except (movielens_formats.IngestionError, movielens_download.DownloadError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -16,7 +16,7 @@ import contextlib
 import os
 import shutil
 import uuid
-from typing import IO, Iterator, Union
+from typing import IO, Iterator, Optional, Union
 
 
 def _remote(path: str) -> bool:
@@ -30,13 +30,15 @@ def staging_path(path: str) -> str:
 
 
 @contextlib.contextmanager
-def replace(path: str, mode: str = 'w', encoding: str = 'utf-8') -> Iterator[IO]:
+def replace(path: str, mode: str = 'w', encoding: str = 'utf-8',
+            newline: Optional[str] = None) -> Iterator[IO]:
   """Opens a staging file for `path` in `mode` ('w' or 'wb'); renames it over `path` when the
-  block ends without error, removes it otherwise. The folder is created if missing."""
+  block ends without error, removes it otherwise. The folder is created if missing. `newline`
+  as `open`'s (local text files: '' for csv)."""
   if mode not in ('w', 'wb'):
     raise ValueError(f"mode must be 'w' or 'wb', not {mode!r}")
   staging = staging_path(path)
-  text = {} if 'b' in mode else {'encoding': encoding}
+  text = {} if 'b' in mode else {'encoding': encoding, 'newline': newline}
   if _remote(path):
     from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
     fileio.makedirs(os.path.dirname(path))

@@ -77,6 +77,26 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> ingestion.Pr
   return data_layout(data_root, dataset, options.span)
 
 
+def append(args: argparse.Namespace) -> None:
+  """--append-span: the new span(s), validated, into the layout at --data-root."""
+  from components.data import span_append  # pylint: disable=import-outside-toplevel
+  if '://' in args.data_root:
+    raise ValueError('--append-span writes a local data root (or one mounted locally); '
+                     f'{args.data_root} is not one')
+  if not args.data_dir:
+    raise ValueError('--append-span needs --data-dir: the MovieLens folder whose users and '
+                     'movies the new ratings refer to')
+  info = span_append.append_spans(args.data_root, args.append_span, args.data_dir,
+                                  args.on_bad_rows)
+  appended = info['appended']
+  print(f'{args.append_span}: {appended["ratings"]} ratings appended as span(s) '
+        f'{", ".join(map(str, appended["spans"]))} -> {args.data_root}', flush=True)
+  rejected = ingestion.describe_rejected_rows(dict(
+      appended, rejected_file=os.path.join(args.data_root, ingestion.REJECTED_FILE)))
+  if rejected:
+    print(rejected, flush=True)
+
+
 def _files(folder: str):
   """Every file under `folder`, as paths relative to it, sorted."""
   return sorted(os.path.relpath(os.path.join(root, name), folder)
@@ -89,10 +109,17 @@ def main(argv=None) -> int:
   parser.add_argument('--data-root', required=True,
                       help='where the prepared data goes (a local path, gs://, s3://)')
   cli.add_data_arguments(parser)
+  parser.add_argument('--append-span', metavar='FILE',
+                      help='append FILE\'s ratings (the dataset\'s ratings format, all later '
+                           'than the last span) to the span layout at --data-root as its next '
+                           'span(s); users and movies from --data-dir (a local root only)')
   args = parser.parse_args(argv)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (TFX's filesystem layer)
   try:
-    prepare(cli.ingestion_options(args), args.data_root)
+    if args.append_span:
+      append(args)
+    else:
+      prepare(cli.ingestion_options(args), args.data_root)
   except (movielens_formats.IngestionError, movielens_download.DownloadError, ValueError,
           OSError) as e:
     print(f'error: {e}', file=sys.stderr)

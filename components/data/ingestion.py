@@ -128,7 +128,7 @@ def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _example_rows(data: formats.MovieLensData, ratings: formats.Ratings, columns: List[str]):
+def example_rows(data: formats.MovieLensData, ratings: formats.Ratings, columns: List[str]):
   for user_id, movie_id, rating, timestamp in zip(ratings.user_id.tolist(),
                                                  ratings.movie_id.tolist(),
                                                  ratings.rating.tolist(),
@@ -156,7 +156,7 @@ def _publish_rejected(prepared_dir: str, output_root: str, policy: str) -> Optio
   return atomic_files.copy(os.path.join(prepared_dir, REJECTED_FILE), target)
 
 
-def _rejected_summary(bad: formats.BadRows) -> Dict:
+def rejected_summary(bad: formats.BadRows) -> Dict:
   by_file: Dict[str, int] = {}
   for row in bad.rejected:
     name = os.path.basename(row.path)
@@ -194,9 +194,9 @@ def data_notes(info: Dict) -> List[str]:
   return [note for note in (describe_rejected_rows(info), describe_eval_sample(info)) if note]
 
 
-def _write_csv(path: str, header: List[str], rows) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, 'w', encoding='utf-8', newline='') as f:
+def write_csv(path: str, header: List[str], rows) -> None:
+  """`rows` under `header` as CSV, written then renamed (atomic_files)."""
+  with atomic_files.replace(path, 'w', newline='') as f:
     writer = csv.writer(f, lineterminator='\n')
     writer.writerow(header)
     writer.writerows(rows)
@@ -219,9 +219,28 @@ def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedDat
     info = json.load(f)
   if options.span:  # this run's training window and eval span
     info.update(spans.run_info(info, options.eval_span, options.window))
-    _write_window(target, info)
+    write_window(target, info)
   info['rejected_file'] = _publish_rejected(target, output_root, options.on_bad_rows)
   return _prepared(target, info, options.span)
+
+
+def open_prepared(root: str, eval_span: Optional[int] = None) -> PreparedData:
+  """Prepared data as it is under `root` (pipeline/prepare_data.py's layout, or a local
+  ingestion's folder); with spans, the run for `eval_span` (None: the latest)."""
+  path = os.path.join(root, INFO_FILE)
+  if not os.path.isfile(path):
+    raise formats.IngestionError(path, 'not prepared data (no dataset.json): prepare it with '
+                                 'python -m pipeline.prepare_data')
+  with open(path, encoding='utf-8') as f:
+    info = json.load(f)
+  period = info.get('span_period')
+  if period:
+    info.update(spans.run_info(info, eval_span, info.get('window', 0)))
+    write_window(root, info)
+  elif eval_span is not None:
+    raise ValueError(f'--eval-span: {root} is not in spans (prepared without --span)')
+  info['rejected_file'] = None
+  return _prepared(root, info, period)
 
 
 def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, target: str) -> None:
@@ -256,14 +275,11 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
   with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
     staging = staged.path
     for folder, split_name, mask in parts:
-      _write_csv(os.path.join(staging, folder, split_name, EXAMPLES_FILE), columns,
-                 _example_rows(data, ratings.take(mask), columns))
-    _write_csv(os.path.join(staging, CATALOGUE_FILE),
-               [features.MOVIE_ID, features.TITLE, features.RELEASE_YEAR, features.GENRES],
-               ([m.movie_id, m.title, m.release_year, features.GENRE_SEPARATOR.join(m.genres)]
-                for m in sorted(data.movies.values(), key=lambda m: m.movie_id)))
+      write_csv(os.path.join(staging, folder, split_name, EXAMPLES_FILE), columns,
+                 example_rows(data, ratings.take(mask), columns))
+    write_catalogue(os.path.join(staging, CATALOGUE_FILE), data.movies)
     if bad.policy == formats.SKIP:
-      _write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,
+      write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,
                  ([os.path.basename(r.path), r.line, r.reason, r.problem, r.text]
                   for r in bad.rejected))
     info = {
@@ -277,14 +293,14 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
         'num_users': int(len(np.unique(ratings.user_id))),
         'num_movies_rated': int(len(np.unique(ratings.movie_id))),
         'num_movies': len(data.movies),
-        'rejected_rows': _rejected_summary(bad),
+        'rejected_rows': rejected_summary(bad),
         **counts,
     }
     with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
       json.dump(info, f, indent=2, sort_keys=True)
 
 
-def _write_window(target: str, info: Dict) -> None:
+def write_window(target: str, info: Dict) -> None:
   """`span-N/train/` of the run's eval span N: its training spans' rows, one after the other
   (written once, then reused by every run for span N)."""
   span = info['eval_span']
@@ -292,10 +308,24 @@ def _write_window(target: str, info: Dict) -> None:
   if os.path.isdir(folder):
     return
   with atomic_files.publish_folder(folder, atomic_files.KEEP) as staged:
-    with open(os.path.join(staged.path, EXAMPLES_FILE), 'wb') as out:
-      for number, earlier in enumerate(info['train_spans']):
-        with open(spans.split_file(target, earlier, EVAL, EXAMPLES_FILE), 'rb') as f:
-          header = f.readline()
-          if number == 0:
-            out.write(header)
-          shutil.copyfileobj(f, out, length=1 << 20)
+    concatenate_spans(target, info['train_spans'], os.path.join(staged.path, EXAMPLES_FILE))
+
+
+def concatenate_spans(root: str, span_numbers: List[int], path: str) -> None:
+  """The eval rows of `span_numbers` under `root`, one file after the other, into `path`
+  (one header; the files are not parsed again)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'wb') as out:
+    for number, span in enumerate(span_numbers):
+      with open(spans.split_file(root, span, EVAL, EXAMPLES_FILE), 'rb') as f:
+        header = f.readline()
+        if number == 0:
+          out.write(header)
+        shutil.copyfileobj(f, out, length=1 << 20)
+
+
+def write_catalogue(path: str, movies: Dict[int, formats.Movie]) -> None:
+  """movies.csv: every movie of the dataset, the catalogue the models serve."""
+  write_csv(path, [features.MOVIE_ID, features.TITLE, features.RELEASE_YEAR, features.GENRES],
+            ([m.movie_id, m.title, m.release_year, features.GENRE_SEPARATOR.join(m.genres)]
+             for m in sorted(movies.values(), key=lambda m: m.movie_id)))

@@ -67,8 +67,9 @@ WRONG_FIELD_COUNT, NOT_A_NUMBER, RATING_OFF_SCALE = (
     'wrong field count', 'not a number', 'rating off the scale')
 UNKNOWN_MOVIE, UNKNOWN_USER, DUPLICATE = 'unknown movie', 'unknown user', 'duplicate'
 BAD_ENCODING, BLANK_LINE, BAD_VALUE = 'bad encoding', 'blank line', 'bad value'
+NOT_A_NEW_SPAN = 'not in a new span'  # an appended rating no later than the last span
 REASONS = (WRONG_FIELD_COUNT, NOT_A_NUMBER, RATING_OFF_SCALE, UNKNOWN_MOVIE, UNKNOWN_USER,
-           DUPLICATE, BAD_ENCODING, BLANK_LINE, BAD_VALUE)
+           DUPLICATE, BAD_ENCODING, BLANK_LINE, BAD_VALUE, NOT_A_NEW_SPAN)
 FAIL, SKIP = 'fail', 'skip'
 POLICIES = (FAIL, SKIP)
 
@@ -214,6 +215,14 @@ def read_movielens(data_dir: str, dataset: Optional[str] = None,
   bad = bad_rows or BadRows()
   data_dir = resolve_data_dir(data_dir)
   dataset = dataset or detect_dataset(data_dir)
+  movies, users = read_movies_and_users(data_dir, dataset, bad)
+  ratings = read_ratings_file(os.path.join(data_dir, _MARKER_FILES[dataset]), dataset, movies,
+                              users, bad)
+  return MovieLensData(dataset, data_dir, RATING_SCALES[dataset], ratings, movies, users)
+
+
+def read_movies_and_users(data_dir: str, dataset: str, bad: BadRows):
+  """(movies, users or None) of a MovieLens folder, validated; every required file checked."""
   if dataset not in DATASETS:
     raise IngestionError(data_dir, f'unknown dataset {dataset!r}; expected one of {DATASETS}')
   for name in _REQUIRED_FILES[dataset]:
@@ -223,20 +232,21 @@ def read_movielens(data_dir: str, dataset: Optional[str] = None,
                            f'{", ".join(_REQUIRED_FILES[dataset])}')
   join = lambda name: os.path.join(data_dir, name)
   if dataset == ML_100K:
-    movies = _read_100k_movies(join('u.item'), bad)
-    users = _read_100k_users(join('u.user'), bad)
-    ratings_path, sep, header = join('u.data'), '\t', False
-  elif dataset == ML_1M:
-    movies = _read_1m_movies(join('movies.dat'), bad)
-    users = _read_1m_users(join('users.dat'), bad)
-    ratings_path, sep, header = join('ratings.dat'), '::', False
-  else:
-    movies = _read_latest_movies(join('movies.csv'), bad)
-    users = None
-    ratings_path, sep, header = join('ratings.csv'), ',', True
-  scale = RATING_SCALES[dataset]
-  ratings = read_ratings(ratings_path, sep, header, scale, movies, users, bad)
-  return MovieLensData(dataset, data_dir, scale, ratings, movies, users)
+    return _read_100k_movies(join('u.item'), bad), _read_100k_users(join('u.user'), bad)
+  if dataset == ML_1M:
+    return _read_1m_movies(join('movies.dat'), bad), _read_1m_users(join('users.dat'), bad)
+  return _read_latest_movies(join('movies.csv'), bad), None
+
+
+_RATINGS_LAYOUT = {ML_100K: ('\t', False), ML_1M: ('::', False), ML_LATEST: (',', True)}
+
+
+def read_ratings_file(path: str, dataset: str, movies: Dict[int, Movie],
+                      users: Optional[Dict[int, User]], bad: BadRows) -> Ratings:
+  """A ratings file in `dataset`'s format (u.data, ratings.dat or ratings.csv lines),
+  validated like the dataset's own."""
+  sep, header = _RATINGS_LAYOUT[dataset]
+  return read_ratings(path, sep, header, RATING_SCALES[dataset], movies, users, bad)
 
 
 # ----------------------------------------------------------------------------- low-level reading
@@ -497,7 +507,7 @@ def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
     first_line.setdefault(int(keys[row]), int(ratings.line[row]))
   # In file order, so that FAIL reports the repeat that appears earliest in the file.
   rows = np.nonzero(repeat)[0][np.argsort(ratings.line[repeat], kind='stable')]
-  texts = (_texts_of_lines(ratings.path, encoding, set(ratings.line[rows].tolist()))
+  texts = (texts_of_lines(ratings.path, encoding, set(ratings.line[rows].tolist()))
            if bad.policy == SKIP else {})
   for row in rows:
     line = int(ratings.line[row])
@@ -509,7 +519,7 @@ def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
   return ratings.take(~repeat)
 
 
-def _texts_of_lines(path: str, encoding: str, numbers) -> Dict[int, str]:
+def texts_of_lines(path: str, encoding: str, numbers) -> Dict[int, str]:
   """The text of the given (1-based) lines of a file that was read before."""
   texts = {}
   with open(path, 'rb') as f:
