@@ -46,7 +46,7 @@ def _rated_pairs(root: str, info: Dict) -> Dict[tuple, int]:
     with open(path, encoding='utf-8') as f:
       header = f.readline().rstrip('\n').split(',')
       user, movie = header.index(features.USER_ID), header.index(features.MOVIE_ID)
-      for line in f:
+      for line in f:  # the ids are integers ahead of any quoted text (features.RAW_FEATURE_TYPES)
         fields = line.split(',', max(user, movie) + 1)
         pairs[(int(fields[user]), int(fields[movie]))] = span
   return pairs
