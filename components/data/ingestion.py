@@ -259,6 +259,7 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
   else:
     is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction,
                                options.seed)
+    is_train = ~is_eval  # before any eval sampling: an unsampled eval rating never trains
     if options.max_eval_ratings is not None:
       evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval,
                                               options.max_eval_ratings, options.seed)
@@ -268,8 +269,8 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
                        'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
                        'users': int(len(np.unique(ratings.user_id[evaluated])))}
         is_eval = evaluated
-    parts = [('', TRAIN, ~is_eval), ('', EVAL, is_eval)]
-    counts = {'num_ratings': {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())}}
+    parts = [('', TRAIN, is_train), ('', EVAL, is_eval)]
+    counts = {'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())}}
 
   # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
   with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:

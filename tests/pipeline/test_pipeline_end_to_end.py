@@ -248,10 +248,11 @@ def test_example_lists_are_reused_only_for_the_same_model_and_users(finished_run
   ids = lambda lists: [[m['movie_id'] for m in row['top']] for row in lists]
   assert ids(again) == ids(model['example_lists'][:2])
   # The users themselves: the last run's for the same prepared folder, else drawn again.
-  input_base = first['data']['input_base']
-  last = {'data': {'input_base': input_base}, 'example_users': kept}
-  assert run_summary._example_users(input_base, last) is kept
-  assert run_summary._example_users(input_base, {}) == users
+  splits_dir = first['data']['splits_dir']  # without spans, the prepared folder itself
+  assert splits_dir == first['data']['input_base']
+  last = {'data': {'splits_dir': splits_dir}, 'example_users': kept}
+  assert run_summary._example_users(splits_dir, last) is kept
+  assert run_summary._example_users(splits_dir, {}) == users
 
 
 def test_a_clearly_worse_model_is_refused_and_the_served_one_stays(finished_run):
