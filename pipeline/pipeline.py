@@ -30,6 +30,7 @@ import components as components_package
 from components.tfx import anomalies_gate
 from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
+from components.evaluation import candidate_slices
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
 from components.data import spans
@@ -163,7 +164,10 @@ def create_pipeline(
             settings.rmse_upper_bound, settings.max_rmse_increase, rating_range,
             data.has_demographics, max_ndcg_decrease=settings.max_ndcg_decrease,
             ranking_must_beat_popularity=settings.ranking_must_beat_popularity,
-        )).with_id(ids['evaluator'])
+        ),
+        # Both models' metrics on the candidate's slices (TFMA's default takes the union of
+        # the candidate's and the baseline's slice features).
+        module_path=candidate_slices.__name__).with_id(ids['evaluator'])
     pusher = tfx_components.Pusher(
         model=trainer.outputs['model'],
         model_blessing=evaluator.outputs['blessing'],

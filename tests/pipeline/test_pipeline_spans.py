@@ -10,6 +10,8 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.data import ingestion
+from components.data import spans
 from tests.conftest import ML_100K_DIR, run_pipeline
 
 
@@ -47,11 +49,40 @@ def test_example_gen_read_one_span_per_run_and_the_baseline_is_the_earlier_model
   config = metadata_store_pb2.ConnectionConfig()
   config.sqlite.filename_uri = os.path.join(output_dir, 'metadata.sqlite')
   store = metadata_store.MetadataStore(config)
-  spans = sorted(a.custom_properties['span'].int_value
-                 for a in store.get_artifacts_by_type('Examples') if 'span' in a.custom_properties)
-  assert spans == [199803, 199804]  # ExampleGen's, one per run
+  read = sorted(a.custom_properties['span'].int_value
+                for a in store.get_artifacts_by_type('Examples') if 'span' in a.custom_properties)
+  assert read == [199803, 199804]  # ExampleGen's, one per run
   for model in second['models']:  # blessed against the first run's model, on span 199804
     earlier = next(m for m in first['models'] if m['name'] == model['name'])
     assert earlier['blessed'] and earlier['pushed']
     assert model['baseline_model'] == earlier['model_uri']
     assert model['baseline_metrics']['example_count'] == model['metrics']['example_count']
+
+
+def _split_rows(summary, split):
+  import csv  # pylint: disable=import-outside-toplevel
+  path = spans.split_file(summary['data']['input_base'], summary['data']['eval_span'], split,
+                          ingestion.EXAMPLES_FILE)
+  with open(path, encoding='utf-8', newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_new_users_and_movies_slices_hold_what_the_data_says_is_new(two_runs):
+  """Users and movies first seen in the eval span, counted from the data, are the Evaluator's
+  cold-user and unseen-movie slices, for both models, also when a baseline model (trained one
+  span earlier, to which fewer users are known) is evaluated beside the candidate."""
+  _, (first, second) = two_runs
+  assert all(m['baseline_model'] for m in second['models'])  # the case that used to differ
+  for summary in (first, second):
+    train, evaluated = _split_rows(summary, ingestion.TRAIN), _split_rows(summary, ingestion.EVAL)
+    users, movies = {r['user_id'] for r in train}, {r['movie_id'] for r in train}
+    new_users = sum(r['user_id'] not in users for r in evaluated)
+    new_movies = sum(r['movie_id'] not in movies for r in evaluated)
+    assert new_users and new_movies
+    for model in summary['models']:
+      slices = model['slices']
+      assert slices['user_activity:cold (0)']['example_count'] == new_users, model['name']
+      assert slices['movie_popularity:unseen (0)']['example_count'] == new_movies, model['name']
+      # Every rating in exactly one activity bucket: the buckets add up to the eval span.
+      assert sum(v['example_count'] for k, v in slices.items()
+                 if k.startswith('user_activity:')) == len(evaluated)
