@@ -12,13 +12,15 @@ ratings as `span-N/eval/`, and a run's training window as `span-N/train/`, added
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -128,21 +130,47 @@ def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def example_rows(data: formats.MovieLensData, ratings: formats.Ratings, columns: List[str]):
-  for user_id, movie_id, rating, timestamp in zip(ratings.user_id.tolist(),
-                                                 ratings.movie_id.tolist(),
-                                                 ratings.rating.tolist(),
-                                                 ratings.timestamp.tolist()):
-    movie = data.movies[movie_id]
-    row = {features.USER_ID: user_id, features.MOVIE_ID: movie_id,
-           features.LABEL: repr(float(rating)), features.TIMESTAMP: timestamp,
-           features.TITLE: movie.title, features.RELEASE_YEAR: movie.release_year,
-           features.GENRES: features.GENRE_SEPARATOR.join(movie.genres)}
-    if data.users is not None:
-      user = data.users[user_id]
-      row.update({features.AGE: user.age, features.GENDER: user.gender,
-                  features.OCCUPATION: user.occupation, features.ZIP_CODE: user.zip_code})
-    yield [row[c] for c in columns]
+ROWS_PER_SLICE = 1 << 16  # ratings turned into CSV lines at a time
+
+
+def _csv_fields(values) -> str:
+  """`values` as the fields of one CSV line, quoted as csv.writer quotes them."""
+  out = io.StringIO()
+  csv.writer(out, lineterminator='').writerow(values)
+  return out.getvalue()
+
+
+def example_lines(data: formats.MovieLensData, ratings: formats.Ratings,
+                  mask: Optional[np.ndarray] = None) -> Iterator[str]:
+  """The CSV lines (features.raw_columns order) of `ratings`, those where `mask` is True if
+  given, joined with their movie's and user's features: text blocks of up to ROWS_PER_SLICE
+  lines. Each movie's and user's fields are quoted once; a rating's own four fields are
+  numbers that never need quoting. No Python object per rating outlives its block."""
+  movie_fields = {movie_id: _csv_fields([movie.title, movie.release_year,
+                                         features.GENRE_SEPARATOR.join(movie.genres)])
+                  for movie_id, movie in data.movies.items()}
+  user_fields = {} if data.users is None else {
+      user_id: _csv_fields([user.age, user.gender, user.occupation, user.zip_code]) + ','
+      for user_id, user in data.users.items()}
+  no_user = collections.defaultdict(str)
+  users = user_fields or no_user
+  for start in range(0, len(ratings), ROWS_PER_SLICE):
+    part = slice(start, start + ROWS_PER_SLICE)
+    chosen = ratings.take(part) if mask is None else ratings.take(part).take(mask[part])
+    yield ''.join(f'{user_id},{movie_id},{rating!r},{timestamp},{users[user_id]}'
+                  f'{movie_fields[movie_id]}\n'
+                  for user_id, movie_id, rating, timestamp in zip(
+                      chosen.user_id.tolist(), chosen.movie_id.tolist(),
+                      chosen.rating.astype(np.float64).tolist(), chosen.timestamp.tolist()))
+
+
+def write_examples(path: str, data: formats.MovieLensData, ratings: formats.Ratings,
+                   mask: Optional[np.ndarray] = None) -> None:
+  """`example_lines` under the raw header, written then renamed (atomic_files)."""
+  with atomic_files.replace(path, 'w', newline='') as f:
+    f.write(','.join(features.raw_columns(data.has_demographics)) + '\n')
+    for block in example_lines(data, ratings, mask):
+      f.write(block)
 
 
 def _publish_rejected(prepared_dir: str, output_root: str, policy: str) -> Optional[str]:
@@ -276,8 +304,8 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
   with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
     staging = staged.path
     for folder, split_name, mask in parts:
-      write_csv(os.path.join(staging, folder, split_name, EXAMPLES_FILE), columns,
-                 example_rows(data, ratings.take(mask), columns))
+      write_examples(os.path.join(staging, folder, split_name, EXAMPLES_FILE), data, ratings,
+                     mask)
     write_catalogue(os.path.join(staging, CATALOGUE_FILE), data.movies)
     if bad.policy == formats.SKIP:
       write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,

@@ -16,7 +16,7 @@ import dataclasses
 import io
 import os
 import re
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -259,32 +259,39 @@ def read_lines(path: str, encoding: str, header: Optional[Sequence[str]] = None,
   line goes to `bad`). With `header`, the first line must be exactly those column names and is
   not yielded.
   """
-  bad = bad or BadRows()
-  any_line = False
+  seen = {'any line': False}
   with open(path, 'rb') as f:
-    for number, raw in enumerate(f, start=1):
-      try:
-        text = raw.decode(encoding).rstrip('\r\n')
-      except UnicodeDecodeError as e:
-        any_line = True
-        bad.reject(IngestionError(path, f'bytes not valid {encoding} at column {e.start + 1}',
-                                  number, BAD_ENCODING),
-                   raw.decode(encoding, 'replace').rstrip('\r\n'))
-        continue
-      if number == 1 and header is not None:
-        got = [c.strip() for c in text.lstrip('\ufeff').split(sep)]
-        if got != list(header):
-          raise IngestionError(path, f'expected the header {sep.join(header)!r}, found {text!r}',
-                               number)
-        any_line = True
-        continue
-      if not text.strip():
-        bad.reject(IngestionError(path, 'blank line', number, BLANK_LINE), text)
-        continue
-      any_line = True
-      yield number, text
-  if not any_line:
+    yield from decoded_lines(path, encoding, f, 1, header, sep, bad or BadRows(), seen)
+  if not seen['any line']:
     raise IngestionError(path, 'empty file')
+
+
+def decoded_lines(path: str, encoding: str, raw_lines: Iterable[bytes], first: int,
+                  header: Optional[Sequence[str]], sep: str, bad: BadRows,
+                  seen: Dict[str, bool]) -> Iterator[Tuple[int, str]]:
+  """`read_lines` over `raw_lines`, the first of which is line `first`; sets seen['any line']
+  at the first line that is not blank."""
+  for number, raw in enumerate(raw_lines, start=first):
+    try:
+      text = raw.decode(encoding).rstrip('\r\n')
+    except UnicodeDecodeError as e:
+      seen['any line'] = True
+      bad.reject(IngestionError(path, f'bytes not valid {encoding} at column {e.start + 1}',
+                                number, BAD_ENCODING),
+                 raw.decode(encoding, 'replace').rstrip('\r\n'))
+      continue
+    if number == 1 and header is not None:
+      got = [c.strip() for c in text.lstrip('\ufeff').split(sep)]
+      if got != list(header):
+        raise IngestionError(path, f'expected the header {sep.join(header)!r}, found {text!r}',
+                             number)
+      seen['any line'] = True
+      continue
+    if not text.strip():
+      bad.reject(IngestionError(path, 'blank line', number, BLANK_LINE), text)
+      continue
+    seen['any line'] = True
+    yield number, text
 
 
 def split_fields(path: str, number: int, text: str, sep: str, count: int) -> List[str]:
@@ -447,15 +454,132 @@ def _read_1m_users(path: str, bad: BadRows) -> Dict[int, User]:
 
 # ----------------------------------------------------------------------------- ratings
 
+# Ratings read and checked at a time (whole lines, about this many bytes). A chunk whose every
+# row is clean is parsed by Arrow's CSV reader; any other chunk goes line by line through
+# `_parse_rating_lines`, which names each bad row, so the errors and rejected rows are the same
+# either way.
+CHUNK_BYTES = 4 << 20  # about 200K lines of MovieLens ratings
+_RATING_COLUMNS = ('userId', 'movieId', 'rating', 'timestamp')
+
+
 def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
                  movies: Dict[int, Movie], users: Optional[Dict[int, User]],
                  bad: Optional[BadRows] = None) -> Ratings:
   """Reads a ratings file (user, movie, rating, timestamp) and checks every row against the
-  scale, the movie and user tables, and for duplicate (user, movie) pairs."""
+  scale, the movie and user tables, and for duplicate (user, movie) pairs.
+
+  Read in chunks of about CHUNK_BYTES into column arrays (36 bytes a rating, no Python object
+  per rating): at 25M ratings that is what bounds ingestion's memory."""
   bad = bad or BadRows()
-  columns = ('userId', 'movieId', 'rating', 'timestamp')
-  rows = (read_lines(path, 'utf-8', header=columns, sep=sep, bad=bad) if header
-          else read_lines(path, 'latin-1', bad=bad))
+  encoding = 'utf-8' if header else 'latin-1'
+  known = _KnownIds(movies, users)
+  seen = {'any line': False}
+  parts = []
+  with open(path, 'rb') as f:
+    first = 1
+    if header:
+      for _ in decoded_lines(path, encoding, [f.readline()] if f.peek(1) else [], 1,
+                             _RATING_COLUMNS, sep, bad, seen):
+        pass
+      first = 2
+    while True:
+      lines = f.readlines(CHUNK_BYTES)
+      if not lines:
+        break
+      part = _parse_clean_chunk(lines, first, sep, encoding, scale, known)
+      if part is None:
+        part = _parse_rating_lines(
+            path, decoded_lines(path, encoding, lines, first, None, sep, bad, seen), sep,
+            scale, movies, users, bad)
+      else:
+        seen['any line'] = True
+      parts.append(part)
+      first += len(lines)
+  if not seen['any line']:
+    raise IngestionError(path, 'empty file')
+  columns = []
+  for dtype in _COLUMN_TYPES:  # a column at a time, each chunk's copy freed once joined
+    columns.append(np.concatenate([part.pop(0) for part in parts]) if parts else
+                   np.zeros(0, dtype))
+  ratings = Ratings(*columns, path)
+  ratings = without_duplicates(ratings, bad, encoding)
+  if not len(ratings):
+    raise IngestionError(path, f'no ratings left: all {len(bad.rejected)} rejected rows '
+                         'are listed with their reasons')
+  return ratings
+
+
+_COLUMN_TYPES = (np.int64, np.int64, np.float32, np.int64, np.int64)  # Ratings' columns
+
+
+class _KnownIds:
+  """The movie and user ids a rating may name, as sorted arrays for vectorized look-ups."""
+
+  def __init__(self, movies: Dict[int, Movie], users: Optional[Dict[int, User]]):
+    self.movies = np.sort(np.fromiter(movies, np.int64, len(movies)))
+    self.users = None if users is None else np.sort(np.fromiter(users, np.int64, len(users)))
+
+  @staticmethod
+  def _all_in(values: np.ndarray, known: np.ndarray) -> bool:
+    where = np.searchsorted(known, values)
+    return bool(len(known)) and bool(
+        (known[np.minimum(where, len(known) - 1)] == values).all())
+
+  def all_known(self, movie_ids: np.ndarray, user_ids: np.ndarray) -> bool:
+    return self._all_in(movie_ids, self.movies) and (
+        self.users is None or self._all_in(user_ids, self.users))
+
+
+_ARROW_COLUMNS = ('user', 'movie', 'rating', 'timestamp')
+
+
+def _parse_clean_chunk(lines: List[bytes], first: int, sep: str, encoding: str,
+                       scale: RatingScale, known: _KnownIds):
+  """The chunk's five columns, parsed by Arrow's CSV reader, if every line is a plain valid
+  rating: four fields that Arrow reads as integers and a finite number, the rating on the
+  scale, known ids. None otherwise (a blank line, another field count, a quote, a value Arrow
+  reads differently or not at all, ...): the chunk is then read line by line, which names each
+  bad row. Arrow's integers and numbers are a subset of what int() and float() accept, with
+  the same values."""
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  from pyarrow import csv as arrow_csv  # pylint: disable=import-outside-toplevel
+  data = b''.join(lines)
+  if not data.isascii() or b'\r' in data or b'"' in data:
+    return None
+  if len(sep) > 1:  # ML-1M's '::'
+    if b'\t' in data:
+      return None
+    data = data.replace(sep.encode(), b'\t')
+  try:
+    table = arrow_csv.read_csv(
+        pa.py_buffer(data),
+        read_options=arrow_csv.ReadOptions(column_names=list(_ARROW_COLUMNS),
+                                           use_threads=False),
+        parse_options=arrow_csv.ParseOptions(delimiter='\t' if len(sep) > 1 else sep,
+                                             quote_char=False, ignore_empty_lines=False),
+        convert_options=arrow_csv.ConvertOptions(
+            column_types={'user': pa.int64(), 'movie': pa.int64(), 'rating': pa.float64(),
+                          'timestamp': pa.int64()},
+            null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False))
+  except (pa.ArrowInvalid, pa.ArrowTypeError):
+    return None
+  if table.num_rows != len(lines) or any(table.column(c).null_count for c in _ARROW_COLUMNS):
+    return None
+  user_ids, movie_ids, ratings, timestamps = (table.column(c).to_numpy() for c in _ARROW_COLUMNS)
+  steps = (ratings - scale.low) / scale.step
+  if not (np.isfinite(ratings).all() and (ratings >= scale.low).all()
+          and (ratings <= scale.high).all() and (np.abs(steps - np.round(steps)) <= 1e-6).all()
+          and known.all_known(movie_ids, user_ids)):
+    return None
+  return [user_ids.astype(np.int64), movie_ids.astype(np.int64), ratings.astype(np.float32),
+          timestamps.astype(np.int64), np.arange(first, first + len(lines), dtype=np.int64)]
+
+
+def _parse_rating_lines(path: str, rows, sep: str, scale: RatingScale,
+                        movies: Dict[int, Movie], users: Optional[Dict[int, User]],
+                        bad: BadRows):
+  """The five columns of (line number, text) rows, each checked alone: a bad row goes to `bad`
+  with its line and problem."""
   user_ids, movie_ids, values, times, line_numbers = [], [], [], [], []
   for number, text in rows:
     try:
@@ -481,14 +605,8 @@ def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
     values.append(rating)
     times.append(timestamp)
     line_numbers.append(number)
-  ratings = Ratings(np.asarray(user_ids, np.int64), np.asarray(movie_ids, np.int64),
-                    np.asarray(values, np.float32), np.asarray(times, np.int64),
-                    np.asarray(line_numbers, np.int64), path)
-  ratings = without_duplicates(ratings, bad, 'utf-8' if header else 'latin-1')
-  if not len(ratings):
-    raise IngestionError(path, f'no ratings left: all {len(bad.rejected)} rejected rows '
-                         'are listed with their reasons')
-  return ratings
+  return [np.asarray(column, dtype) for column, dtype in
+          zip((user_ids, movie_ids, values, times, line_numbers), _COLUMN_TYPES)]
 
 
 def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
@@ -497,6 +615,10 @@ def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
   line of the pair's first rating); under SKIP the first rating of each pair is kept."""
   bad = bad or BadRows()
   keys = ratings.user_id * (int(ratings.movie_id.max(initial=0)) + 1) + ratings.movie_id
+  in_order = np.sort(keys)  # the common case, no repeat, found without an argsort
+  if not (in_order[1:] == in_order[:-1]).any():
+    return ratings
+  del in_order
   order = np.argsort(keys, kind='stable')  # file order within a pair
   repeat = np.zeros(len(ratings), bool)
   repeat[order[1:]] = keys[order][1:] == keys[order][:-1]

@@ -94,7 +94,6 @@ def append_spans(root: str, ratings_path: str, data_dir: str,
 
   data = formats.MovieLensData(dataset, data_dir, formats.RATING_SCALES[dataset], ratings,
                                movies, users)
-  columns = info['columns']
   new_spans = np.unique(numbers).tolist()
   info['spans'].update(spans.summary(ratings.timestamp, numbers))
   # Every new span's folder whole, with its training window: any of them can be a run's, and
@@ -102,9 +101,9 @@ def append_spans(root: str, ratings_path: str, data_dir: str,
   for span in new_spans:
     window = spans.run_info(info, span, info.get('window', 0))['train_spans']
     with atomic_files.publish_folder(os.path.join(root, spans.FOLDER.format(span))) as staged:
-      ingestion.write_csv(os.path.join(staged.path, ingestion.EVAL, ingestion.EXAMPLES_FILE),
-                          columns, ingestion.example_rows(data, ratings.take(numbers == span),
-                                                          columns))
+      ingestion.write_examples(
+          os.path.join(staged.path, ingestion.EVAL, ingestion.EXAMPLES_FILE), data, ratings,
+          numbers == span)
       ingestion.concatenate_spans(root, window, os.path.join(staged.path, ingestion.TRAIN,
                                                              ingestion.EXAMPLES_FILE))
   if bad.policy == formats.SKIP:

@@ -249,3 +249,62 @@ def test_ml1m_bad_age_code(tmp_path):
   fx.write(os.path.join(folder, 'users.dat'), ['1::F::1::10::48067', '2::M::30::16::70072'])
   with pytest.raises(formats.IngestionError, match=r'users\.dat:2: age code 30'):
     formats.read_movielens(folder)
+
+
+def _read_both_ways(monkeypatch, folder, policy, chunk_bytes):
+  """(ratings, rejected rows) read in chunks of `chunk_bytes` with the numpy path for clean
+  chunks, and again with every chunk read line by line (the reference)."""
+  monkeypatch.setattr(formats, 'CHUNK_BYTES', chunk_bytes)
+  results = []
+  for numpy_path in (True, False):
+    if not numpy_path:
+      monkeypatch.setattr(formats, '_parse_clean_chunk', lambda *args: None)
+    bad = formats.BadRows(policy)
+    ratings = formats.read_movielens(folder, bad_rows=bad).ratings
+    results.append((ratings, bad.rejected))
+  return results
+
+
+def _assert_same(first, second):
+  (a, a_rejected), (b, b_rejected) = first, second
+  for column in ('user_id', 'movie_id', 'rating', 'timestamp', 'line'):
+    assert getattr(a, column).dtype == getattr(b, column).dtype
+    np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+  assert a_rejected == b_rejected
+
+
+def test_clean_chunks_parse_as_the_line_by_line_reader_does_on_real_ml100k(
+    ml100k_dir, monkeypatch):
+  fast, reference = _read_both_ways(monkeypatch, ml100k_dir, formats.FAIL, 64 << 10)
+  assert len(fast[0]) == 100_000
+  _assert_same(fast, reference)
+
+
+@pytest.mark.parametrize('dataset', ['ml-100k', 'ml-latest'])
+def test_chunks_with_bad_rows_among_clean_ones_give_the_same_rows_and_rejections(
+    tmp_path, monkeypatch, dataset):
+  """Many chunks, a few with a bad row of some kind (read line by line), the rest clean
+  (parsed by numpy): the same ratings, line numbers and rejected rows as line by line."""
+  if dataset == 'ml-100k':
+    folder, sep, name, encoding, header = fx.ml100k(tmp_path), '\t', 'u.data', 'latin-1', []
+    rating = lambda i: str(1 + i % 5)
+  else:
+    folder, sep, name, encoding = fx.ml_latest(tmp_path), ',', 'ratings.csv', 'utf-8'
+    header, rating = ['userId,movieId,rating,timestamp'], lambda i: f'{0.5 + (i % 10) / 2:.1f}'
+  # Users 1-3 and movies 1-3 are in both fixtures' side files: 9 distinct pairs, so most rows
+  # are duplicates, rejected under skip like any other bad row.
+  lines = [sep.join([str(1 + i % 3), str(1 + (i // 3) % 3), rating(i), str(880000000 + i)])
+           for i in range(3000)]
+  for number, text in {150: 'x' + lines[150], 900: '', 1700: lines[1700] + sep + '9',
+                       2222: lines[2222].replace(sep, sep * 2, 1), 2500: '1' + sep + '99' +
+                       sep + '3' + sep + '1'}.items():
+    lines[number] = text
+  fx.write(os.path.join(folder, name), header + lines, encoding)
+  clean = []
+  parse = formats._parse_clean_chunk
+  monkeypatch.setattr(formats, '_parse_clean_chunk',
+                      lambda *args: clean.append(parse(*args) is not None) or parse(*args))
+  fast, reference = _read_both_ways(monkeypatch, folder, formats.SKIP, 2 << 10)
+  _assert_same(fast, reference)
+  assert 0 < sum(clean) < len(clean)  # both paths were taken
+  assert len(fast[0]) == 9 and len(fast[0]) + len(fast[1]) == len(lines)
