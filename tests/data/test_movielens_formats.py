@@ -308,3 +308,36 @@ def test_chunks_with_bad_rows_among_clean_ones_give_the_same_rows_and_rejections
   _assert_same(fast, reference)
   assert 0 < sum(clean) < len(clean)  # both paths were taken
   assert len(fast[0]) == 9 and len(fast[0]) + len(fast[1]) == len(lines)
+
+
+EDGE_VALUES = ['+1', '01', '1.', '.5', '4e0', '4E0', '1e400', 'inf', '-inf', 'nan', 'NaN',
+               '1_0', ' 4', '4 ', '0x10', '-0', '4.0000000001', '2.5000000000000001', '',
+               '99999999999999999999']
+
+
+def _read_or_error(folder):
+  bad = formats.BadRows(formats.SKIP)
+  try:
+    ratings = formats.read_movielens(folder, bad_rows=bad).ratings
+  except (formats.IngestionError, OverflowError) as error:
+    return type(error).__name__
+  return ([getattr(ratings, c).tolist() for c in ('user_id', 'movie_id', 'rating', 'timestamp',
+                                                  'line')], bad.rejected)
+
+
+@pytest.mark.parametrize('column', [0, 2, 3])
+def test_values_at_the_edge_of_the_number_syntax_read_as_line_by_line(
+    tmp_path, monkeypatch, column):
+  """Each odd spelling of a number in an id, rating or timestamp column: a clean chunk read by
+  Arrow gives what int() and float() give line by line (or the chunk goes line by line)."""
+  folder = fx.ml_latest(tmp_path)
+  parse = formats._parse_clean_chunk
+  for value in EDGE_VALUES:
+    fields = ['1', '1', '4.0', '964982703']
+    fields[column] = value
+    fx.write(os.path.join(folder, 'ratings.csv'),
+             ['userId,movieId,rating,timestamp', ','.join(fields), '5,1,3.0,964982703'], 'utf-8')
+    monkeypatch.setattr(formats, '_parse_clean_chunk', parse)
+    fast = _read_or_error(folder)
+    monkeypatch.setattr(formats, '_parse_clean_chunk', lambda *args: None)
+    assert fast == _read_or_error(folder), value
