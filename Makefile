@@ -26,7 +26,7 @@ help:
 	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
 	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
 	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
-	@echo "make bench-timeline  a replayed monthly retraining schedule (about 15 minutes): bench/results/timeline-month.md"
+	@echo "make bench-timeline  a replayed monthly retraining schedule (about 10 minutes): bench/results/timeline-month.md"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
 
@@ -86,9 +86,10 @@ image:
 	docker build -t $(IMAGE) .
 
 .PHONY: bench-timeline
-# ML-100K replayed as a monthly schedule, one real run per span (ARGS="--span week" for weeks).
+# ML-100K replayed as a monthly schedule, one real run per span, in runs/timeline-month/
+# (ARGS="--span week --min-history-spans 4" for weeks, in runs/timeline-week/).
 bench-timeline: $(STAMP)
-	$(PY) -m bench.timeline $(DATA_ARG) --output-dir runs/timeline $(ARGS)
+	$(PY) -m bench.timeline $(DATA_ARG) $(ARGS)
 
 .PHONY: bench-pipeline
 # Pipeline wall time, memory and Trainer throughput on ML-100K and synthetic 1M and 10M data

@@ -176,8 +176,10 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--data-dir', default=provenance.ML_100K_DIR)
   parser.add_argument('--span', choices=spans.PERIODS, default=spans.MONTH)
-  parser.add_argument('--output-dir', default=os.path.join('runs', 'timeline'),
-                      help='the schedule\'s one output folder (ML Metadata, serving, runs)')
+  parser.add_argument('--output-dir',
+                      help='the schedule\'s one output folder (ML Metadata, serving, runs; '
+                           'default: runs/timeline-<span>, one per period: a weekly replay '
+                           'in a monthly one\'s folder would be judged against its models)')
   parser.add_argument('--min-history-spans', type=int, default=2,
                       help='the first run trains on this many spans')
   parser.add_argument('--window', type=int, default=0,
@@ -194,7 +196,7 @@ def main(argv=None) -> int:
   if args.min_history_spans < 1:
     parser.error('--min-history-spans must be at least 1')
   results = args.results or os.path.join(RESULTS, f'timeline-{args.span}.md')
-  output_dir = os.path.abspath(args.output_dir)
+  output_dir = os.path.abspath(args.output_dir or os.path.join('runs', f'timeline-{args.span}'))
   logs = os.path.join(output_dir, 'timeline-logs')
   os.makedirs(logs, exist_ok=True)
 
