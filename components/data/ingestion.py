@@ -149,11 +149,11 @@ def example_lines(data: formats.MovieLensData, ratings: formats.Ratings,
   movie_fields = {movie_id: _csv_fields([movie.title, movie.release_year,
                                          features.GENRE_SEPARATOR.join(movie.genres)])
                   for movie_id, movie in data.movies.items()}
-  user_fields = {} if data.users is None else {
-      user_id: _csv_fields([user.age, user.gender, user.occupation, user.zip_code]) + ','
-      for user_id, user in data.users.items()}
-  no_user = collections.defaultdict(str)
-  users = user_fields or no_user
+  if data.users is None:  # no user columns: every user's fields are empty
+    users = collections.defaultdict(str)
+  else:
+    users = {user_id: _csv_fields([user.age, user.gender, user.occupation, user.zip_code]) + ','
+             for user_id, user in data.users.items()}
   for start in range(0, len(ratings), ROWS_PER_SLICE):
     part = slice(start, start + ROWS_PER_SLICE)
     chosen = ratings.take(part) if mask is None else ratings.take(part).take(mask[part])
