@@ -11,8 +11,8 @@ movies a user did not rate in training; relevant: rated in validation) are compu
 time to accuracy is the training time (building and tracing included) until the first epoch
 whose validation RMSE is within 0.005 of the last epoch's, and likewise for NDCG@10.
 
-The peer: implicit's alternating least squares (`pip install implicit`: in the benchmark only,
-not a dependency of the project) on the same fit part, every rating a positive, 64 factors, 15
+The peer: implicit's alternating least squares (in setup.py's `[test]` extra and the lock, for
+this benchmark only) on the same fit part, every rating a positive, 64 factors, 15
 iterations, its NDCG@10 on the same validation users after each iteration, timed the same way.
 ALS ranks; it predicts no rating, so it has no RMSE.
 
