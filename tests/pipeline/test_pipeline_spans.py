@@ -4,6 +4,7 @@ span through TFX's {SPAN} pattern, the later run trains on the earlier run's eva
 every run is judged on ratings later than all of its training ratings, against the model the
 earlier run blessed."""
 
+import csv
 import os
 
 import pytest
@@ -60,7 +61,6 @@ def test_example_gen_read_one_span_per_run_and_the_baseline_is_the_earlier_model
 
 
 def _split_rows(summary, split):
-  import csv  # pylint: disable=import-outside-toplevel
   path = spans.split_file(summary['data']['input_base'], summary['data']['eval_span'], split,
                           ingestion.EXAMPLES_FILE)
   with open(path, encoding='utf-8', newline='') as f:
