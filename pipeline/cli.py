@@ -85,17 +85,26 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
   add('--beam-arg', action='append', default=[], metavar='ARG',
       help='passed to Beam, repeatable (e.g. --beam-arg=--direct_running_mode=multi_processing, '
            '--beam-arg=--runner=DataflowRunner)')
+  add('--statistics-sample', type=int, metavar='N',
+      default=configs.DEFAULT_STATISTICS_SAMPLE_RATINGS,
+      help='StatisticsGen describes a random sample of about N ratings when there are more '
+           f'(TFDV\'s sample_rate; default {configs.DEFAULT_STATISTICS_SAMPLE_RATINGS:,}; 0: '
+           'all ratings)')
   add('--no-cache', action='store_true', help='rerun every component')
 
 
 def settings_from_args(args: argparse.Namespace, output_dir: str,
                        **overrides) -> configs.PipelineSettings:
-  """The settings the flags above describe (ValueError for a bad --epochs or --set)."""
+  """The settings the flags above describe (ValueError for a bad --epochs, --set or
+  --statistics-sample)."""
+  if args.statistics_sample < 0:
+    raise ValueError(f'--statistics-sample must be 0 (all) or more, got {args.statistics_sample}')
   settings = configs.PipelineSettings(
       output_dir=output_dir, rmse_upper_bound=args.max_rmse,
       max_rmse_increase=args.max_rmse_increase, max_ndcg_decrease=args.max_ndcg_decrease,
       ranking_must_beat_popularity=not args.allow_below_most_popular,
       beam_pipeline_args=list(args.beam_arg),
+      statistics_sample_ratings=args.statistics_sample,
       enable_cache=not args.no_cache, **overrides)
   settings.set_epochs(args.epochs)
   settings.hparams = hyperparameters.override(settings.hparams, args.set)

@@ -16,6 +16,9 @@ PIPELINE_NAME = 'movielens-recommender'
 PREPROCESSING_FN = 'components.transform.preprocessing.preprocessing_fn'
 RUN_FN = 'components.models.trainer.run_fn'
 MODEL_NAMES = names.MODEL_NAMES
+# TFDV's cost per rating is the same at any size (34 s per million on 2 cores): above 2M
+# ratings a sample describes the data as well (docs/performance.md).
+DEFAULT_STATISTICS_SAMPLE_RATINGS = 2_000_000
 
 
 def default_hparams() -> Dict[str, hyperparameters.Training]:
@@ -29,13 +32,14 @@ def default_hparams() -> Dict[str, hyperparameters.Training]:
           embedding_dim=32, l2=1e-5, learning_rate=0.003, learning_rate_decay='cosine',
           learning_rate_steps=0, batch_size=512, epochs=8, seed=42, retrieval_weight=1.0,
           user_chunk=32, user_chunk_from=2_000_000, l2_examples=80_000,
-          example_budget=8_000_000,
+          example_budget=8_000_000, min_epoch_share=0.25,
           profile_shrinkage=5.0, training_profile_cap=0, exact_ranking_movies=4096,
           movie_id_dropout=0.1, min_title_token_movies=20),
       names.COLLABORATIVE_FILTERING: hyperparameters.CollaborativeFiltering(
           embedding_dim=64, l2=2e-4, learning_rate=0.03, learning_rate_decay='cosine',
           learning_rate_steps=400, batch_size=8192, epochs=9, seed=42, retrieval_weight=0.5,
           user_chunk=0, user_chunk_from=0, l2_examples=80_000, example_budget=16_000_000,
+          min_epoch_share=1.0,
           retrieval_dim=32, retrieval_l2=3e-5, ranking_negatives=2048,
           training_history_cap=1024),
   }
@@ -59,6 +63,10 @@ class PipelineSettings:
   max_ndcg_decrease: float = 0.01
   beam_pipeline_args: List[str] = dataclasses.field(default_factory=list)
   enable_cache: bool = True
+  # StatisticsGen describes a random sample of about this many ratings when the data has more
+  # (TFDV's sample_rate); 0 describes all. The bad-row checks are ingestion's and see every
+  # row; the sample is what ExampleValidator compares with the curated schema.
+  statistics_sample_ratings: int = DEFAULT_STATISTICS_SAMPLE_RATINGS
   # Where the pipeline's artifacts and the pushed models go when not under output_dir (a
   # cluster's gs://, s3:// or shared path; kubeflow_runner.py).
   pipeline_root_dir: Optional[str] = None
@@ -80,6 +88,12 @@ class PipelineSettings:
   @property
   def serving_dir(self) -> str:
     return self.serving_base_dir or os.path.join(self.output_dir, 'serving')
+
+  def statistics_sample_rate(self, num_ratings: int) -> float:
+    """TFDV's sample_rate for data of `num_ratings` ratings (0: unknown, all): 1.0 unless
+    there are more than `statistics_sample_ratings`."""
+    cap = self.statistics_sample_ratings
+    return min(1.0, cap / num_ratings) if cap and num_ratings > cap else 1.0
 
   def set_epochs(self, epochs: Optional[int]) -> None:
     if epochs is not None:

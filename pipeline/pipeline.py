@@ -8,9 +8,10 @@ than the candidate)
 
 import hashlib
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 from ml_metadata.proto import metadata_store_pb2
+import tensorflow_data_validation as tfdv
 # TFX's modules, not the `tfx.v1` facade: importing that also imports the Vertex AI extension
 # and its google-cloud-aiplatform client (4 s of every run's start, unused here).
 from tfx import components as tfx_components
@@ -80,6 +81,21 @@ def range_config(data: ingestion.PreparedData) -> Optional[range_config_pb2.Rang
       start_span_number=data.eval_span, end_span_number=data.eval_span))
 
 
+def examples_and_statistics(settings: configs.PipelineSettings, data: ingestion.PreparedData
+                            ) -> Tuple[typed_csv_example_gen.CsvExampleGen,
+                                       tfx_components.StatisticsGen]:
+  """CsvExampleGen over the prepared splits, and StatisticsGen over its examples: of all of
+  them, or of big data a random sample (settings.statistics_sample_ratings)."""
+  example_gen = typed_csv_example_gen.CsvExampleGen(
+      input_base=data.input_base, input_config=input_config(data),
+      range_config=range_config(data))
+  sample_rate = settings.statistics_sample_rate(data.num_ratings)
+  statistics_gen = tfx_components.StatisticsGen(
+      examples=example_gen.outputs['examples'],
+      stats_options=tfdv.StatsOptions(sample_rate=sample_rate) if sample_rate < 1 else None)
+  return example_gen, statistics_gen
+
+
 def create_pipeline(
     settings: configs.PipelineSettings,
     data: ingestion.PreparedData,
@@ -94,10 +110,7 @@ def create_pipeline(
                      'pipeline.schema.with_schema writes one')
   code = code_fingerprint()
   rating_range = list(data.rating_range)
-  example_gen = typed_csv_example_gen.CsvExampleGen(
-      input_base=data.input_base, input_config=input_config(data),
-      range_config=range_config(data))
-  statistics_gen = tfx_components.StatisticsGen(examples=example_gen.outputs['examples'])
+  example_gen, statistics_gen = examples_and_statistics(settings, data)
   schema_gen = ImportSchemaGen(schema_file=data.schema_path)
   example_validator = tfx_components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])

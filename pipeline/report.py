@@ -214,6 +214,7 @@ def _statistics(summary: Dict, folder: str) -> str:
     return '<p>No statistics were recorded for this run.</p>'
   import tensorflow_data_validation as tfdv  # pylint: disable=import-outside-toplevel
   parts, histograms = [], {}
+  rate = artifact.get('sample_rate', 1.0)
   for split in artifact['splits']:
     path = os.path.join(artifact['uri'], f'Split-{split}', 'FeatureStats.pb')
     if not os.path.exists(path):
@@ -232,7 +233,10 @@ def _statistics(summary: Dict, folder: str) -> str:
       elif feature.HasField('string_stats'):
         detail = f'{stats.unique:,} distinct values'
       rows.append((name, common.num_non_missing, common.num_missing, detail))
-    parts.append(f'<h3>Split {html.escape(split)}: {dataset.num_examples:,} ratings</h3>'
+    described = (f'{dataset.num_examples:,} ratings' if rate >= 1 else
+                 f'a random sample of {dataset.num_examples:,} ratings (TFDV sample_rate '
+                 f'{rate:.3g}, --statistics-sample)')
+    parts.append(f'<h3>Split {html.escape(split)}: {described}</h3>'
                  + _table(('feature', 'present', 'missing', 'values'), rows,
                           f'statistics-{split}'))
   if histograms:

@@ -279,6 +279,9 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
       splits = artifact.properties.get('split_names')
       artifacts[key] = {'uri': artifact.uri,
                         'splits': json.loads(splits.string_value) if splits else []}
+  if 'statistics' in artifacts:  # TFDV's sample_rate: the statistics describe this share
+    artifacts['statistics']['sample_rate'] = settings.statistics_sample_rate(
+        prepared.num_ratings)
   last = _last_summary(settings.output_dir)
   example_users = [] if error else _example_users(prepared.splits_dir, last)
   previous = {m['name']: m | {'example_users': last.get('example_users')}

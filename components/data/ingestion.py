@@ -82,6 +82,13 @@ class PreparedData:
   eval_span: Optional[int] = None
 
   @property
+  def num_ratings(self) -> int:
+    """Ratings in the run's train and eval splits (with spans, its window's and its span's);
+    0 where they were not counted (a cluster's data root, prepared by another process)."""
+    counts = self.info.get('num_ratings')
+    return sum(counts.values()) if isinstance(counts, dict) else 0
+
+  @property
   def splits_dir(self) -> str:
     """The folder holding this run's train/ and eval/ (with spans, its eval span's)."""
     if self.span_period and self.eval_span is not None:

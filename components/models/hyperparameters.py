@@ -41,6 +41,10 @@ class Training:
   user_chunk_from: int = _at_least(0, 'training examples from which user chunks apply')
   l2_examples: int = _at_least(0, 'examples l2 is tuned at; more shrink it in proportion')
   example_budget: int = _at_least(0, 'at most this many examples over all epochs; 0: off')
+  min_epoch_share: float = dataclasses.field(metadata={
+      'min': 0.0, 'max': 1.0,
+      'doc': 'where one epoch is over example_budget, training may stop after this share '
+             'of it (1.0: always a whole epoch)'})
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -53,6 +57,9 @@ class Training:
       if 'min' in field.metadata and value < field.metadata['min']:
         raise ValueError(f'{self.model_name}.{field.name} must be at least '
                          f'{field.metadata["min"]}, got {value!r}')
+      if 'max' in field.metadata and value > field.metadata['max']:
+        raise ValueError(f'{self.model_name}.{field.name} must be at most '
+                         f'{field.metadata["max"]}, got {value!r}')
       if 'choices' in field.metadata and value not in field.metadata['choices']:
         raise ValueError(f'{self.model_name}.{field.name} must be one of '
                          f'{list(field.metadata["choices"])}, got {value!r}')

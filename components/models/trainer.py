@@ -8,6 +8,7 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 import json
 import os
 import time
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -37,13 +38,24 @@ def l2_scale(hparams: hyperparameters.Training, num_examples: int) -> float:
   return min(1.0, reference / num_examples) if reference and num_examples else 1.0
 
 
-def training_epochs(hparams: hyperparameters.Training, num_examples: int) -> int:
-  """`epochs`, or fewer where they would show the model more than `example_budget` examples
-  (at least one epoch): an epoch of big data is many more steps than one of the data the epochs
-  were tuned on, and on the synthetic 10M one epoch of 8M examples shows either model more
-  examples than all epochs do on the synthetic 1M (see docs/tuning.md)."""
+def training_steps(hparams: hyperparameters.Training, num_examples: int) -> Tuple[int, int]:
+  """(epochs, steps per epoch): `epochs` whole passes, or fewer where they would show the model
+  more than `example_budget` examples. An epoch of big data is many more steps than one of the
+  data the epochs were tuned on (on the synthetic 10M one epoch of 8M examples shows either
+  model more examples than all epochs do on the synthetic 1M; docs/tuning.md).
+
+  Where even one epoch is over the budget, a model may stop part-way through it, down to
+  `min_epoch_share` of an epoch: content_based, whose users are their rating profiles and
+  whose weights are shared by every rating, learns from a random part of big data;
+  collaborative_filtering keeps 1.0, for its user embeddings learn only from their own ratings.
+  The part is `steps` batches of the epoch's order (seeded, like a whole epoch)."""
   epochs, budget = hparams.epochs, hparams.example_budget
-  return max(1, min(epochs, budget // num_examples)) if budget and num_examples else epochs
+  steps = -(-num_examples // hparams.batch_size)
+  if not budget or not num_examples or budget >= num_examples:
+    whole = budget // num_examples if budget and num_examples else epochs
+    return max(1, min(epochs, whole)), steps
+  shown = max(budget, hparams.min_epoch_share * num_examples)
+  return 1, min(steps, max(1, -(-int(shown) // hparams.batch_size)))
 
 
 def user_chunk(hparams: hyperparameters.Training, num_examples: int) -> int:
@@ -119,6 +131,15 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
                   f'{[cls.__name__ for cls in hyperparameters.BY_MODEL.values()]}')
 
 
+def columns_read(hparams: hyperparameters.Training) -> Optional[Tuple[str, ...]]:
+  """The transformed features training and export read, None for all: collaborative_filtering
+  reads the two indices only (at 25M ratings the other 20 columns would take 3.2 GB)."""
+  if isinstance(hparams, hyperparameters.CollaborativeFiltering):
+    return collaborative_filtering.CollaborativeFilteringModel.user_feature_names + (
+        collaborative_filtering.CollaborativeFilteringModel.movie_feature_names)
+  return None
+
+
 def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparameters.Training,
               train: model_io.Examples, callbacks=None) -> tf.keras.Model:
   """Builds and trains one model on in-memory transformed examples (seeded: repeatable).
@@ -130,7 +151,7 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
   tf.config.experimental.enable_op_determinism()
   model = build_model(tf_transform_output, hparams, train)
   batch_size, chunk = hparams.batch_size, user_chunk(hparams, len(train))
-  epochs, steps_per_epoch = training_epochs(hparams, len(train)), -(-len(train) // batch_size)
+  epochs, steps_per_epoch = training_steps(hparams, len(train))
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
                                                                  epochs * steps_per_epoch)),
                 loss=tf.keras.losses.MeanSquaredError(),
@@ -146,7 +167,7 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
         callbacks=callbacks)
   else:
     history = model.fit(inputs, train.labels, batch_size=batch_size, epochs=epochs, shuffle=True,
-                        verbose=0, callbacks=callbacks)
+                        steps_per_epoch=steps_per_epoch, verbose=0, callbacks=callbacks)
   model.after_training()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{hparams.model_name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
@@ -177,7 +198,9 @@ def _write_training_stats(model_run_dir: str, stats: dict) -> None:
   with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_STATS), 'w') as f:
     f.write(json.dumps(stats, indent=2))
   steady = stats.get('steady_examples_per_second')
-  print(f"training: {stats['examples']} examples x {stats['epochs']} epochs in "
+  part = (f" ({stats['examples_per_epoch']} of them: a part of an epoch)"
+          if stats['examples_per_epoch'] < stats['examples'] else '')
+  print(f"training: {stats['examples']} examples{part} x {stats['epochs']} epochs in "
         f"{stats['fit_seconds']:.1f} s ({stats['examples_per_second']:.0f} examples/s"
         + (f'; {steady:.0f} after the first epoch' if steady else '') +
         f"); reading them {stats['load_seconds']:.1f} s", flush=True)
@@ -189,20 +212,24 @@ def run_fn(fn_args) -> None:
   hparams = hyperparameters.from_config(config['model_name'], config['hparams'])
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   started = time.monotonic()
-  train = model_io.load_examples(fn_args.train_files, tf_transform_output)
+  train = model_io.load_examples(fn_args.train_files, tf_transform_output,
+                                 columns_read(hparams))
   loaded = time.monotonic()
   epochs = EpochSeconds()
   model = fit_model(tf_transform_output, hparams, train, callbacks=[epochs])
   fit_seconds = time.monotonic() - loaded
+  # Examples an epoch shows: all of them, or with a part of an epoch (training_steps) its steps'.
+  _, steps = training_steps(hparams, len(train))
+  per_epoch = min(len(train), steps * hparams.batch_size)
   stats = {'examples': int(len(train.labels)), 'epochs': len(epochs.seconds),
+           'examples_per_epoch': per_epoch,
            'user_chunk': user_chunk(hparams, len(train)),
            'load_seconds': loaded - started, 'fit_seconds': fit_seconds,
            # Everything in fit_model: building, tracing, every epoch.
-           'examples_per_second': len(train.labels) * len(epochs.seconds) / max(fit_seconds,
-                                                                               1e-9),
+           'examples_per_second': per_epoch * len(epochs.seconds) / max(fit_seconds, 1e-9),
            'epoch_seconds': epochs.seconds}
   if len(epochs.seconds) > 1:  # the training step alone, once traced
-    stats['steady_examples_per_second'] = (len(train.labels) * (len(epochs.seconds) - 1)
+    stats['steady_examples_per_second'] = (per_epoch * (len(epochs.seconds) - 1)
                                            / max(sum(epochs.seconds[1:]), 1e-9))
   _write_training_stats(fn_args.model_run_dir, stats)
   signatures.export(model, tf_transform_output, fn_args.serving_model_dir,

@@ -40,6 +40,7 @@ def test_overrides_are_parsed_as_each_setting_s_type_and_leave_the_defaults_alon
     ('content_based.l2=nan', 'content_based.l2 takes a float, got nan'),
     ('collaborative_filtering.batch_size=0', 'batch_size must be at least 1, got 0'),
     ('collaborative_filtering.l2=-1e-4', 'l2 must be at least 0.0, got -0.0001'),
+    ('content_based.min_epoch_share=1.5', 'min_epoch_share must be at most 1.0, got 1.5'),
     ('collaborative_filtering.learning_rate_decay=linear',
      "learning_rate_decay must be one of ['constant', 'cosine'], got 'linear'"),
 ])
