@@ -1,5 +1,7 @@
 """The typed CsvExampleGen conversion and the anomalies gate, on real Beam and TFDV."""
 
+import os
+
 import apache_beam as beam
 import pandas as pd
 import pytest
@@ -97,6 +99,12 @@ def test_executor_writes_every_split_in_read_order_with_stock_artifact_propertie
     (base / split).mkdir(parents=True)
     rows = ''.join(f'{user},{user % 7},4.0,{1000 + user}\n' for user in users)
     (base / split / 'ratings.csv').write_text('user_id,movie_id,rating,timestamp\n' + rows)
+  # A split of three files: three TFRecord files with Beam's shard names, one per CSV file.
+  (base / 'train' / 'ratings.csv').rename(base / 'train' / 'part-0.csv')
+  for part, users in ((1, range(2000, 2500)), (2, range(2500, 2600))):
+    rows = ''.join(f'{user},{user % 7},4.0,{1000 + user}\n' for user in users)
+    (base / 'train' / f'part-{part}.csv').write_text('user_id,movie_id,rating,timestamp\n'
+                                                     + rows)
   examples = standard_artifacts.Examples()
   examples.uri = str(tmp_path / 'examples')
   input_config = example_gen_pb2.Input(splits=[
@@ -112,8 +120,11 @@ def test_executor_writes_every_split_in_read_order_with_stock_artifact_propertie
   assert artifact_utils.decode_split_names(examples.split_names) == ['train', 'eval']
   assert examples_utils.get_payload_format(examples) == example_gen_pb2.FORMAT_TF_EXAMPLE
   assert examples_utils.get_file_format(examples) == 'tfrecords_gzip'
-  for split, first, count in (('train', 0, 2000), ('eval', 5000, 300)):
-    files = tf.io.gfile.glob(str(tmp_path / 'examples' / f'Split-{split}' / '*.gz'))
+  assert sorted(os.listdir(tmp_path / 'examples' / 'Split-train')) == [
+      f'data_tfrecord-0000{i}-of-00003.gz' for i in range(3)]
+  assert sorted(os.listdir(tmp_path / 'examples')) == ['Split-eval', 'Split-train']  # no staging
+  for split, first, count in (('train', 0, 2600), ('eval', 5000, 300)):
+    files = sorted(tf.io.gfile.glob(str(tmp_path / 'examples' / f'Split-{split}' / '*.gz')))
     users = [tf.train.Example.FromString(record.numpy()).features.feature['user_id'].bytes_list
              .value[0] for record in tf.data.TFRecordDataset(files, compression_type='GZIP')]
     assert users == [str(user).encode() for user in range(first, first + count)]  # every row once, in file order
