@@ -29,6 +29,7 @@ from tfx.types import standard_artifacts
 
 import components as components_package
 from components.tfx import anomalies_gate
+from components.tfx import fast_write_transform
 from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
 from components.evaluation import candidate_slices
@@ -96,6 +97,32 @@ def examples_and_statistics(settings: configs.PipelineSettings, data: ingestion.
   return example_gen, statistics_gen
 
 
+def transform_component(examples: channel.BaseChannel, schema: channel.BaseChannel, code: str,
+                        component=fast_write_transform.Transform) -> tfx_components.Transform:
+  """Transform of the training split by configs.PREPROCESSING_FN (`component`: this project's,
+  whose examples are written in C++, or a test's stock Transform)."""
+  # Only the training split is transformed: the Trainers read nothing else, and the Evaluators
+  # read raw examples (the model applies Transform's graph itself). Transform's own TFDV
+  # statistics of raw and transformed data are off: StatisticsGen already describes the raw
+  # data and nothing reads them (they were most of Transform's time).
+  return component(
+      examples=examples,
+      schema=schema,
+      splits_config=transform_pb2.SplitsConfig(analyze=[ingestion.TRAIN],
+                                           transform=[ingestion.TRAIN]),
+      disable_statistics=True,
+      # Each run analyses its whole training split; the analyzer cache (for re-analysing
+      # growing spans incrementally) would only add a Beam write per analyzer.
+      disable_analyzer_cache=True,
+      # Traced as a TF1 graph: preprocessing_fn is plain TF ops, and TF2 tracing (a
+      # tf.function traced several times and saved with its concrete functions) cost 6 s of
+      # Transform's 33 s on ML-100K (27.0 s like this; the same vocabularies and transformed
+      # examples, written in another order, which the Trainer does not depend on).
+      force_tf_compat_v1=True,
+      preprocessing_fn=configs.PREPROCESSING_FN,
+      custom_config={'code': code})
+
+
 def create_pipeline(
     settings: configs.PipelineSettings,
     data: ingestion.PreparedData,
@@ -116,26 +143,8 @@ def create_pipeline(
       statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'])
   gate = anomalies_gate.AnomaliesGate(anomalies=example_validator.outputs['anomalies'],
                                       schema=schema_gen.outputs['schema'])
-  # Only the training split is transformed: the Trainers read nothing else, and the Evaluators
-  # read raw examples (the model applies Transform's graph itself). Transform's own TFDV
-  # statistics of raw and transformed data are off: StatisticsGen already describes the raw
-  # data and nothing reads them (they were most of Transform's time).
-  transform = tfx_components.Transform(
-      examples=example_gen.outputs['examples'],
-      schema=gate.outputs['validated_schema'],
-      splits_config=transform_pb2.SplitsConfig(analyze=[ingestion.TRAIN],
-                                           transform=[ingestion.TRAIN]),
-      disable_statistics=True,
-      # Each run analyses its whole training split; the analyzer cache (for re-analysing
-      # growing spans incrementally) would only add a Beam write per analyzer.
-      disable_analyzer_cache=True,
-      # Traced as a TF1 graph: preprocessing_fn is plain TF ops, and TF2 tracing (a
-      # tf.function traced several times and saved with its concrete functions) cost 6 s of
-      # Transform's 33 s on ML-100K (27.0 s like this; the same vocabularies and transformed
-      # examples, written in another order, which the Trainer does not depend on).
-      force_tf_compat_v1=True,
-      preprocessing_fn=configs.PREPROCESSING_FN,
-      custom_config={'code': code})
+  transform = transform_component(example_gen.outputs['examples'],
+                                  gate.outputs['validated_schema'], code)
   components = [example_gen, statistics_gen, schema_gen, example_validator, gate, transform]
 
   for model_name in model_names:

@@ -16,18 +16,14 @@ shuffle optional"). On the in-process DirectRunner a reshuffle holds the whole s
 order (the Trainer loads its examples and orders them itself, the eval sample is drawn before
 ingestion), so this executor writes each split as it is read, streaming.
 
-Each input file becomes one gzipped TFRecord file of the split, written by the Beam step that
-reads it through TensorFlow's C++ TFRecordWriter, where Beam's WriteToTFRecord handles every
-record as a Python element: 200,000 ratings took 2.5 s instead of 12.3 s, and the synthetic
-25M's CsvExampleGen 782.9 s before (docs/performance.md). A file is written under a staging
-folder and renamed into the split when complete, so a retried or failed bundle never leaves a
-partial file where readers look. On a distributed runner the files are written in parallel, one
-per input file.
+The examples are written a block at a time by TensorFlow's C++ TFRecord writer
+(components/tfx/tfrecord_files.py), where Beam's WriteToTFRecord handles every record as a
+Python element: the synthetic 25M's CsvExampleGen took 238.9 s instead of 782.9 s
+(docs/performance.md).
 """
 
 import io
 import os
-import uuid
 from typing import Any, Dict, Iterable, List, Tuple
 
 import apache_beam as beam
@@ -35,7 +31,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv as pa_csv
-import tensorflow as tf
 from tfx.components import CsvExampleGen as StockCsvExampleGen
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen import write_split
@@ -50,6 +45,7 @@ from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import example_coder
 
 from components.data import features
+from components.tfx import tfrecord_files
 
 _ARROW_TYPES = {
     features.STRING: pa.binary(),  # the cell's bytes, as the stock reader keeps them
@@ -102,6 +98,11 @@ class _CsvFileToExamples(beam.DoFn):
     self._kinds = kinds
 
   def process(self, path: str) -> Iterable[bytes]:
+    for block in self.blocks(path):
+      yield from block
+
+  def blocks(self, path: str) -> Iterable[List[bytes]]:
+    """The file's serialized tf.Examples, a list per block of rows."""
     try:
       with fileio.open(path, 'rb') as f:
         reader = pa_csv.open_csv(
@@ -113,35 +114,18 @@ class _CsvFileToExamples(beam.DoFn):
                 strings_can_be_null=False))
         for batch in reader:
           if batch.num_rows:
-            yield from example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(
+            yield example_coder.RecordBatchToExamples(pa.RecordBatch.from_arrays(
                 [_as_feature_lists(batch.column(i), self._kinds[name])
                  for i, name in enumerate(batch.schema.names)], batch.schema.names))
     except (pa.ArrowInvalid, ValueError) as e:
       raise ValueError(f'{path}: {e}') from None
 
 
-class _CsvFileToTFRecordFile(beam.DoFn):
-  """Writes the tf.Examples of one CSV file (`_CsvFileToExamples`) as one gzipped TFRecord file,
-  `<prefix>-<index>-of-<count>.gz` (Beam's shard names), staged in `staging` and renamed into
-  place when complete; yields the number of records written."""
+class _CsvFileToExampleBlocks(_CsvFileToExamples):
+  """`_CsvFileToExamples`, a list of serialized tf.Examples per block of rows."""
 
-  def __init__(self, kinds: Dict[str, str], prefix: str, staging: str):
-    self._to_examples = _CsvFileToExamples(kinds)
-    self._prefix, self._staging = prefix, staging
-
-  def process(self, shard: Tuple[int, int, str]) -> Iterable[int]:
-    index, count, path = shard
-    final = f'{self._prefix}-{index:05d}-of-{count:05d}.gz'
-    staged = os.path.join(self._staging, f'{uuid.uuid4().hex}-{os.path.basename(final)}')
-    tf.io.gfile.makedirs(self._staging)
-    written = 0
-    with tf.io.TFRecordWriter(staged, tf.io.TFRecordOptions(compression_type='GZIP')) as writer:
-      for record in self._to_examples.process(path):
-        writer.write(record)
-        written += 1
-    tf.io.gfile.makedirs(os.path.dirname(final))
-    tf.io.gfile.rename(staged, final, overwrite=True)
-    yield written
+  def process(self, path: str) -> Iterable[List[bytes]]:
+    return self.blocks(path)
 
 
 def _split_files(exec_properties: Dict[str, Any], split_pattern: str) -> Tuple[List[str],
@@ -179,13 +163,13 @@ def _TypedCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
 def _TypedCsvToTFRecordFiles(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                              split_pattern: str, prefix: str,
                              staging: str) -> beam.pvalue.PCollection:
-  """The split written as gzipped TFRecord files, one per CSV file; their record counts."""
+  """The split written as gzipped TFRecord files `<prefix>-*-of-*.gz`; their number."""
   csv_files, kinds = _split_files(exec_properties, split_pattern)
   return (
       pipeline
-      | 'CreateFilenames' >> beam.Create([(index, len(csv_files), path)
-                                          for index, path in enumerate(csv_files)])
-      | 'ToTFRecordFile' >> beam.ParDo(_CsvFileToTFRecordFile(kinds, prefix, staging)))
+      | 'CreateFilenames' >> beam.Create(csv_files)
+      | 'ToTFExampleBlocks' >> beam.ParDo(_CsvFileToExampleBlocks(kinds))
+      | 'WriteTFRecordFiles' >> tfrecord_files.WriteTFRecordFiles(prefix, staging))
 
 
 class Executor(csv_executor.Executor):
@@ -210,15 +194,12 @@ class Executor(csv_executor.Executor):
     examples = artifact_utils.get_single_instance(output_dict[specs.EXAMPLES_KEY])
     examples.split_names = artifact_utils.encode_split_names(
         example_gen_utils.generate_output_split_names(input_config, output_config))
-    staging = os.path.join(examples.uri, '.staging')
     with self._make_beam_pipeline() as pipeline:
       for split in input_config.splits:
         path = artifact_utils.get_split_uri(output_dict[specs.EXAMPLES_KEY], split.name)
         _ = pipeline | f'InputToRecord[{split.name}]' >> _TypedCsvToTFRecordFiles(
             exec_properties, split.pattern, os.path.join(path, write_split.DEFAULT_FILE_NAME),
-            os.path.join(staging, split.name))
-    if tf.io.gfile.exists(staging):  # what retried bundles left behind
-      tf.io.gfile.rmtree(staging)
+            os.path.join(examples.uri, f'.staging-{split.name}'))
     if payload:
       examples_utils.set_payload_format(examples, payload)
     examples_utils.set_file_format(examples, write_split.to_file_format_str(
