@@ -29,6 +29,7 @@ from tfx.types import standard_artifacts
 
 import components as components_package
 from components.tfx import anomalies_gate
+from components.tfx import batch_read_statistics_gen
 from components.tfx import fast_write_transform
 from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
@@ -82,16 +83,18 @@ def range_config(data: ingestion.PreparedData) -> Optional[range_config_pb2.Rang
       start_span_number=data.eval_span, end_span_number=data.eval_span))
 
 
-def examples_and_statistics(settings: configs.PipelineSettings, data: ingestion.PreparedData
+def examples_and_statistics(settings: configs.PipelineSettings, data: ingestion.PreparedData,
+                            statistics=batch_read_statistics_gen.StatisticsGen
                             ) -> Tuple[typed_csv_example_gen.CsvExampleGen,
                                        tfx_components.StatisticsGen]:
   """CsvExampleGen over the prepared splits, and StatisticsGen over its examples: of all of
-  them, or of big data a random sample (settings.statistics_sample_ratings)."""
+  them, or of big data a random sample (settings.statistics_sample_ratings). `statistics`:
+  this project's StatisticsGen, which reads in C++, or a test's stock one."""
   example_gen = typed_csv_example_gen.CsvExampleGen(
       input_base=data.input_base, input_config=input_config(data),
       range_config=range_config(data))
   sample_rate = settings.statistics_sample_rate(data.num_ratings)
-  statistics_gen = tfx_components.StatisticsGen(
+  statistics_gen = statistics(
       examples=example_gen.outputs['examples'],
       stats_options=tfdv.StatsOptions(sample_rate=sample_rate) if sample_rate < 1 else None)
   return example_gen, statistics_gen
