@@ -29,10 +29,10 @@ from tfx.types import standard_artifacts
 
 import components as components_package
 from components.tfx import anomalies_gate
-from components.tfx import batch_read_statistics_gen
-from components.tfx import fast_write_transform
 from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
+from components.tfx import batch_read_statistics_gen
+from components.tfx import fast_write_transform
 from components.evaluation import candidate_slices
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
