@@ -58,3 +58,16 @@ def finished_run(tmp_path_factory):
   result, summary = run_pipeline(ML_100K_DIR, output_dir)
   assert result.returncode == 0, result.stdout + result.stderr
   return ML_100K_DIR, output_dir, result, summary
+
+
+def transformed_ml100k_sample(folder: str, size: int = SAMPLE):
+  """(data, TFTransformOutput, transformed examples) of the first `size` real ML-100K ratings
+  through bench.quality's in-process Transform (skips without the data)."""
+  from bench import quality  # pylint: disable=import-outside-toplevel
+  from components.data import movielens_formats  # pylint: disable=import-outside-toplevel
+  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
+    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
+  data = movielens_formats.read_movielens(ML_100K_DIR)
+  train = data.ratings.take(slice(0, size))
+  tft_output = quality.analyze(quality.raw_columns(data, train), folder)
+  return data, tft_output, quality.transform(tft_output, quality.raw_columns(data, train))

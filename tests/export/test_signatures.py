@@ -15,11 +15,10 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from bench import quality
-from components.data import movielens_formats as formats
 from components.export import signatures
 from components.models import trainer
 from pipeline import configs
-from tests.conftest import ML_100K_DIR, MODELS, PROJECT_DIR
+from tests.conftest import MODELS, PROJECT_DIR, transformed_ml100k_sample
 
 CONTRACT = os.path.join(PROJECT_DIR, 'tests', 'serving_contract.json')
 
@@ -27,13 +26,8 @@ CONTRACT = os.path.join(PROJECT_DIR, 'tests', 'serving_contract.json')
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
   """{model name: (ServingSignatures, the SavedModel's directory)}."""
-  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
-    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
-  data = formats.read_movielens(ML_100K_DIR)
-  train = data.ratings.take(slice(0, 3000))
   temp_dir = str(tmp_path_factory.mktemp('signatures'))
-  tft_output = quality.analyze(quality.raw_columns(data, train), temp_dir)
-  examples = quality.transform(tft_output, quality.raw_columns(data, train))
+  data, tft_output, examples = transformed_ml100k_sample(temp_dir)
   catalogue = quality.catalogue_of(data)
   result = {}
   for name in MODELS:

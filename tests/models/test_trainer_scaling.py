@@ -1,15 +1,11 @@
 """How the Trainer adapts its configured training to the size of the data (components/models/trainer.py)."""
 
-import os
-
 import pytest
 import tensorflow as tf
 
-from bench import quality
-from components.data import movielens_formats as formats
 from components.models import trainer
 from pipeline import configs
-from tests.conftest import ML_100K_DIR
+from tests.conftest import transformed_ml100k_sample
 
 CF = configs.default_hparams()['collaborative_filtering']
 
@@ -113,13 +109,8 @@ class _Steps(tf.keras.callbacks.Callback):
 @pytest.fixture(scope='module')
 def real_examples(tmp_path_factory):
   """3,000 real ML-100K ratings through bench.quality's in-process Transform."""
-  if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
-    pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
-  data = formats.read_movielens(ML_100K_DIR)
-  train = data.ratings.take(slice(0, 3000))
-  tft_output = quality.analyze(quality.raw_columns(data, train),
-                               str(tmp_path_factory.mktemp('transform')))
-  return tft_output, quality.transform(tft_output, quality.raw_columns(data, train))
+  _, tft_output, examples = transformed_ml100k_sample(str(tmp_path_factory.mktemp('transform')))
+  return tft_output, examples
 
 
 @pytest.mark.parametrize('chunk', [0, 8])  # random batches, and batches of user chunks
