@@ -29,19 +29,13 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   # pylint: disable=import-outside-toplevel
   from tfx import components as tfx_components
-  from tfx.orchestration import metadata
-  from tfx.orchestration import pipeline as tfx_pipeline
-  from tfx.orchestration.local import local_dag_runner
-  from components.data import ingestion
   from components.tfx import batch_read_statistics_gen
   from pipeline import configs
+  from pipeline import partial
   from pipeline import pipeline as pipeline_def
-  from pipeline import schema
   work = args.work_dir or tempfile.mkdtemp(prefix='bench-statistics-gen-')
   try:
-    data = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=args.data_dir),
-                                      os.path.join(work, 'prepared'))
-    data = schema.with_schema(data, os.path.join(work, 'schema'))
+    data = partial.prepared_with_schema(args.data_dir, work)
     variants = {'tfx': tfx_components.StatisticsGen,
                 'project': batch_read_statistics_gen.StatisticsGen}
     for round_ in range(args.rounds):
@@ -51,13 +45,10 @@ def main(argv=None) -> int:
             statistics_sample_ratings=args.sample_ratings)
         example_gen, statistics_gen = pipeline_def.examples_and_statistics(settings, data,
                                                                            component)
-        connection = metadata.sqlite_metadata_connection_config(settings.metadata_path)
-        run = lambda components: local_dag_runner.LocalDagRunner().run(tfx_pipeline.Pipeline(  # noqa: E731
-            pipeline_name='statistics', pipeline_root=settings.pipeline_root,
-            components=components, metadata_connection_config=connection, enable_cache=True))
-        run([example_gen])
+        partial.run_components(settings, [example_gen], 'statistics', enable_cache=True)
         started = time.monotonic()
-        run([example_gen, statistics_gen])
+        partial.run_components(settings, [example_gen, statistics_gen], 'statistics',
+                               enable_cache=True)
         print(f'round {round_ + 1}, {name} StatisticsGen: '
               f'{time.monotonic() - started:.1f} s (CsvExampleGen cached)', flush=True)
         shutil.rmtree(settings.output_dir, ignore_errors=True)

@@ -1,9 +1,11 @@
 """How long a Trainer's training step takes on a finished run's Transform output.
 
     python -m bench.trainer_steps --run-dir RUN --model content_based [--steps 40]
-        [--set NAME=VALUE ...] [--profile-dir DIR]
+        [--set NAME=VALUE ...] [--profile-dir DIR] [--all-columns]
 
-Reads the run's transformed training examples as the Trainer does (model_io.load_examples), calls
+Reads the run's transformed training examples as the Trainer does (model_io.load_examples with
+trainer.columns_read; --all-columns: every column per example, as before content_based read its
+movies' content as a table) and prints the seconds and the process's peak resident memory; calls
 `components.models.trainer.fit_model` with the configured hyperparameters (overridden by --set) and
 stops after --steps steps; prints the first step's seconds (tracing) and the steady
 milliseconds per step after 5 warm-up steps, with examples/s and the epoch time that implies.
@@ -17,6 +19,7 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 import argparse
 import glob
 import os
+import resource
 import time
 
 
@@ -38,6 +41,8 @@ def main() -> None:
   parser.add_argument('--steps', type=int, default=40)
   parser.add_argument('--set', action='append', default=[], metavar='NAME=VALUE')
   parser.add_argument('--profile-dir')
+  parser.add_argument('--all-columns', action='store_true',
+                      help='read every transformed column per example')
   args = parser.parse_args()
   if args.steps <= WARM_UP + 1:
     parser.error(f'--steps must be more than {WARM_UP + 1}')
@@ -50,16 +55,22 @@ def main() -> None:
   tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
   transform_output = tft.TFTransformOutput(_latest(os.path.join(tfx_dir, 'transform_graph', '*')))
   examples = _latest(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
-  started = time.monotonic()
-  train = model_io.load_examples([os.path.join(examples, '*')], transform_output)
-  print(f'read {len(train):,} examples in {time.monotonic() - started:.1f} s', flush=True)
-
   try:
     hparams = hyperparameters.override(
         {args.model: configs.default_hparams()[args.model].replace(epochs=1)},
         [f'{args.model}.{item}' for item in args.set])[args.model]
   except ValueError as e:
     parser.error(str(e))
+  per_example, per_movie = trainer.columns_read(
+      hparams, list(transform_output.transformed_feature_spec()))
+  if args.all_columns:
+    per_example, per_movie = None, ()
+  started = time.monotonic()
+  train = model_io.load_examples([os.path.join(examples, '*')], transform_output, per_example,
+                                 per_movie)
+  print(f'read {len(train):,} examples ({len(train.features)} columns per example, '
+        f'{len(train.movie_content)} per movie) in {time.monotonic() - started:.1f} s; peak '
+        f'resident memory {_peak_gib():.2f} GiB', flush=True)
   ends = []
 
   class Steps(tf.keras.callbacks.Callback):
@@ -79,7 +90,12 @@ def main() -> None:
   batch_size = hparams.batch_size
   print(f'{args.model} {hparams}\nfirst step {ends[0] - started:.1f} s; steady '
         f'{per_step * 1000:.1f} ms per step = {batch_size / per_step:,.0f} examples/s; an epoch '
-        f'would take {len(train) / batch_size * per_step:,.0f} s')
+        f'would take {len(train) / batch_size * per_step:,.0f} s; peak resident memory '
+        f'{_peak_gib():.2f} GiB')
+
+
+def _peak_gib() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 if __name__ == '__main__':

@@ -87,7 +87,9 @@ def shared_title_tokens(title_token_ids: np.ndarray, vocab_size: int,
 class ContentBasedModel(recommender.Recommender):
   """Predicts a rating [B] from transformed content features."""
 
-  movie_feature_names = (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET, f.MOVIE_INDEX)
+  # The movie's content: training may leave it out of its inputs (`with_content`).
+  content_feature_names = (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET)
+  movie_feature_names = content_feature_names + (f.MOVIE_INDEX,)
   popularity_for_unknown_users = False  # an unknown user is scored from their features
   takes_profile = True  # a request's ratings, read through `profile`
   # Optional inputs: a rating profile computed elsewhere (from a request) by `profile`.
@@ -398,10 +400,23 @@ class ContentBasedModel(recommender.Recommender):
         candidate_sampling_probability=tf.gather(self._pick_probability, movies),
         candidate_ids=movies, compute_metrics=False)
 
+  def with_content(self, inputs):
+    """`inputs` with the content of their movies looked up by movie index where they do not
+    carry it: the Trainer reads content as one row per movie (model_io.load_examples), the same
+    values the examples hold, the rows `movie_content` was built from."""
+    missing = [name for name in self.content_feature_names if name not in inputs]
+    if not missing:
+      return inputs
+    filled = dict(inputs)
+    for name in missing:
+      filled[name] = tf.gather(self.movie_content[name], inputs[f.MOVIE_INDEX])
+    return filled
+
   @tf.autograph.experimental.do_not_convert  # Python control flow only (fast_tracing.py)
   def call(self, inputs, training=False):
     """The rating [B]; in training, also adds the ranking loss (`ranking_loss`), from the same
     profile: the example's own rating is left out of it (it is the label, and the pick)."""
+    inputs = self.with_content(inputs)
     own_positions = None
     if training:
       if self.HISTORY_POSITION not in inputs:

@@ -1,5 +1,5 @@
 """Training input shared by both models: Transform's output read into memory, in a fixed order,
-and the sizes of Transform's vocabularies."""
+per-movie features as one table row per movie, and the sizes of Transform's vocabularies."""
 
 import dataclasses
 from typing import Dict, List, Optional, Sequence
@@ -11,18 +11,25 @@ import tensorflow_transform as tft
 from components.data import features
 
 
+READ_BATCH = 65_536  # examples parsed at a time
+
+
 @dataclasses.dataclass
 class Examples:
-  """Transformed examples held in memory, in a canonical order."""
+  """Transformed examples held in memory, in a canonical order. `movie_content` holds features
+  that depend on the movie alone as a table by movie index, in place of a column per example
+  (`load_examples`' `per_movie`); it is empty where every feature is a column."""
   features: Dict[str, np.ndarray]
   labels: np.ndarray
+  movie_content: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.labels)
 
 
 def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformOutput,
-                  feature_names: Optional[Sequence[str]] = None) -> Examples:
+                  feature_names: Optional[Sequence[str]] = None,
+                  per_movie: Sequence[str] = ()) -> Examples:
   """Reads every transformed example once and sorts them by (user, movie).
 
   Beam writes examples in no fixed order, so training on them as read would differ from run to
@@ -30,13 +37,18 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
   data, and Keras' seeded per-epoch shuffle makes training repeatable for a given seed.
 
   Transform writes (gzipped) TFRecords of tf.Examples whose features are all fixed-length;
-  they are parsed in batches of 65,536 with `tf.io.parse_example`, in parallel.
+  they are parsed in batches of READ_BATCH with `tf.io.parse_example`, in parallel.
   TFX's data accessor (tfx_bsl's TFXIO, through Arrow record batches) took 336.2 s of the
   synthetic 10M's Trainer for its 8,000,000 training examples (docs/performance.md);
   this takes 35.1 s with a peak of 3.03 GB (`/usr/bin/time -v` on a script that calls it).
 
   `feature_names` (with the label always) keeps only the columns a model reads: of the 23
   int64 values of a transformed example, collaborative_filtering reads 2.
+
+  `per_movie` features (read besides `feature_names`) are kept as one row per movie index
+  (`Examples.movie_content`, built batch by batch, `MovieTable`): content_based's 21 content
+  values per example would take 3.4 GB at 20M training ratings, its table a few MB. A movie
+  whose rows disagree on one of them is an error, never a silent choice.
   """
   files = sorted({path for pattern in file_pattern for path in tf.io.gfile.glob(pattern)})
   if not files:
@@ -46,17 +58,22 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
     unknown = set(feature_names) - set(spec)
     if unknown:
       raise ValueError(f'no transformed feature {sorted(unknown)}; Transform wrote {sorted(spec)}')
-    spec = {name: spec[name] for name in {*feature_names, features.LABEL}}
+    spec = {name: spec[name] for name in {*feature_names, *per_movie, features.LABEL,
+                                          features.USER_INDEX, features.MOVIE_INDEX}}
+  table = MovieTable(per_movie, vocabulary_size(tf_transform_output, features.MOVIE_VOCAB))
   # Files read one after another: parallel reads (num_parallel_reads) pass every record through
   # an interleave, which took 106.9 s instead of 20.6 s for the synthetic 10M's one file.
   dataset = (tf.data.TFRecordDataset(
       files, compression_type='GZIP' if files[0].endswith('.gz') else '')
-             .batch(65_536)
+             .batch(READ_BATCH)
              .map(lambda batch: tf.io.parse_example(batch, spec),
                   num_parallel_calls=tf.data.AUTOTUNE))
   columns: Dict[str, List[np.ndarray]] = {}
   for batch in dataset.as_numpy_iterator():
+    table.add(batch)
     for name, values in batch.items():
+      if name in table.names:
+        continue
       columns.setdefault(name, []).append(values)
   if not columns:
     raise ValueError(f'no examples in {file_pattern}')
@@ -66,7 +83,62 @@ def load_examples(file_pattern: List[str], tf_transform_output: tft.TFTransformO
   for name in merged:
     merged[name] = np.concatenate(columns.pop(name))
   labels = merged.pop(features.LABEL)
-  return canonical_order(merged, labels)
+  examples = canonical_order(merged, labels)
+  examples.movie_content = table.values
+  return examples
+
+
+class MovieTable:
+  """Per-movie features gathered from examples into one row per movie index; rows of movies no
+  example has stay 0, like the padding of Transform's token features."""
+
+  def __init__(self, names: Sequence[str], num_movies: int):
+    self.names = tuple(names)
+    self.values: Dict[str, np.ndarray] = {}
+    self._num_movies = num_movies
+    self._seen = np.zeros(num_movies, bool)
+
+  def add(self, batch: Dict[str, np.ndarray]) -> None:
+    """Takes the per-movie features of a batch of examples (with their movie index)."""
+    if not self.names:
+      return
+    index = batch[features.MOVIE_INDEX]
+    movies, first, inverse = np.unique(index, return_index=True, return_inverse=True)
+    if movies.size and (movies[0] < 0 or movies[-1] >= self._num_movies):
+      raise ValueError(f'movie index {movies[0] if movies[0] < 0 else movies[-1]} is outside '
+                       f"Transform's {self._num_movies} movie indices")
+    new = ~self._seen[movies]
+    for name in self.names:
+      values = batch[name]
+      if name not in self.values:
+        self.values[name] = np.zeros((self._num_movies,) + values.shape[1:], values.dtype)
+      # A movie's value: the table's, or for a movie new to it its first example's here.
+      expected = self.values[name][movies]
+      expected[new] = values[first[new]]
+      per_example = expected[inverse.reshape(-1)]
+      wrong = np.nonzero(np.any((values != per_example).reshape(len(values), -1), axis=1))[0]
+      if wrong.size:
+        raise ValueError(f'transformed feature {name!r} differs between examples of movie index '
+                         f'{index[wrong[0]]}: {per_example[wrong[0]]} and {values[wrong[0]]}; '
+                         'it must depend on the movie alone')
+      self.values[name][movies] = expected
+    self._seen[movies] = True
+
+
+def movie_content(examples: Examples, names: Sequence[str], num_movies: int
+                  ) -> Dict[str, np.ndarray]:
+  """The `names` features of each movie index [num_movies, ...]: the examples' table where
+  they were read as one (`load_examples`' `per_movie`), else the columns' values at each movie's
+  first example; rows of movies without examples are 0."""
+  if all(name in examples.movie_content for name in names):
+    return {name: examples.movie_content[name] for name in names}
+  movies, first = np.unique(examples.features[features.MOVIE_INDEX], return_index=True)
+  content = {}
+  for name in names:
+    values = examples.features[name]
+    content[name] = np.zeros((num_movies,) + values.shape[1:], np.int64)
+    content[name][movies] = values[first]
+  return content
 
 
 def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:

@@ -8,7 +8,7 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 import json
 import os
 import time
-from typing import Optional, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -112,13 +112,8 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
       vocab_sizes.update({f.GENDER_ID: size(f.GENDER_VOCAB),
                           f.OCCUPATION_ID: size(f.OCCUPATION_VOCAB),
                           f.ZIP_PREFIX_ID: size(f.ZIP_VOCAB)})
-    num_movies = size(f.MOVIE_VOCAB)
-    movies, first = np.unique(train.features[f.MOVIE_INDEX], return_index=True)
-    content = {}
-    for name in (f.GENRE_IDS, f.TITLE_TOKEN_IDS, f.RELEASE_BUCKET):
-      values = train.features[name]
-      content[name] = np.zeros((num_movies,) + values.shape[1:], np.int64)
-      content[name][movies] = values[first]
+    content = model_io.movie_content(
+        train, content_based.ContentBasedModel.content_feature_names, size(f.MOVIE_VOCAB))
     return content_based.ContentBasedModel(
         vocab_sizes, has_demographics,
         history=(train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX], train.labels),
@@ -131,13 +126,18 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
                   f'{[cls.__name__ for cls in hyperparameters.BY_MODEL.values()]}')
 
 
-def columns_read(hparams: hyperparameters.Training) -> Optional[Tuple[str, ...]]:
-  """The transformed features training and export read, None for all: collaborative_filtering
-  reads the two indices only (at 25M ratings the other 20 columns would take 3.2 GB)."""
+def columns_read(hparams: hyperparameters.Training, transformed: Sequence[str]
+                 ) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+  """(the `transformed` features training and export read per example, those read as one row
+  per movie: model_io.load_examples). collaborative_filtering reads the two indices only,
+  content_based its movies' content as a table: at 20M training ratings the 21 content values
+  per example would take 3.4 GB, as the other columns would for collaborative_filtering."""
   if isinstance(hparams, hyperparameters.CollaborativeFiltering):
-    return collaborative_filtering.CollaborativeFilteringModel.user_feature_names + (
-        collaborative_filtering.CollaborativeFilteringModel.movie_feature_names)
-  return None
+    return (collaborative_filtering.CollaborativeFilteringModel.user_feature_names
+            + collaborative_filtering.CollaborativeFilteringModel.movie_feature_names), ()
+  per_movie = content_based.ContentBasedModel.content_feature_names
+  return tuple(name for name in transformed
+               if name not in per_movie and name != f.LABEL), per_movie
 
 
 def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparameters.Training,
@@ -156,9 +156,11 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
                                                                  epochs * steps_per_epoch)),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
-  # Only the features the model reads: Keras copies every input into a tensor.
+  # Only the features the model reads (of those read per example: content_based looks up
+  # content it was given as a table, `with_content`): Keras copies every input into a tensor.
   inputs = {name: train.features[name]
-            for name in model.user_feature_names + model.movie_feature_names}
+            for name in model.user_feature_names + model.movie_feature_names
+            if name in train.features}
   inputs.update(model.training_inputs(len(train)))
   if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
     history = model.fit(
@@ -215,8 +217,10 @@ def run_fn(fn_args) -> None:
   hparams = hyperparameters.from_config(config['model_name'], config['hparams'])
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   started = time.monotonic()
-  train = model_io.load_examples(fn_args.train_files, tf_transform_output,
-                                 columns_read(hparams))
+  per_example, per_movie = columns_read(
+      hparams, list(tf_transform_output.transformed_feature_spec()))
+  train = model_io.load_examples(fn_args.train_files, tf_transform_output, per_example,
+                                 per_movie)
   loaded = time.monotonic()
   epochs = EpochSeconds()
   model = fit_model(tf_transform_output, hparams, train, callbacks=[epochs])

@@ -10,15 +10,11 @@ import os
 
 import pytest
 import tensorflow_data_validation as tfdv
-from tfx.orchestration import metadata
-from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.orchestration.local import local_dag_runner
 
-from components.data import ingestion
 from pipeline import cli
 from pipeline import configs
+from pipeline import partial
 from pipeline import pipeline as pipeline_def
-from pipeline import schema
 
 
 @pytest.mark.parametrize('cap, ratings, rate', [
@@ -44,25 +40,18 @@ def test_a_negative_sample_is_refused_by_the_flags():
 
 
 def _statistics_pipeline(tmp_path, ml100k_dir, sample_ratings):
-  """The pipeline's CsvExampleGen and StatisticsGen over all of ML-100K, and its data."""
-  data = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=ml100k_dir),
-                                    str(tmp_path / 'prepared'))
-  data = schema.with_schema(data, str(tmp_path / 'schema'))
+  """(data, settings, the pipeline's CsvExampleGen and StatisticsGen) over all of ML-100K."""
+  data = partial.prepared_with_schema(ml100k_dir, str(tmp_path))
   settings = configs.PipelineSettings(output_dir=str(tmp_path / 'out'),
                                       statistics_sample_ratings=sample_ratings)
-  example_gen, statistics_gen = pipeline_def.examples_and_statistics(settings, data)
-  return data, tfx_pipeline.Pipeline(
-      pipeline_name='statistics', pipeline_root=settings.pipeline_root,
-      components=[example_gen, statistics_gen],
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          settings.metadata_path)), statistics_gen
+  return (data, settings) + tuple(pipeline_def.examples_and_statistics(settings, data))
 
 
 def test_statistics_gen_describes_a_sample_of_the_rate(tmp_path, ml100k_dir):
-  data, statistics_pipeline, node = _statistics_pipeline(tmp_path, ml100k_dir, 30_000)
+  data, settings, example_gen, node = _statistics_pipeline(tmp_path, ml100k_dir, 30_000)
   assert data.num_ratings == 100_000
   assert json.loads(node.exec_properties['stats_options_json'])['_sample_rate'] == 0.3
-  local_dag_runner.LocalDagRunner().run(statistics_pipeline)
+  partial.run_components(settings, [example_gen, node])
   [uri] = [os.path.join(root, 'Split-train') for root, dirs, _ in
            os.walk(tmp_path / 'out' / 'tfx' / 'StatisticsGen') if 'Split-train' in dirs]
   stats = tfdv.load_stats_binary(os.path.join(uri, 'FeatureStats.pb')).datasets[0]
@@ -75,6 +64,6 @@ def test_statistics_gen_describes_a_sample_of_the_rate(tmp_path, ml100k_dir):
 
 
 def test_small_data_is_described_whole(tmp_path, ml100k_dir):
-  _, _, node = _statistics_pipeline(tmp_path, ml100k_dir,
-                                    configs.DEFAULT_STATISTICS_SAMPLE_RATINGS)
+  *_, node = _statistics_pipeline(tmp_path, ml100k_dir,
+                                  configs.DEFAULT_STATISTICS_SAMPLE_RATINGS)
   assert not node.exec_properties.get('stats_options_json')

@@ -7,15 +7,11 @@ import os
 import pytest
 import tensorflow_data_validation as tfdv
 from tfx import components as tfx_components
-from tfx.orchestration import metadata
-from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.orchestration.local import local_dag_runner
 
-from components.data import ingestion
 from components.tfx import batch_read_statistics_gen
 from pipeline import configs
+from pipeline import partial
 from pipeline import pipeline as pipeline_def
-from pipeline import schema
 
 
 @pytest.fixture(scope='module')
@@ -23,10 +19,7 @@ def ml100k(tmp_path_factory):
   from tests.conftest import ML_100K_DIR  # pylint: disable=import-outside-toplevel
   if not os.path.isfile(os.path.join(ML_100K_DIR, 'u.data')):
     pytest.skip(f'the real MovieLens 100K folder is not at {ML_100K_DIR}')
-  folder = tmp_path_factory.mktemp('data')
-  data = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=ML_100K_DIR),
-                                    str(folder / 'prepared'))
-  return schema.with_schema(data, str(folder / 'schema'))
+  return partial.prepared_with_schema(ML_100K_DIR, str(tmp_path_factory.mktemp('data')))
 
 
 def _statistics(output_dir, data, component, sample_ratings=0):
@@ -34,11 +27,7 @@ def _statistics(output_dir, data, component, sample_ratings=0):
   settings = configs.PipelineSettings(output_dir=str(output_dir),
                                       statistics_sample_ratings=sample_ratings)
   example_gen, statistics_gen = pipeline_def.examples_and_statistics(settings, data, component)
-  local_dag_runner.LocalDagRunner().run(tfx_pipeline.Pipeline(
-      pipeline_name='statistics', pipeline_root=settings.pipeline_root,
-      components=[example_gen, statistics_gen],
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          settings.metadata_path)))
+  partial.run_components(settings, [example_gen, statistics_gen])
   result = {}
   for root, _, names in os.walk(os.path.join(settings.pipeline_root, 'StatisticsGen')):
     if 'FeatureStats.pb' in names:

@@ -7,15 +7,11 @@ import os
 import tensorflow as tf
 from tfx import components as tfx_components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.orchestration import metadata
-from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.orchestration.local import local_dag_runner
 
-from components.data import ingestion
 from components.tfx import fast_write_transform
 from pipeline import configs
+from pipeline import partial
 from pipeline import pipeline as pipeline_def
-from pipeline import schema
 
 
 def _transformed(tmp_path, data, component):
@@ -25,11 +21,7 @@ def _transformed(tmp_path, data, component):
   schema_gen = ImportSchemaGen(schema_file=data.schema_path)
   transform = pipeline_def.transform_component(example_gen.outputs['examples'],
                                                schema_gen.outputs['schema'], 'test', component)
-  local_dag_runner.LocalDagRunner().run(tfx_pipeline.Pipeline(
-      pipeline_name='transform', pipeline_root=settings.pipeline_root,
-      components=[example_gen, schema_gen, transform],
-      metadata_connection_config=metadata.sqlite_metadata_connection_config(
-          settings.metadata_path)))
+  partial.run_components(settings, [example_gen, schema_gen, transform])
   [split] = [root for root, dirs, _ in os.walk(tmp_path / 'tfx' / 'Transform'
                                                 / 'transformed_examples')
              if os.path.basename(root) == 'Split-train']
@@ -40,9 +32,7 @@ def _transformed(tmp_path, data, component):
 
 
 def test_the_same_transformed_examples_as_stock_transform(tmp_path, ml100k_dir):
-  data = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=ml100k_dir),
-                                    str(tmp_path / 'prepared'))
-  data = schema.with_schema(data, str(tmp_path / 'schema'))
+  data = partial.prepared_with_schema(ml100k_dir, str(tmp_path))
   ours = _transformed(tmp_path / 'ours', data, fast_write_transform.Transform)
   stock = _transformed(tmp_path / 'stock', data, tfx_components.Transform)
   assert list(ours) == list(stock) == ['transformed_examples-00000-of-00001.gz']
