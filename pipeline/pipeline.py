@@ -32,7 +32,7 @@ from components.tfx import anomalies_gate
 from components.tfx import atomic_pusher
 from components.tfx import baseline_resolver
 from components.tfx import batch_read_statistics_gen
-from components.tfx import fast_write_transform
+from components.tfx import batch_io_transform
 from components.evaluation import candidate_slices
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
@@ -101,7 +101,7 @@ def examples_and_statistics(settings: configs.PipelineSettings, data: ingestion.
 
 
 def transform_component(examples: channel.BaseChannel, schema: channel.BaseChannel, code: str,
-                        component=fast_write_transform.Transform) -> tfx_components.Transform:
+                        component=batch_io_transform.Transform) -> tfx_components.Transform:
   """Transform of the training split by configs.PREPROCESSING_FN (`component`: this project's,
   whose examples are written in C++, or a test's stock Transform)."""
   # Only the training split is transformed: the Trainers read nothing else, and the Evaluators

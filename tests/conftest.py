@@ -71,3 +71,19 @@ def transformed_ml100k_sample(folder: str, size: int = SAMPLE):
   train = data.ratings.take(slice(0, size))
   tft_output = quality.analyze(quality.raw_columns(data, train), folder)
   return data, tft_output, quality.transform(tft_output, quality.raw_columns(data, train))
+
+
+@pytest.fixture
+def batch_source_calls(monkeypatch):
+  """How many times the batch-reading Beam source (components/tfx/batch_read_tfxio.py) was
+  made, per file pattern: proof that a component read through it."""
+  from components.tfx import batch_read_tfxio  # pylint: disable=import-outside-toplevel
+  calls = []
+  stock = batch_read_tfxio.BatchReadTFExampleRecord.BeamSource
+
+  def counted(self, batch_size=None):
+    calls.append(tuple(self._file_pattern))  # pylint: disable=protected-access
+    return stock(self, batch_size)
+  monkeypatch.setattr(batch_read_tfxio.BatchReadTFExampleRecord, 'BeamSource', counted)
+  return calls
+

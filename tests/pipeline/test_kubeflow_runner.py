@@ -78,7 +78,7 @@ def test_every_step_runs_in_the_image_with_the_beam_args_and_the_root(compiled):
   beam = [c for c in containers.values() if set(BEAM_ARGS) <= set(c['args'])]
   beam_classes = {c['args'][c['args'].index('--executor_class_path') + 1] for c in beam}
   assert {'components.tfx.typed_csv_example_gen.Executor',
-          'components.tfx.fast_write_transform.Executor',
+          'components.tfx.batch_io_transform.Executor',
           'tfx.components.evaluator.executor.Executor'} <= beam_classes
   # The runtime parameters: KFP's pipeline root only. Every other setting is fixed at compile
   # time (paths derive from the data root; see docs/kubeflow.md), so none is left open.

@@ -54,9 +54,11 @@ def _summary(dataset):
   return dataset.num_examples, exact, floats
 
 
-def test_the_same_statistics_as_stock_statistics_gen(tmp_path, ml100k):
+def test_the_same_statistics_as_stock_statistics_gen(tmp_path, ml100k, batch_source_calls):
   ours = _statistics(tmp_path / 'ours', ml100k, batch_read_statistics_gen.StatisticsGen)
+  assert len(batch_source_calls) == 2  # each split through the batch-reading source
   stock = _statistics(tmp_path / 'stock', ml100k, tfx_components.StatisticsGen)
+  assert len(batch_source_calls) == 2
   assert set(ours) == set(stock) == {'train', 'eval'}
   for split in ours:
     count, exact, floats = _summary(ours[split])

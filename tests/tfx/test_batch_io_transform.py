@@ -1,6 +1,7 @@
-"""The project's Transform (components/tfx/fast_write_transform.py) writes the transformed
-examples the stock TFX Transform writes: the same examples, in files of the same names, on real
-ML-100K, each run through TFX's LocalDagRunner as the pipeline runs it."""
+"""The project's Transform (components/tfx/batch_io_transform.py) reads its input through the
+batch-reading source and writes the transformed examples the stock TFX Transform writes: the
+same examples, in files of the same names, on real ML-100K, each run through TFX's
+LocalDagRunner as the pipeline runs it."""
 
 import os
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 from tfx import components as tfx_components
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 
-from components.tfx import fast_write_transform
+from components.tfx import batch_io_transform
 from pipeline import configs
 from pipeline import partial
 from pipeline import pipeline as pipeline_def
@@ -31,10 +32,15 @@ def _transformed(tmp_path, data, component):
           for name in sorted(os.listdir(split))}
 
 
-def test_the_same_transformed_examples_as_stock_transform(tmp_path, ml100k_dir):
+def test_the_same_transformed_examples_as_stock_transform(tmp_path, ml100k_dir,
+                                                          batch_source_calls):
   data = partial.prepared_with_schema(ml100k_dir, str(tmp_path))
-  ours = _transformed(tmp_path / 'ours', data, fast_write_transform.Transform)
+  ours = _transformed(tmp_path / 'ours', data, batch_io_transform.Transform)
+  # The training split read twice through the batch source: to analyse, then to transform.
+  assert len(batch_source_calls) == 2
+  assert all(pattern[0].endswith('Split-train/*') for pattern in batch_source_calls)
   stock = _transformed(tmp_path / 'stock', data, tfx_components.Transform)
+  assert len(batch_source_calls) == 2
   assert list(ours) == list(stock) == ['transformed_examples-00000-of-00001.gz']
   ours, stock = ours.popitem()[1], stock.popitem()[1]
   assert len(ours) == data.info['num_ratings']['train']

@@ -1,12 +1,14 @@
-"""TFX's Transform, whose transformed examples are written by TensorFlow's C++ TFRecord writer.
+"""TFX's Transform, whose examples are read and written a batch at a time in C++.
 
-Stock Transform encodes each batch of transformed examples in C++, then hands Beam's
-WriteToTFRecord one Python element per example (components/tfx/tfrecord_files.py says what
-that costs). This executor writes each encoded batch whole through `tfrecord_files`: the same
-records, in gzipped TFRecord files of the same names. Everything else is TFX's executor.
+Stock Transform reads its input twice (to analyse, then to transform) through its TFXIO's Beam
+source, one Python element per example, and hands Beam's WriteToTFRecord one Python element per
+transformed example (components/tfx/tfrecord_files.py says what that costs). This executor
+reads through the batch-reading source of components/tfx/batch_read_tfxio.py and writes each
+encoded batch whole through `tfrecord_files`: the same records, in gzipped TFRecord files of
+the same names. Everything else is TFX's executor.
 
-TFX's executor makes its `TransformProcessor` inside `Do`, so the writing step is replaced for
-the duration of `Do` only (a test checks that the transformed examples are those of the stock
+TFX's executor makes its `TransformProcessor` inside `Do`, so the processor is replaced for the
+duration of `Do` only (a test checks that the transformed examples are those of the stock
 executor).
 """
 
@@ -22,6 +24,7 @@ from tfx.components.transform import labels
 from tfx.dsl.components.base import executor_spec
 from tfx_bsl.coders import example_coder
 
+from components.tfx import batch_read_tfxio
 from components.tfx import tfrecord_files
 
 _KEY = transform_executor._TRANSFORM_INTERNAL_FEATURE_FOR_KEY  # pylint: disable=protected-access
@@ -49,6 +52,9 @@ class _EncodeBatches(beam.DoFn):
 
 
 class _Processor(_StockProcessor):
+
+  def _CreateTFXIO(self, dataset, schema):  # pylint: disable=invalid-name
+    return batch_read_tfxio.batch_read(super()._CreateTFXIO(dataset, schema))
 
   @staticmethod
   @beam.ptransform_fn
