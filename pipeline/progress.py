@@ -25,6 +25,7 @@ class ComponentProgress:
   def __init__(self, stream: TextIO):
     self.stream = stream
     self.durations: Dict[str, float] = {}
+    self.start_times: Dict[str, float] = {}  # UNIX seconds (bench/pipeline.py lines up memory)
     self.order: List[str] = []
     self.failed_node: Optional[str] = None
     self._open_line: Optional[str] = None  # the component whose line awaits its result
@@ -39,6 +40,7 @@ class ComponentProgress:
     with self._lock:
       self._close_open_line()
       self.order.append(node_id)
+      self.start_times[node_id] = time.time()
       self.stream.write(f'[{len(self.order):2d}] {node_id} ... ')
       self._open_line = node_id
       self.stream.flush()

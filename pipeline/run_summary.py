@@ -266,6 +266,7 @@ def build(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
     execution = md.execution(node_id)
     components.append({
         'id': node_id, 'seconds': progress.durations.get(node_id),
+        'start_time': round(progress.start_times[node_id], 3),
         'state': _EXECUTION_STATES.get(execution.last_known_state, 'UNKNOWN')
                  if execution is not None else 'NOT_RECORDED'})
   failed = [c['id'] for c in components if c['state'] == 'FAILED']

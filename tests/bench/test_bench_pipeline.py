@@ -13,9 +13,19 @@ def test_peak_memory_counts_the_children_of_the_measured_process(tmp_path):
   child = 'import time; b = bytearray(300 * 2**20); b[::4096] = b"x" * len(b[::4096]); time.sleep(1)'
   command = [sys.executable, '-c',
              f'import subprocess, sys; subprocess.run([sys.executable, "-c", {child!r}])']
-  code, seconds, peak = pipeline.run_once(command, str(tmp_path / 'log'))
+  code, seconds, peak, samples = pipeline.run_once(command, str(tmp_path / 'log'))
   assert code == 0 and seconds >= 1.0
   assert 300 * 2 ** 20 <= peak < 2 * 2 ** 30
+  assert peak == max(rss for _, rss in samples) and len(samples) >= 4
+
+
+def test_each_component_gets_the_peak_sampled_while_it_ran():
+  components = [{'id': 'A', 'start_time': 100.0, 'seconds': 10.0},
+                {'id': 'B', 'start_time': 105.0, 'seconds': 10.0},  # beside A for 5 s
+                {'id': 'C', 'start_time': 200.0, 'seconds': 1.0},   # no sample in its time
+                {'id': 'D', 'start_time': None, 'seconds': None}]   # not recorded
+  samples = [(99.0, 50), (101.0, 10), (106.0, 30), (112.0, 20), (120.0, 40)]
+  assert pipeline.component_peaks(components, samples) == {'A': 30, 'B': 30, 'C': 0}
 
 
 def row(dataset, seconds, cached, ratings, rss, speed=None):
@@ -83,3 +93,6 @@ def test_targets_compare_the_rows_with_the_floors():
   assert not any('examples/s' in name for name in targets)  # reported, not a floor
   assert targets['10M peak RSS GiB'] == (8.0, 9.0, False)
   assert targets['10M time per rating / 1M time per rating'][2] is False  # 2.17x
+  assert not any(name.startswith('25M') for name in targets)
+  largest = pipeline._targets([row('synth-25m', 4_800.0, 60.0, 25_000_000, 7 << 30)])
+  assert largest == {'25M peak RSS GiB': (8.0, 7.0, True), '25M cold run min': (75.0, 80.0, False)}

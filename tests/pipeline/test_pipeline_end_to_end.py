@@ -5,6 +5,7 @@ enough for every CI run. The second run must come entirely from TFX's cache.
 """
 
 import csv
+import datetime
 import json
 import math
 import os
@@ -53,6 +54,12 @@ def test_progress_names_every_component_with_its_time(finished_run):
     assert expected in ids
     assert f'{expected} ... done in ' in result.stderr
   assert all(c['state'] == 'COMPLETE' and c['seconds'] >= 0 for c in summary['components'])
+  # Start times (for bench/pipeline.py's memory per component): in the run, in DAG order.
+  starts = {c['id']: c['start_time'] for c in summary['components']}
+  began = datetime.datetime.fromisoformat(summary['started_at']).timestamp()
+  assert all(began - 1 <= start <= began + summary['seconds']['pipeline'] + 1
+             for start in starts.values())
+  assert starts['CsvExampleGen'] < starts['Transform'] < starts['Trainer_content_based']
 
 
 def test_pushed_serving_default_predicts_a_rating(finished_run):
