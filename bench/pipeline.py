@@ -187,12 +187,13 @@ def _markdown(report) -> str:
   for component in components:
     lines.append(f'| {component} | ' + ' | '.join(
         f"{r['cold']['components'].get(component, 0):.1f}" for r in report['rows']) + ' |')
+  recorded = [r for r in report['rows'] if r['cold'].get('component_peak_rss_bytes')]
   lines += ['', '## Peak resident memory while each component ran, GiB (cold run)', '',
             'The whole process tree, sampled every 0.2 s; components that ran at the same time '
             'share their samples.', '',
             '| component | ' + ' | '.join(f"{r['dataset']} {r['mode']}" for r in report['rows'])
-            + ' |', '|---|' + '---:|' * len(report['rows'])]
-  for component in components:
+            + ' |', '|---|' + '---:|' * len(report['rows'])] if recorded else []
+  for component in components if recorded else ():
     peaks = [r['cold'].get('component_peak_rss_bytes', {}).get(component) for r in report['rows']]
     lines.append(f'| {component} | ' + ' | '.join(
         f'{peak / GIB:.2f}' if peak else '-' for peak in peaks) + ' |')

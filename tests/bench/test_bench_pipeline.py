@@ -26,6 +26,13 @@ def test_each_component_gets_the_peak_sampled_while_it_ran():
                 {'id': 'D', 'start_time': None, 'seconds': None}]   # not recorded
   samples = [(99.0, 50), (101.0, 10), (106.0, 30), (112.0, 20), (120.0, 40)]
   assert pipeline.component_peaks(components, samples) == {'A': 30, 'B': 30, 'C': 0}
+  # The report's table: only where some run recorded them.
+  recorded = row('synth-1m', 600.0, 30.0, 1_000_000, 2 << 30)
+  report = {'command': 'c', 'date': 'd', 'machine': 'm', 'commit': 'x', 'targets': {},
+            'rows': [recorded]}
+  assert 'Peak resident memory' not in pipeline._markdown(report)
+  recorded['cold']['component_peak_rss_bytes'] = {'Trainer': 1 << 30}
+  assert '| Trainer | 1.00 |' in pipeline._markdown(report)
 
 
 def row(dataset, seconds, cached, ratings, rss, speed=None):
