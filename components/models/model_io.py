@@ -128,17 +128,13 @@ class MovieTable:
 def movie_content(examples: Examples, names: Sequence[str], num_movies: int
                   ) -> Dict[str, np.ndarray]:
   """The `names` features of each movie index [num_movies, ...]: the examples' table where
-  they were read as one (`load_examples`' `per_movie`), else the columns' values at each movie's
-  first example; rows of movies without examples are 0."""
+  they were read as one (`load_examples`' `per_movie`), else built from their columns the same
+  way (`MovieTable`); rows of movies without examples are 0."""
   if all(name in examples.movie_content for name in names):
     return {name: examples.movie_content[name] for name in names}
-  movies, first = np.unique(examples.features[features.MOVIE_INDEX], return_index=True)
-  content = {}
-  for name in names:
-    values = examples.features[name]
-    content[name] = np.zeros((num_movies,) + values.shape[1:], np.int64)
-    content[name][movies] = values[first]
-  return content
+  table = MovieTable(names, num_movies)
+  table.add({name: examples.features[name] for name in (*names, features.MOVIE_INDEX)})
+  return table.values
 
 
 def canonical_order(columns: Dict[str, np.ndarray], labels: np.ndarray) -> Examples:

@@ -10,7 +10,7 @@ batches, one Beam element per batch, files in parallel. Everything else, project
 is `TFExampleRecord`'s.
 """
 
-from typing import Iterable, List, Optional, Union
+from typing import Iterable, List, Optional
 
 import apache_beam as beam
 import pyarrow as pa
@@ -36,12 +36,6 @@ class _RecordBatchesOfFile(beam.DoFn):
 
 class BatchReadTFExampleRecord(tf_example_record.TFExampleRecord):
   """`TFExampleRecord` whose Beam source reads whole batches (see the module docstring)."""
-
-  def __init__(self, file_pattern: Union[List[str], str], schema=None,
-               raw_record_column_name: Optional[str] = None,
-               telemetry_descriptors: Optional[List[str]] = None):
-    super().__init__(file_pattern, schema=schema, raw_record_column_name=raw_record_column_name,
-                     telemetry_descriptors=telemetry_descriptors)
 
   def BeamSource(self, batch_size: Optional[int] = None) -> beam.PTransform:  # pylint: disable=invalid-name
     del batch_size  # BATCH_SIZE

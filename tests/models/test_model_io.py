@@ -14,6 +14,20 @@ from tests.conftest import transformed_ml100k_sample
 CB = configs.default_hparams()['content_based']
 
 
+def _write(path, examples, spec, rows, change=lambda name, k, values: values):
+  """`rows` of in-memory transformed examples as a TFRecord file of tf.Examples; `change`
+  (feature name, k-th row written, values) -> the values written."""
+  with tf.io.TFRecordWriter(path) as writer:
+    for k, row in enumerate(rows):
+      example = tf.train.Example()
+      for name in spec:
+        values = examples.labels[row] if name == f.LABEL else examples.features[name][row]
+        target = example.features.feature[name]
+        (target.float_list if name == f.LABEL else target.int64_list).value.extend(
+            np.ravel(change(name, k, values)).tolist())
+      writer.write(example.SerializeToString())
+
+
 @pytest.fixture(scope='module')
 def sample(tmp_path_factory):
   """(TFTransformOutput, in-memory examples, their TFRecord files in a shuffled order) of 3,000
@@ -24,15 +38,7 @@ def sample(tmp_path_factory):
   order = np.random.default_rng(0).permutation(len(examples))
   files = [str(folder / f'part-{k}.tfrecord') for k in range(2)]
   for k, path in enumerate(files):
-    with tf.io.TFRecordWriter(path) as writer:
-      for row in order[k::2]:
-        example = tf.train.Example()
-        for name in spec:
-          values = examples.labels[row] if name == f.LABEL else examples.features[name][row]
-          target = example.features.feature[name]
-          (target.float_list if name == f.LABEL else target.int64_list).value.extend(
-              np.ravel(values).tolist())
-        writer.write(example.SerializeToString())
+    _write(path, examples, spec, order[k::2])
   return tft_output, examples, files
 
 
@@ -62,17 +68,9 @@ def test_a_movie_whose_examples_disagree_on_its_content_is_an_error(sample, tmp_
   movie = examples.features[f.MOVIE_INDEX][0]
   rows = np.nonzero(examples.features[f.MOVIE_INDEX] == movie)[0][:2]
   path = str(tmp_path / 'part.tfrecord')
-  with tf.io.TFRecordWriter(path) as writer:
-    for k, row in enumerate(rows):
-      example = tf.train.Example()
-      for name in spec:
-        values = examples.labels[row] if name == f.LABEL else examples.features[name][row]
-        if name == f.RELEASE_BUCKET and k:
-          values = values + 1  # the second example of the movie says another decade
-        target = example.features.feature[name]
-        (target.float_list if name == f.LABEL else target.int64_list).value.extend(
-            np.ravel(values).tolist())
-      writer.write(example.SerializeToString())
+  # The second example of the movie says another decade.
+  _write(path, examples, spec, rows,
+         lambda name, k, values: values + 1 if name == f.RELEASE_BUCKET and k else values)
   # In one batch, and across batches (each example its own batch).
   for batch in (model_io.READ_BATCH, 1):
     monkeypatch.setattr(model_io, 'READ_BATCH', batch)
