@@ -6,10 +6,12 @@ For each dataset (synthetic MovieLens-latest data of each size from `bench.synth
 --ml-100k the real ML-100K): the training part of the pipeline's seeded random 80/20 split, of
 which 10% (seed 0) is carved out as validation; no test data is looked at. Each model trains as
 the Trainer trains it (`trainer.fit_model`, the settings of pipeline/configs.py). After every
-epoch the clock stops while the validation RMSE and the ranking head's NDCG@10 (top 10 of the
-movies a user did not rate in training; relevant: rated in validation) are computed. A model's
-time to accuracy is the training time (building and tracing included) until the first epoch
-whose validation RMSE is within 0.005 of the last epoch's, and likewise for NDCG@10.
+epoch, and at even points within an epoch where a fit has fewer than 8 epochs (at 10M ratings
+the example budget trains one or two), the clock stops while the validation RMSE and the
+ranking head's NDCG@10 (top 10 of the movies a user did not rate in training; relevant: rated
+in validation) are computed. A model's time to accuracy is the training time (building and
+tracing included) until the first such point whose validation RMSE is within 0.005 of the last
+one's, and likewise for NDCG@10.
 
 The peer: implicit's alternating least squares (in setup.py's `[test]` extra and the lock, for
 this benchmark only) on the same fit part, every rating a positive, 64 factors, 15
@@ -41,15 +43,17 @@ from components.models.model_names import MODEL_NAMES
 RESULTS = os.path.join(provenance.PROJECT_DIR, 'bench', 'results', 'time-to-accuracy.md')
 WITHIN = 0.005  # "within 0.005 of its final value" (the scale issue)
 VALIDATION_FRACTION, VALIDATION_SEED = 0.1, 0
+POINTS = 8  # validations at least per fit (one per epoch when there are more epochs)
 
 
 def time_to_within(seconds: List[float], values: List[float], within: float = WITHIN):
-  """(seconds, epoch) of the first epoch whose value is within `within` of the last one's."""
+  """(seconds, point) of the first validation point (1-based) whose value is within `within`
+  of the last one's."""
   final = values[-1]
-  for epoch, (spent, value) in enumerate(zip(seconds, values), start=1):
+  for point, (spent, value) in enumerate(zip(seconds, values), start=1):
     if abs(value - final) <= within:
-      return spent, epoch
-  return seconds[-1], len(values)  # (the last epoch is always within)
+      return spent, point
+  return seconds[-1], len(values)  # (the last point is always within)
 
 
 def _rmse(predicted, truth, scale: formats.RatingScale) -> float:
@@ -57,20 +61,36 @@ def _rmse(predicted, truth, scale: formats.RatingScale) -> float:
   return float(np.sqrt(np.mean((predicted - truth) ** 2)))
 
 
+def checkpoints(epochs: int, steps_per_epoch: int, points: int = POINTS) -> List[int]:
+  """The batches (1-based, within an epoch) after which validation runs: the epoch's end, and
+  evenly between where a fit has fewer than `points` epochs (big data trains one or two)."""
+  per_epoch = -(-points // epochs)
+  return sorted({max(1, round(steps_per_epoch * j / per_epoch)) for j in range(1, per_epoch + 1)})
+
+
 def train_and_watch(tft_output, hparams, fit, validation, scale) -> Dict:
-  """Trains one model as the Trainer does; per epoch: training seconds so far (the clock
-  stopped while validating), validation RMSE and NDCG@10."""
+  """Trains one model as the Trainer does; at each checkpoint: epochs done (a fraction within
+  an epoch), training seconds so far (the clock stopped while validating), validation RMSE and
+  NDCG@10."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components.models import trainer  # pylint: disable=import-outside-toplevel
+  epochs, steps = trainer.training_steps(hparams, len(fit))
+  marks = set(checkpoints(epochs, steps))
 
   class Watch(tf.keras.callbacks.Callback):
     def __init__(self):
       super().__init__()
-      self.seconds, self.rmse, self.ndcg = [], [], []
-      self.spent, self.resumed = 0.0, time.monotonic()
+      self.epochs, self.seconds, self.rmse, self.ndcg = [], [], [], []
+      self.epoch, self.spent, self.resumed = 0, 0.0, time.monotonic()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
+      self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+      if batch + 1 not in marks:
+        return
       self.spent += time.monotonic() - self.resumed
+      self.epochs.append(self.epoch + (batch + 1) / steps)
       self.seconds.append(self.spent)
       predicted = self.model.predict(validation.features, batch_size=8192, verbose=0)
       self.rmse.append(_rmse(predicted, validation.labels, scale))
@@ -79,7 +99,8 @@ def train_and_watch(tft_output, hparams, fit, validation, scale) -> Dict:
 
   watch = Watch()  # the clock starts here: building and tracing the model count
   trainer.fit_model(tft_output, hparams, fit, callbacks=[watch])
-  return {'seconds': watch.seconds, 'rmse': watch.rmse, 'ndcg@10': watch.ndcg}
+  return {'epochs_done': watch.epochs, 'seconds': watch.seconds, 'rmse': watch.rmse,
+          'ndcg@10': watch.ndcg}
 
 
 def als_and_watch(fit: formats.Ratings, validation: formats.Ratings, iterations: int = 15,
@@ -100,11 +121,12 @@ def als_and_watch(fit: formats.Ratings, validation: formats.Ratings, iterations:
       relevant.setdefault(str(u), set()).add(str(m))
   known = list(relevant)
   rows = np.searchsorted(users, np.array([int(u) for u in known]))
-  watch = {'seconds': [], 'ndcg@10': []}
+  watch = {'epochs_done': [], 'seconds': [], 'ndcg@10': []}
   clock = {'spent': 0.0, 'resumed': time.monotonic()}
 
   def callback(iteration, elapsed, loss):  # pylint: disable=unused-argument
     clock['spent'] += time.monotonic() - clock['resumed']
+    watch['epochs_done'].append(iteration + 1)
     watch['seconds'].append(clock['spent'])
     ids, _ = model.recommend(rows, user_items[rows], N=10, filter_already_liked_items=True)
     recommended = {u: [str(movies[j]) for j in ids[i]] for i, u in enumerate(known)}
@@ -159,26 +181,33 @@ def measure(name: str, data_dir: str, models, peer: bool) -> Dict:
 
 
 def _summary(curve: Dict) -> Dict:
-  summary = {'epochs': len(curve['seconds']), 'total_seconds': curve['seconds'][-1]}
+  """The time to accuracy of a curve, where its points are in epochs (iterations for ALS)."""
+  done = curve['epochs_done']
+  summary = {'epochs': done[-1], 'points': len(done), 'total_seconds': curve['seconds'][-1]}
   for metric in ('rmse', 'ndcg@10'):
     if curve.get(metric):
-      spent, epoch = time_to_within(curve['seconds'], curve[metric])
+      spent, point = time_to_within(curve['seconds'], curve[metric])
       summary[metric] = curve[metric]
       summary[f'{metric}_final'] = curve[metric][-1]
       summary[f'{metric}_seconds'] = spent
-      summary[f'{metric}_epoch'] = epoch
+      summary[f'{metric}_point'] = point
+      summary[f'{metric}_epochs'] = done[point - 1]
       best = int(np.argmin(curve[metric]) if metric == 'rmse' else np.argmax(curve[metric]))
       summary[f'{metric}_best'] = curve[metric][best]
-      summary[f'{metric}_best_epoch'] = best + 1
+      summary[f'{metric}_best_epochs'] = done[best]
   return summary
+
+
+def _epochs(value: float) -> str:
+  return f'{value:g}' if float(value).is_integer() else f'{value:.2f}'
 
 
 def _cell(row: Dict, metric: str) -> str:
   if f'{metric}_final' not in row:
     return '-'
   return (f"{row[f'{metric}_final']:.4f}: {row[f'{metric}_seconds']:.2f} s "
-          f"(epoch {row[f'{metric}_epoch']} of {row['epochs']}); best "
-          f"{row[f'{metric}_best']:.4f} at epoch {row[f'{metric}_best_epoch']}")
+          f"(epoch {_epochs(row[f'{metric}_epochs'])} of {_epochs(row['epochs'])}); best "
+          f"{row[f'{metric}_best']:.4f} at epoch {_epochs(row[f'{metric}_best_epochs'])}")
 
 
 def _line(row: Dict) -> str:
@@ -189,11 +218,13 @@ def render(command: str, results: List[Dict]) -> str:
   lines = ['# Time to accuracy', '', f'Command: `{command}`  ', f'Date: {provenance.now()}  ',
            f'Machine: {provenance.machine()}  ', f'Commit: {provenance.commit()}', '',
            'Validation carved from the training part of the seeded random 80/20 split (10%, '
-           'seed 0). Each cell: the final validation value, then the training time until the '
-           f'first epoch within {WITHIN} of it (the clock stopped while validating; building '
-           'and tracing the model included), and the best epoch\'s value. Where the best is '
-           'well before the last epoch, the model overfits: "within 0.005 of the final" is '
-           'then reached early by a curve on its way down and back up.', '',
+           'seed 0). Validated after every epoch, and at even points within an epoch where a '
+           f'fit has fewer than {POINTS} epochs (epoch 0.25: a quarter into the first). Each '
+           'cell: the final validation value, then the training time until the first point '
+           f'within {WITHIN} of it (the clock stopped while validating; building and tracing '
+           'the model included), and the best point\'s value. Where the best is well before '
+           'the end, the model overfits: "within 0.005 of the final" is then reached early by '
+           'a curve on its way down and back up. ALS counts iterations as epochs.', '',
            '| data | model | validation RMSE: time to within 0.005 | validation NDCG@10: time '
            'to within 0.005 | whole fit |', '|---|---|---|---|---:|']
   for result in results:
@@ -202,7 +233,8 @@ def render(command: str, results: List[Dict]) -> str:
                    f"{result['validation_ratings']:,} validation) | {model} | "
                    f"{_cell(row, 'rmse')} | {_cell(row, 'ndcg@10')} | "
                    f"{row['total_seconds']:.2f} s |")
-  lines += ['', 'Per epoch (seconds, RMSE, NDCG@10) in the JSON file beside this one.']
+  lines += ['', 'Per point (epochs done, seconds, RMSE, NDCG@10) in the JSON file beside this '
+            'one.']
   return '\n'.join(lines) + '\n'
 
 

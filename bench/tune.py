@@ -55,26 +55,38 @@ def _carve(data, ratings, strategy, fraction, seed):
   return ratings.take(~mask), ratings.take(mask)
 
 
+USER_CHUNK = 4096  # validation users scored at a time: [users, movies] scores stay small
+
+
 def _ndcg_at_10(model, fit_examples, validation_examples) -> float:
-  """Mean NDCG@10 of the model's ranking head over the validation users."""
+  """Mean NDCG@10 of the model's ranking head over the validation users (top 10 of the movies
+  each user did not rate in fitting), scored a chunk of users at a time."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  movies, first_movie = np.unique(fit_examples.features[f.MOVIE_INDEX], return_index=True)
+  fit_users = fit_examples.features[f.USER_INDEX]
+  fit_movies = fit_examples.features[f.MOVIE_INDEX]
+  movies, first_movie = np.unique(fit_movies, return_index=True)
   vectors, bias = model.ranking_movies({name: tf.constant(fit_examples.features[name][first_movie])
                                         for name in model.movie_feature_names})
   users = np.unique(validation_examples.features[f.USER_INDEX])
   # Each user's features as stored in training (their first example's; one per user).
-  first = np.searchsorted(fit_examples.features[f.USER_INDEX], users)
-  user, offset = model.ranking_user({name: tf.constant(fit_examples.features[name][first])
-                                     for name in model.user_feature_names})
-  scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()
-  column = {m: i for i, m in enumerate(movies.tolist())}
-  row = {u: i for i, u in enumerate(users.tolist())}
-  for u, m in zip(fit_examples.features[f.USER_INDEX].tolist(),
-                  fit_examples.features[f.MOVIE_INDEX].tolist()):
-    if u in row:
-      scores[row[u], column[m]] = -np.inf
-  top = np.argsort(-scores, axis=1)[:, :10]
-  recommended = {u: [str(movies[j]) for j in top[row[u]]] for u in users.tolist()}
+  first = np.searchsorted(fit_users, users)
+  # Fit ratings of validation users as (row in `users`, column in `movies`), masked below.
+  row = np.searchsorted(users, fit_users).clip(max=len(users) - 1)
+  seen = users[row] == fit_users
+  seen_rows, seen_columns = row[seen], np.searchsorted(movies, fit_movies[seen])
+  order = np.argsort(seen_rows, kind='stable')
+  seen_rows, seen_columns = seen_rows[order], seen_columns[order]
+  recommended = {}
+  for start in range(0, len(users), USER_CHUNK):
+    stop = min(start + USER_CHUNK, len(users))
+    user, offset = model.ranking_user({name: tf.constant(fit_examples.features[name][first[start:stop]])
+                                       for name in model.user_feature_names})
+    scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()
+    lo, hi = np.searchsorted(seen_rows, [start, stop])
+    scores[seen_rows[lo:hi] - start, seen_columns[lo:hi]] = -np.inf
+    top = tf.math.top_k(scores, k=min(10, scores.shape[1])).indices.numpy()
+    for i, u in enumerate(users[start:stop].tolist()):
+      recommended[u] = [str(m) for m in movies[top[i]]]
   relevant = {}
   for u, m in zip(validation_examples.features[f.USER_INDEX].tolist(),
                   validation_examples.features[f.MOVIE_INDEX].tolist()):

@@ -90,6 +90,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
       help='StatisticsGen describes a random sample of about N ratings when there are more '
            f'(TFDV\'s sample_rate; default {configs.DEFAULT_STATISTICS_SAMPLE_RATINGS:,}; 0: '
            'all ratings)')
+  add('--own-processes-from', type=int, metavar='N',
+      default=configs.DEFAULT_OWN_PROCESSES_FROM_RATINGS,
+      help='local runs: from N ratings on, ExampleGen, StatisticsGen, Transform, the Trainers and '
+           'the Evaluators run each in a Python process of its own, which gives their memory '
+           f'back when they end (default {configs.DEFAULT_OWN_PROCESSES_FROM_RATINGS:,}; 0: '
+           'never, 1: always)')
   add('--no-cache', action='store_true', help='rerun every component')
 
 
@@ -99,12 +105,16 @@ def settings_from_args(args: argparse.Namespace, output_dir: str,
   --statistics-sample)."""
   if args.statistics_sample < 0:
     raise ValueError(f'--statistics-sample must be 0 (all) or more, got {args.statistics_sample}')
+  if args.own_processes_from < 0:
+    raise ValueError(f'--own-processes-from must be 0 (never) or more, got '
+                     f'{args.own_processes_from}')
   settings = configs.PipelineSettings(
       output_dir=output_dir, rmse_upper_bound=args.max_rmse,
       max_rmse_increase=args.max_rmse_increase, max_ndcg_decrease=args.max_ndcg_decrease,
       ranking_must_beat_popularity=not args.allow_below_most_popular,
       beam_pipeline_args=list(args.beam_arg),
       statistics_sample_ratings=args.statistics_sample,
+      own_processes_from_ratings=args.own_processes_from,
       enable_cache=not args.no_cache, **overrides)
   settings.set_epochs(args.epochs)
   settings.hparams = hyperparameters.override(settings.hparams, args.set)

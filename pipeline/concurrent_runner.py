@@ -20,13 +20,16 @@ Rules:
 - after a failure nothing new starts; the components already running finish, then the first
   error is raised, as the sequential runner would;
 - components run in daemon threads, so Ctrl-C stops the run at once, as it stops TFX's runner;
-  ML Metadata then records them as still running, and the next run redoes them.
+  ML Metadata then records them as still running, and the next run redoes them;
+- the executors of the components in `own_process` (ids) run each in a new Python process
+  (components/tfx/executor_process.py), so that what they keep in memory is given back when
+  they end; the launcher and ML Metadata stay here.
 """
 
 import datetime
 import queue
 import threading
-from typing import Dict, Optional, Sequence, Set
+from typing import Collection, Dict, Optional, Sequence, Set
 
 from absl import logging
 from tfx.dsl.compiler import constants
@@ -37,6 +40,8 @@ from tfx.orchestration.portable import launcher
 from tfx.orchestration.portable import partial_run_utils
 from tfx.orchestration.portable import runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
+
+from components.tfx import executor_process
 
 _METADATA_LOCK = threading.RLock()
 
@@ -62,11 +67,13 @@ class _SerializedMetadata(metadata.Metadata):
 class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
   """Runs independent components at once, under the rules of this module's docstring."""
 
-  def __init__(self, max_parallel: int = 2, first: Sequence[str] = ()):
+  def __init__(self, max_parallel: int = 2, first: Sequence[str] = (),
+               own_process: Collection[str] = ()):
     super().__init__()
     if max_parallel < 1:
       raise ValueError(f'max_parallel must be at least 1, not {max_parallel}')
     self._max_parallel, self._first = max_parallel, tuple(first)
+    self._own_process = frozenset(own_process)
 
   def run_with_ir(self, pipeline: pipeline_pb2.Pipeline,
                   run_options: Optional[pipeline_pb2.RunOptions] = None) -> None:
@@ -107,6 +114,10 @@ class ConcurrentLocalDagRunner(local_dag_runner.LocalDagRunner):
             executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
             custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config,
                                                                        node_id),
+            custom_executor_operators=(
+                dict.fromkeys(executor_process.SPEC_TYPES,
+                              executor_process.ExecutorProcessOperator)
+                if node_id in self._own_process else None),
         ).launch()
         logging.info('Component %s is finished.', node_id)
         results.put((node_id, None))

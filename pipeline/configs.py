@@ -19,6 +19,8 @@ MODEL_NAMES = names.MODEL_NAMES
 # TFDV's cost per rating is the same at any size (34 s per million on 2 cores): above 2M
 # ratings a sample describes the data as well (docs/performance.md).
 DEFAULT_STATISTICS_SAMPLE_RATINGS = 2_000_000
+# From 1M ratings a local run's big steps run in processes of their own (PipelineSettings).
+DEFAULT_OWN_PROCESSES_FROM_RATINGS = 1_000_000
 
 
 def default_hparams() -> Dict[str, hyperparameters.Training]:
@@ -67,6 +69,11 @@ class PipelineSettings:
   # (TFDV's sample_rate); 0 describes all. The bad-row checks are ingestion's and see every
   # row; the sample is what ExampleValidator compares with the curated schema.
   statistics_sample_ratings: int = DEFAULT_STATISTICS_SAMPLE_RATINGS
+  # Local runs of at least this many ratings run the executors of the big steps (ExampleGen,
+  # StatisticsGen, Transform, the Trainers and the Evaluators) each in a Python process of its
+  # own, which gives their memory back when they end (components/tfx/executor_process.py;
+  # starting one costs seconds, which small data would notice). 0: never.
+  own_processes_from_ratings: int = DEFAULT_OWN_PROCESSES_FROM_RATINGS
   # Where the pipeline's artifacts and the pushed models go when not under output_dir (a
   # cluster's gs://, s3:// or shared path; kubeflow_runner.py).
   pipeline_root_dir: Optional[str] = None
@@ -94,6 +101,12 @@ class PipelineSettings:
     there are more than `statistics_sample_ratings`."""
     cap = self.statistics_sample_ratings
     return min(1.0, cap / num_ratings) if cap and num_ratings > cap else 1.0
+
+  def executors_in_own_processes(self, num_ratings: int) -> bool:
+    """Whether a local run over `num_ratings` ratings (0: unknown) runs the big steps'
+    executors in processes of their own."""
+    threshold = self.own_processes_from_ratings
+    return bool(threshold) and num_ratings >= threshold
 
   def set_epochs(self, epochs: Optional[int]) -> None:
     if epochs is not None:

@@ -6,6 +6,7 @@ import os
 import time
 from typing import Sequence, TextIO
 
+from tfx import components as tfx_components
 from tfx.orchestration import metadata
 
 from components.tfx import anomalies_gate
@@ -19,6 +20,20 @@ from pipeline import report
 from pipeline import run_summary
 from pipeline import schema as schema_lib
 from serving import model_config
+
+
+# The steps whose executors hold much memory: in processes of their own on big data.
+BIG_STEPS = (tfx_components.CsvExampleGen, tfx_components.StatisticsGen,
+             tfx_components.Transform, tfx_components.Trainer, tfx_components.Evaluator)
+
+
+def own_process_ids(settings: configs.PipelineSettings, tfx_pipeline,
+                    num_ratings: int) -> list:
+  """Ids of the components whose executors run in processes of their own (configs.py
+  `own_processes_from_ratings`)."""
+  if not settings.executors_in_own_processes(num_ratings):
+    return []
+  return [c.id for c in tfx_pipeline.components if isinstance(c, BIG_STEPS)]
 
 
 def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
@@ -44,7 +59,9 @@ def run(settings: configs.PipelineSettings, prepared: ingestion.PreparedData,
   try:
     with progress_lib.track_components(progress):
       concurrent_runner.ConcurrentLocalDagRunner(
-          max_parallel, first=(names.CONTENT_BASED,)).run(tfx_pipeline)
+          max_parallel, first=(names.CONTENT_BASED,),
+          own_process=own_process_ids(settings, tfx_pipeline, prepared.num_ratings),
+      ).run(tfx_pipeline)
   except anomalies_gate.DataAnomaliesError as e:
     error = str(e)
   except Exception as e:  # pylint: disable=broad-except  (reported in the summary, exit 1)

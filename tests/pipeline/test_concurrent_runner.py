@@ -32,7 +32,7 @@ def _record(log_dir: str, name: str, fail: bool = False) -> None:
   open(os.path.join(log_dir, f'{name}.started'), 'w', encoding='utf-8').close()
   time.sleep(600 if name in os.environ.get('LONG_STEPS', '').split(',') else STEP_SECONDS)
   with open(os.path.join(log_dir, f'{name}.json'), 'w', encoding='utf-8') as f:
-    json.dump([started, time.time()], f)
+    json.dump([started, time.time(), os.getpid()], f)
 
 
 @component
@@ -55,7 +55,7 @@ def Check(log_dir: Parameter[str], name: Parameter[str], model: InputArtifact[st
   _record(log_dir, name, fail)
 
 
-def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2, first=()):
+def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2, first=(), own_process=()):
   """Source -> Fit_a -> Check_a, Source -> Fit_b -> Check_b."""
   log_dir = str(tmp_path / 'log')
   os.makedirs(log_dir, exist_ok=True)
@@ -76,8 +76,8 @@ def _run(tmp_path, fail_check_a: bool = False, max_parallel: int = 2, first=()):
   error = None
   with progress_lib.track_components(progress):
     try:
-      concurrent_runner.ConcurrentLocalDagRunner(max_parallel, first).run(pipeline)
-    except RuntimeError as e:
+      concurrent_runner.ConcurrentLocalDagRunner(max_parallel, first, own_process).run(pipeline)
+    except Exception as e:  # pylint: disable=broad-except  (TFX's launcher raises its own)
       error = e
   spans = {}
   for name in [n for n in os.listdir(log_dir) if n.endswith('.json')]:
@@ -128,6 +128,26 @@ def test_a_failure_lets_running_components_finish_and_starts_nothing_new(tmp_pat
   # Fit_b ran beside Check_a and finished; Check_b, which would start after it, never ran.
   assert 'Fit_b' in spans and 'Check_b' not in spans and 'Check_a' not in spans
   assert 'Check_b' not in progress.order
+
+
+def test_executors_run_in_processes_of_their_own_when_asked(tmp_path, monkeypatch):
+  started = []
+  call = subprocess.call
+  monkeypatch.setattr(subprocess, 'call', lambda *a, **k: started.append(a[0]) or call(*a, **k))
+  spans, progress, error = _run(tmp_path, own_process=('Fit_a', 'Check_a'))
+  assert error is None
+  assert len(started) == 2 and all('components.tfx.executor_process' in c for c in started)
+  assert spans['Fit_a'][2] != os.getpid() and spans['Check_a'][2] != os.getpid()
+  assert spans['Fit_a'][2] != spans['Check_a'][2]  # a new process for each
+  assert spans['Source'][2] == spans['Fit_b'][2] == os.getpid()
+  assert sorted(progress.order) == ['Check_a', 'Check_b', 'Fit_a', 'Fit_b', 'Source']
+
+
+def test_an_executor_failing_in_its_own_process_fails_the_run_with_its_error(tmp_path):
+  spans, progress, error = _run(tmp_path, fail_check_a=True, own_process=('Check_a',))
+  assert 'RuntimeError: Check_a failed on purpose' in str(error)
+  assert progress.failed_node == 'Check_a'
+  assert 'Fit_b' in spans and 'Check_b' not in spans
 
 
 def test_ctrl_c_stops_the_run_at_once(tmp_path):

@@ -1,0 +1,107 @@
+"""Runs a component's executor in a Python process of its own, as Kubeflow runs each in its pod.
+
+Why: in one local process, what TensorFlow, TFMA and Beam keep after a component has ended stays
+with the runner, and the next component's memory comes on top. On the synthetic 25M the
+runner still held 6.8-7.0 GiB while only the last Evaluator ran (docs/performance.md). A process
+that exits gives all of it back.
+
+`ExecutorProcessOperator` is a TFX executor operator (the launcher's `custom_executor_operators`)
+for Python and Beam executors. It writes the executable spec and the `ExecutionInfo` (TFX's own
+ExecutionInvocation proto) to the execution's tmp folder and runs this module on them in a new
+Python process. There TFX's dispatcher of its Python execution binary
+(tfx.orchestration.python_execution_binary) runs the executor, as in the runner, and writes
+its ExecutorOutput where the launcher reads it. ML Metadata stays with the launcher in the
+runner, so no second process writes to the SQLite store. A failed executor's error is sent back
+as the output's result message, so the run reports it as it would in-process. The child
+process inherits the runner's environment (TF_USE_LEGACY_KERAS) and its stdout and stderr (the
+run log).
+"""
+
+from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
+
+import os
+import subprocess
+import sys
+import traceback
+from typing import Optional
+
+from tfx.dsl.io import fileio
+from tfx.orchestration.portable import base_executor_operator
+from tfx.orchestration.portable import data_types
+from tfx.proto.orchestration import executable_spec_pb2
+from tfx.proto.orchestration import execution_invocation_pb2
+from tfx.proto.orchestration import execution_result_pb2
+
+from components import atomic_files
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODULE = 'components.tfx.executor_process'
+SPEC_FILE, INVOCATION_FILE = 'executable_spec.pb', 'execution_invocation.pb'
+SPEC_TYPES = (executable_spec_pb2.PythonClassExecutableSpec,
+              executable_spec_pb2.BeamExecutableSpec)
+
+
+def _error_output(message: str) -> execution_result_pb2.ExecutorOutput:
+  return execution_result_pb2.ExecutorOutput(
+      execution_result=execution_result_pb2.ExecutionResult(code=1, result_message=message))
+
+
+class ExecutorProcessOperator(base_executor_operator.BaseExecutorOperator):
+  """Runs a Python or Beam executor in a new Python process (this module's docstring)."""
+
+  SUPPORTED_EXECUTOR_SPEC_TYPE = list(SPEC_TYPES)
+  SUPPORTED_PLATFORM_CONFIG_TYPE = []
+
+  def __init__(self, executor_spec, platform_config=None, pipeline_platform_config=None):
+    del platform_config, pipeline_platform_config  # local processes: no resources to ask for
+    super().__init__(executor_spec)
+
+  def run_executor(
+      self, execution_info: data_types.ExecutionInfo) -> execution_result_pb2.ExecutorOutput:
+    folder = execution_info.tmp_dir
+    fileio.makedirs(folder)
+    spec_kind = type(self._executor_spec).__name__
+    atomic_files.write(os.path.join(folder, SPEC_FILE),
+                             spec_kind.encode() + b'\n' + self._executor_spec.SerializeToString())
+    atomic_files.write(os.path.join(folder, INVOCATION_FILE),
+                             execution_info.to_proto().SerializeToString())
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (PROJECT_DIR, env.get('PYTHONPATH')) if p)
+    code = subprocess.call([sys.executable, '-m', MODULE, folder], env=env)
+    if fileio.exists(execution_info.execution_output_uri):
+      with fileio.open(execution_info.execution_output_uri, 'rb') as f:
+        output = execution_result_pb2.ExecutorOutput.FromString(f.read())
+      if code == 0 or output.execution_result.code:
+        return output
+    return _error_output(f'the executor process exited with code {code} and no result '
+                         '(its output is in the run log)')
+
+
+def _read_spec(path: str):
+  with open(path, 'rb') as f:
+    kind, serialized = f.read().split(b'\n', 1)
+  spec_class = {c.__name__: c for c in SPEC_TYPES}[kind.decode()]
+  return spec_class.FromString(serialized)
+
+
+def run_in_this_process(folder: str) -> int:
+  """The child's side: runs the executor described in `folder`; 0 when it succeeded."""
+  from tfx.orchestration.python_execution_binary import python_execution_binary_utils as utils  # pylint: disable=import-outside-toplevel
+  from tfx.orchestration.python_execution_binary import python_executor_operator_dispatcher as dispatcher  # pylint: disable=import-outside-toplevel
+  spec = _read_spec(os.path.join(folder, SPEC_FILE))
+  utils.import_class_path(spec)  # before the artifacts are parsed: their types resolve
+  with open(os.path.join(folder, INVOCATION_FILE), 'rb') as f:
+    invocation = execution_invocation_pb2.ExecutionInvocation.FromString(f.read())
+  execution_info = data_types.ExecutionInfo.from_proto(invocation)
+  output: Optional[execution_result_pb2.ExecutorOutput]
+  try:
+    output = dispatcher.run_executor(spec, execution_info)
+  except Exception as e:  # pylint: disable=broad-except  (sent back to the launcher)
+    traceback.print_exc()
+    output = _error_output(f'{type(e).__name__}: {e}')
+  atomic_files.write(execution_info.execution_output_uri, output.SerializeToString())
+  return output.execution_result.code
+
+
+if __name__ == '__main__':
+  sys.exit(run_in_this_process(sys.argv[1]))
