@@ -14,12 +14,14 @@ its ExecutorOutput where the launcher reads it. ML Metadata stays with the launc
 runner, so no second process writes to the SQLite store. A failed executor's error is sent back
 as the output's result message, so the run reports it as it would in-process. The child
 process inherits the runner's environment (TF_USE_LEGACY_KERAS) and its stdout and stderr (the
-run log).
+run log). It ends with the runner, however the runner ends.
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -67,7 +69,7 @@ class ExecutorProcessOperator(base_executor_operator.BaseExecutorOperator):
                              execution_info.to_proto().SerializeToString())
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (PROJECT_DIR, env.get('PYTHONPATH')) if p)
-    code = subprocess.call([sys.executable, '-m', MODULE, folder], env=env)
+    code = subprocess.call([sys.executable, '-m', MODULE, folder, str(os.getpid())], env=env)
     if fileio.exists(execution_info.execution_output_uri):
       with fileio.open(execution_info.execution_output_uri, 'rb') as f:
         output = execution_result_pb2.ExecutorOutput.FromString(f.read())
@@ -82,6 +84,18 @@ def _read_spec(path: str):
     kind, serialized = f.read().split(b'\n', 1)
   spec_class = {c.__name__: c for c in SPEC_TYPES}[kind.decode()]
   return spec_class.FromString(serialized)
+
+
+def stop_with_parent(parent_pid: int) -> None:
+  """Asks Linux to kill this process when its parent ends (PR_SET_PDEATHSIG): a runner killed
+  without a chance to clean up (SIGKILL, out of memory) leaves no executor running on, and the
+  next run redoes the component. Exits at once if the parent has already gone."""
+  try:
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+  except (OSError, AttributeError):  # not Linux: the executor outlives a killed runner
+    return
+  if os.getppid() != parent_pid:
+    os._exit(1)  # pylint: disable=protected-access  (nothing started yet to clean up)
 
 
 def run_in_this_process(folder: str) -> int:
@@ -104,4 +118,5 @@ def run_in_this_process(folder: str) -> int:
 
 
 if __name__ == '__main__':
+  stop_with_parent(int(sys.argv[2]))
   sys.exit(run_in_this_process(sys.argv[1]))

@@ -3,7 +3,10 @@ which size, and that a real Beam step run that way writes what it writes in the 
 
 import argparse
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 import tensorflow_data_validation as tfdv
@@ -17,6 +20,7 @@ from pipeline import configs
 from pipeline import local
 from pipeline import partial
 from pipeline import pipeline as pipeline_def
+from tests.conftest import PROJECT_DIR
 
 
 @pytest.mark.parametrize('threshold, ratings, own', [
@@ -85,3 +89,47 @@ def test_beam_steps_in_their_own_processes_write_what_they_write_in_the_runner(
   assert not started
   assert own.datasets[0].num_examples == 80_000
   assert own == here
+
+
+RUNNER = """
+import os, subprocess, sys, time
+subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid()), sys.argv[2]])
+time.sleep(600)
+"""
+EXECUTOR = """
+import os, sys, time
+from components.tfx import executor_process
+executor_process.stop_with_parent(int(sys.argv[1]))
+with open(sys.argv[2] + '.part', 'w') as f:
+  f.write(str(os.getpid()))
+os.rename(sys.argv[2] + '.part', sys.argv[2])
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+  try:
+    with open(f'/proc/{pid}/status', encoding='utf-8') as f:
+      return 'State:\tZ' not in f.read()  # a zombie has ended
+  except FileNotFoundError:
+    return False
+
+
+def test_an_executor_process_ends_when_its_runner_is_killed(tmp_path):
+  pid_file = tmp_path / 'executor.pid'
+  runner = subprocess.Popen([sys.executable, '-c', RUNNER, EXECUTOR, str(pid_file)],
+                            cwd=PROJECT_DIR)
+  try:
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() and time.monotonic() < deadline:
+      time.sleep(0.2)
+    executor = int(pid_file.read_text())
+    assert _alive(executor)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 30
+    while _alive(executor) and time.monotonic() < deadline:
+      time.sleep(0.2)
+    assert not _alive(executor)
+  finally:
+    runner.kill()
