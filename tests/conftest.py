@@ -73,6 +73,18 @@ def transformed_ml100k_sample(folder: str, size: int = SAMPLE):
   return data, tft_output, quality.transform(tft_output, quality.raw_columns(data, train))
 
 
+def ml100k_rating(user_id='196', movie_id='242'):
+  """A tf.Example of one rating with ML-100K's raw features (the served models' input)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  feature = lambda *v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[x.encode() for x in v]))
+  number = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+  return tf.train.Example(features=tf.train.Features(feature={
+      'user_id': feature(user_id), 'movie_id': feature(movie_id), 'timestamp': number(881250949),
+      'age': number(49), 'gender': feature('M'), 'occupation': feature('writer'),
+      'zip_code': feature('55105'), 'title': feature('Kolya (1996)'),
+      'release_year': number(1997), 'genres': feature('Comedy')}))
+
+
 @pytest.fixture
 def batch_source_calls(monkeypatch):
   """How many times the batch-reading Beam source (components/tfx/batch_read_tfxio.py) was

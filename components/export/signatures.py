@@ -490,7 +490,15 @@ class ServingSignatures(tf.Module):
   def _ranked_lists(self, user_id):
     """Per rating [B]: its user's top `MAX_K` of `recommend` (stored features and profile) and
     of most-popular, among the movies the user did not rate in training, as space-separated
-    movie IDs, for the Evaluator's ranking metrics (components/evaluation/ranking_metrics.py)."""
+    movie IDs, for the Evaluator's ranking metrics (components/evaluation/ranking_metrics.py).
+
+    Computed once per distinct user of the batch and given to each of their ratings: a user
+    has many eval ratings, and each list scores the whole catalogue."""
+    users, row = tf.unique(user_id)
+    return {name: tf.gather(lists, row) for name, lists in self._users_lists(users).items()}
+
+  def _users_lists(self, user_id):
+    """`_ranked_lists` of distinct users [U]."""
     tables = self.tables
     index, user_inputs = self._users(user_id, {})
     batch = tf.shape(user_id)[0]

@@ -18,7 +18,8 @@ from bench import quality
 from components.export import signatures
 from components.models import trainer
 from pipeline import configs
-from tests.conftest import MODELS, PROJECT_DIR, transformed_ml100k_sample
+from components.evaluation import ranking_metrics
+from tests.conftest import MODELS, PROJECT_DIR, ml100k_rating, transformed_ml100k_sample
 
 CONTRACT = os.path.join(PROJECT_DIR, 'tests', 'serving_contract.json')
 
@@ -96,3 +97,23 @@ def test_each_method_called_alone_answers_as_its_served_signature(exported):
     recommended = serving.recommend(dict(_requests(name)['recommend']))
     assert (recommended[signatures.MOVIE_IDS].numpy()[0] != b'').sum() == 10
     assert b'50' not in recommended[signatures.MOVIE_IDS].numpy()[0]  # excluded
+
+
+def test_each_rating_gets_its_users_lists_whatever_else_is_in_the_batch(exported):
+  """`transformed_features` computes the lists once per distinct user of a batch: users repeated
+  and interleaved, and one unknown, get what each gets alone."""
+  users = ['1', '13', '1', '7', '13', '1', 'no-such-user', '7']
+  lists = (ranking_metrics.RECOMMENDED, ranking_metrics.POPULAR)
+  examples = lambda ids: tf.constant([ml100k_rating(u, '50').SerializeToString() for u in ids])
+  for _, export_dir in exported.values():
+    features = tf.saved_model.load(export_dir).signatures['transformed_features']
+    batch = features(examples=examples(users))
+    for i, user in enumerate(users):
+      alone = features(examples=examples([user]))
+      for name in lists:
+        assert batch[name].numpy()[i] == alone[name].numpy()[0]
+      assert batch[ranking_metrics.TRAINED_MOVIES].numpy()[i] == alone[
+          ranking_metrics.TRAINED_MOVIES].numpy()[0]
+    recommended = batch[ranking_metrics.RECOMMENDED].numpy()
+    assert len(recommended[0].split()) == ranking_metrics.MAX_K
+    assert recommended[0] != recommended[1]  # two users, two lists

@@ -31,7 +31,7 @@ from components.export import warmup
 from serving import check
 from serving import server as server_main
 from serving.client import Client, ServingError
-from tests.conftest import MODELS, PROJECT_DIR
+from tests.conftest import MODELS, PROJECT_DIR, ml100k_rating
 
 MAX_BODY = 256 * 1024
 WORKERS = 2  # server processes behind the ports (serving/workers.py), whatever the core count
@@ -149,27 +149,17 @@ def test_row_and_column_formats_agree(served):
   np.testing.assert_allclose(columns['rating'], rows['rating'], rtol=1e-6)
 
 
-def _example(user_id='196', movie_id='242'):
-  feature = lambda *v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[x.encode() for x in v]))
-  number = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
-  return tf.train.Example(features=tf.train.Features(feature={
-      'user_id': feature(user_id), 'movie_id': feature(movie_id), 'timestamp': number(881250949),
-      'age': number(49), 'gender': feature('M'), 'occupation': feature('writer'),
-      'zip_code': feature('55105'), 'title': feature('Kolya (1996)'),
-      'release_year': number(1997), 'genres': feature('Comedy')}))
-
-
 def test_serving_default_takes_b64_examples_and_regress_takes_features(served):
   serving_dir, server = served
   for name in MODELS:
     expected = _loaded(serving_dir, name).signatures['serving_default'](
-        examples=tf.constant([_example().SerializeToString()]))['rating'].numpy()
+        examples=tf.constant([ml100k_rating().SerializeToString()]))['rating'].numpy()
     url = f'http://127.0.0.1:{server.rest_port}/v1/models/{name}'
-    b64 = base64.b64encode(_example().SerializeToString()).decode()
+    b64 = base64.b64encode(ml100k_rating().SerializeToString()).decode()
     rows = requests.post(url + ':predict', json={'instances': [{'b64': b64}]}).json()
     np.testing.assert_allclose(rows['predictions'], expected, rtol=1e-5)
     features = {k: (list(v.bytes_list.value)[0].decode() if v.bytes_list.value
-                    else v.int64_list.value[0]) for k, v in _example().features.feature.items()}
+                    else v.int64_list.value[0]) for k, v in ml100k_rating().features.feature.items()}
     user = {k: features.pop(k) for k in ('user_id', 'age', 'gender', 'occupation', 'zip_code')}
     regressed = requests.post(url + ':regress', json={
         'signature_name': 'regress', 'context': user, 'examples': [features]}).json()
@@ -178,7 +168,7 @@ def test_serving_default_takes_b64_examples_and_regress_takes_features(served):
     with grpc.insecure_channel(f'127.0.0.1:{server.grpc_port}') as channel:
       request = regression_pb2.RegressionRequest()
       request.model_spec.name, request.model_spec.signature_name = name, 'regress'
-      request.input.example_list.examples.append(_example())
+      request.input.example_list.examples.append(ml100k_rating())
       answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Regress(request)
     np.testing.assert_allclose([r.value for r in answer.result.regressions], expected, rtol=1e-5)
 
