@@ -14,7 +14,9 @@ its ExecutorOutput where the launcher reads it. ML Metadata stays with the launc
 runner, so no second process writes to the SQLite store. A failed executor's error is sent back
 as the output's result message, so the run reports it as it would in-process. The child
 process inherits the runner's environment (TF_USE_LEGACY_KERAS) and its stdout and stderr (the
-run log). It ends with the runner, however the runner ends.
+run log). It ends with the runner, however the runner ends. It imports the project's code when
+it starts, so code edited during a run is what the later steps run: do not edit a checkout
+that is running.
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
