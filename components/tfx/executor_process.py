@@ -6,9 +6,9 @@ runner still held 6.8-7.0 GiB while only the last Evaluator ran (docs/performanc
 that exits gives all of it back.
 
 `ExecutorProcessOperator` is a TFX executor operator (the launcher's `custom_executor_operators`)
-for Python and Beam executors. It writes the executable spec and the `ExecutionInfo` (TFX's own
-ExecutionInvocation proto) to the execution's tmp folder and runs this module on them in a new
-Python process. There TFX's dispatcher of its Python execution binary
+for Python and Beam executors. It writes the executable spec and the `ExecutionInfo` to the
+execution's tmp folder, serialized as TFX's Python execution binary takes them in its flags, and
+runs this module on them in a new Python process. There TFX's dispatcher of its Python execution binary
 (tfx.orchestration.python_execution_binary) runs the executor, as in the runner, and writes
 its ExecutorOutput where the launcher reads it. ML Metadata stays with the launcher in the
 runner, so no second process writes to the SQLite store. A failed executor's error is sent back
@@ -27,20 +27,21 @@ import signal
 import subprocess
 import sys
 import traceback
-from typing import Optional
 
 from tfx.dsl.io import fileio
 from tfx.orchestration.portable import base_executor_operator
 from tfx.orchestration.portable import data_types
+from tfx.orchestration.python_execution_binary import python_execution_binary_utils as binary_utils
 from tfx.proto.orchestration import executable_spec_pb2
-from tfx.proto.orchestration import execution_invocation_pb2
 from tfx.proto.orchestration import execution_result_pb2
 
 from components import atomic_files
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE = 'components.tfx.executor_process'
-SPEC_FILE, INVOCATION_FILE = 'executable_spec.pb', 'execution_invocation.pb'
+# Three lines: 'beam' or 'python', then the executable spec and the ExecutionInfo, each in base64
+# as TFX's Python execution binary takes them in its flags.
+EXECUTION_FILE = 'execution.b64'
 SPEC_TYPES = (executable_spec_pb2.PythonClassExecutableSpec,
               executable_spec_pb2.BeamExecutableSpec)
 
@@ -64,11 +65,11 @@ class ExecutorProcessOperator(base_executor_operator.BaseExecutorOperator):
       self, execution_info: data_types.ExecutionInfo) -> execution_result_pb2.ExecutorOutput:
     folder = execution_info.tmp_dir
     fileio.makedirs(folder)
-    spec_kind = type(self._executor_spec).__name__
-    atomic_files.write(os.path.join(folder, SPEC_FILE),
-                             spec_kind.encode() + b'\n' + self._executor_spec.SerializeToString())
-    atomic_files.write(os.path.join(folder, INVOCATION_FILE),
-                             execution_info.to_proto().SerializeToString())
+    with_beam = isinstance(self._executor_spec, executable_spec_pb2.BeamExecutableSpec)
+    atomic_files.write(os.path.join(folder, EXECUTION_FILE), '\n'.join([
+        'beam' if with_beam else 'python',
+        binary_utils.serialize_executable_spec(self._executor_spec),
+        binary_utils.serialize_execution_info(execution_info)]))
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (PROJECT_DIR, env.get('PYTHONPATH')) if p)
     code = subprocess.call([sys.executable, '-m', MODULE, folder, str(os.getpid())], env=env)
@@ -79,13 +80,6 @@ class ExecutorProcessOperator(base_executor_operator.BaseExecutorOperator):
         return output
     return _error_output(f'the executor process exited with code {code} and no result '
                          '(its output is in the run log)')
-
-
-def _read_spec(path: str):
-  with open(path, 'rb') as f:
-    kind, serialized = f.read().split(b'\n', 1)
-  spec_class = {c.__name__: c for c in SPEC_TYPES}[kind.decode()]
-  return spec_class.FromString(serialized)
 
 
 def stop_with_parent(parent_pid: int) -> None:
@@ -102,14 +96,12 @@ def stop_with_parent(parent_pid: int) -> None:
 
 def run_in_this_process(folder: str) -> int:
   """The child's side: runs the executor described in `folder`; 0 when it succeeded."""
-  from tfx.orchestration.python_execution_binary import python_execution_binary_utils as utils  # pylint: disable=import-outside-toplevel
   from tfx.orchestration.python_execution_binary import python_executor_operator_dispatcher as dispatcher  # pylint: disable=import-outside-toplevel
-  spec = _read_spec(os.path.join(folder, SPEC_FILE))
-  utils.import_class_path(spec)  # before the artifacts are parsed: their types resolve
-  with open(os.path.join(folder, INVOCATION_FILE), 'rb') as f:
-    invocation = execution_invocation_pb2.ExecutionInvocation.FromString(f.read())
-  execution_info = data_types.ExecutionInfo.from_proto(invocation)
-  output: Optional[execution_result_pb2.ExecutorOutput]
+  with open(os.path.join(folder, EXECUTION_FILE), encoding='ascii') as f:
+    kind, spec_b64, execution_b64 = f.read().split('\n')
+  spec = binary_utils.deserialize_executable_spec(spec_b64, with_beam=kind == 'beam')
+  binary_utils.import_class_path(spec)  # before the artifacts are parsed: their types resolve
+  execution_info = binary_utils.deserialize_execution_info(execution_b64)
   try:
     output = dispatcher.run_executor(spec, execution_info)
   except Exception as e:  # pylint: disable=broad-except  (sent back to the launcher)
