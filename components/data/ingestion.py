@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -29,9 +30,11 @@ from components.data import features
 from components.data import movielens_download as download
 from components.data import movielens_formats as formats
 from components.data import movielens_splits as splits
+from components.data import partitioned_splits
 from components.data import spans
+from components.data import user_partitions
 
-INGESTION_VERSION = 1  # bump when the written files change for the same inputs
+INGESTION_VERSION = 2  # bump when the written files change for the same inputs
 TRAIN, EVAL = 'train', 'eval'
 EXAMPLES_FILE = 'ratings.csv'
 REJECTED_FILE = 'rejected_rows.csv'
@@ -147,35 +150,53 @@ def _csv_fields(values) -> str:
   return out.getvalue()
 
 
+class ExampleLines:
+  """Joins ratings with their movie's and user's features into CSV lines (features.raw_columns
+  order). Each movie's and user's fields are quoted once, here; a rating's own four fields are
+  numbers that never need quoting."""
+
+  def __init__(self, movies: Dict[int, formats.Movie],
+               users: Optional[Dict[int, formats.User]]):
+    self.movie_fields = {movie_id: _csv_fields([movie.title, movie.release_year,
+                                                features.GENRE_SEPARATOR.join(movie.genres)])
+                         for movie_id, movie in movies.items()}
+    if users is None:  # no user columns: every user's fields are empty
+      self.user_fields = collections.defaultdict(str)
+    else:
+      self.user_fields = {
+          user_id: _csv_fields([user.age, user.gender, user.occupation, user.zip_code]) + ','
+          for user_id, user in users.items()}
+
+  def __call__(self, ratings: formats.Ratings,
+               mask: Optional[np.ndarray] = None) -> Iterator[str]:
+    """The lines of `ratings` (those where `mask` is True if given): text blocks of up to
+    ROWS_PER_SLICE lines. No Python object per rating outlives its block."""
+    users, movies = self.user_fields, self.movie_fields
+    for start in range(0, len(ratings), ROWS_PER_SLICE):
+      part = slice(start, start + ROWS_PER_SLICE)
+      chosen = ratings.take(part) if mask is None else ratings.take(part).take(mask[part])
+      yield ''.join(f'{user_id},{movie_id},{rating!r},{timestamp},{users[user_id]}'
+                    f'{movies[movie_id]}\n'
+                    for user_id, movie_id, rating, timestamp in zip(
+                        chosen.user_id.tolist(), chosen.movie_id.tolist(),
+                        chosen.rating.astype(np.float64).tolist(), chosen.timestamp.tolist()))
+
+
 def example_lines(data: formats.MovieLensData, ratings: formats.Ratings,
                   mask: Optional[np.ndarray] = None) -> Iterator[str]:
-  """The CSV lines (features.raw_columns order) of `ratings`, those where `mask` is True if
-  given, joined with their movie's and user's features: text blocks of up to ROWS_PER_SLICE
-  lines. Each movie's and user's fields are quoted once; a rating's own four fields are
-  numbers that never need quoting. No Python object per rating outlives its block."""
-  movie_fields = {movie_id: _csv_fields([movie.title, movie.release_year,
-                                         features.GENRE_SEPARATOR.join(movie.genres)])
-                  for movie_id, movie in data.movies.items()}
-  if data.users is None:  # no user columns: every user's fields are empty
-    users = collections.defaultdict(str)
-  else:
-    users = {user_id: _csv_fields([user.age, user.gender, user.occupation, user.zip_code]) + ','
-             for user_id, user in data.users.items()}
-  for start in range(0, len(ratings), ROWS_PER_SLICE):
-    part = slice(start, start + ROWS_PER_SLICE)
-    chosen = ratings.take(part) if mask is None else ratings.take(part).take(mask[part])
-    yield ''.join(f'{user_id},{movie_id},{rating!r},{timestamp},{users[user_id]}'
-                  f'{movie_fields[movie_id]}\n'
-                  for user_id, movie_id, rating, timestamp in zip(
-                      chosen.user_id.tolist(), chosen.movie_id.tolist(),
-                      chosen.rating.astype(np.float64).tolist(), chosen.timestamp.tolist()))
+  """ExampleLines of `data`'s movies and users over `ratings`."""
+  return ExampleLines(data.movies, data.users)(ratings, mask)
+
+
+def _header(has_demographics: bool) -> str:
+  return ','.join(features.raw_columns(has_demographics)) + '\n'
 
 
 def write_examples(path: str, data: formats.MovieLensData, ratings: formats.Ratings,
                    mask: Optional[np.ndarray] = None) -> None:
   """`example_lines` under the raw header, written then renamed (atomic_files)."""
   with atomic_files.replace(path, 'w', newline='') as f:
-    f.write(','.join(features.raw_columns(data.has_demographics)) + '\n')
+    f.write(_header(data.has_demographics))
     for block in example_lines(data, ratings, mask):
       f.write(block)
 
@@ -280,10 +301,78 @@ def open_prepared(root: str, eval_span: Optional[int] = None) -> PreparedData:
 
 def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, target: str) -> None:
   bad = formats.BadRows(options.on_bad_rows)
+  # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
+  with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
+    staging = staged.path
+    streamed = not options.span and not options.split.startswith('canonical:')
+    write = _write_streamed if streamed else _write_in_memory
+    movies, users, found = write(data_dir, dataset, options, bad, staging)
+    write_catalogue(os.path.join(staging, CATALOGUE_FILE), movies)
+    if bad.policy == formats.SKIP:
+      write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,
+                 ([os.path.basename(r.path), r.line, r.reason, r.problem, r.text]
+                  for r in bad.rejected))
+    info = {
+        'dataset': dataset, 'source_dir': os.path.abspath(data_dir),
+        'has_demographics': users is not None,
+        'rating_scale': dataclasses.asdict(formats.RATING_SCALES[dataset]),
+        'split': f'span:{options.span}' if options.span else options.split,
+        'eval_fraction': options.eval_fraction, 'seed': options.seed,
+        'sample': options.sample, 'columns': features.raw_columns(users is not None),
+        'num_movies': len(movies),
+        'rejected_rows': rejected_summary(bad),
+        **found,
+    }
+    with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
+      json.dump(info, f, indent=2, sort_keys=True)
+
+
+def _write_streamed(data_dir: str, dataset: str, options: IngestionOptions,
+                    bad: formats.BadRows, staging: str):
+  """Writes train/ and eval/ of a random, per-user, cold-user or temporal split without
+  holding the ratings: through files partitioned by user (components/data/user_partitions.py)
+  in a folder beside `staging`, removed afterwards. Returns (movies, users or None, what
+  dataset.json says of the ratings)."""
+  movies, users = formats.read_movies_and_users(data_dir, dataset, bad)
+  path = formats.ratings_path(data_dir, dataset)
+  sep, header = formats.ratings_layout(dataset)
+  scale = formats.RATING_SCALES[dataset]
+  with tempfile.TemporaryDirectory(prefix='.partitions-', dir=os.path.dirname(staging)) as tmp:
+    parts = user_partitions.UserPartitions.write(
+        tmp, user_partitions.partition_count(path),
+        formats.rating_chunks(path, sep, header, scale, movies, users, bad),
+        splits.LineKeys(options.seed, formats.first_rating_line(dataset)))
+    parts.drop_repeats(path, formats.rating_encoding(header), bad)
+    if not parts.num_kept:
+      raise formats.no_ratings_left(path, bad)
+    decided = partitioned_splits.decide(parts, options.split, options.eval_fraction,
+                                        options.seed, options.sample, options.max_eval_ratings)
+    lines = ExampleLines(movies, users)
+    paths = {name: os.path.join(staging, name, EXAMPLES_FILE) for name in (TRAIN, EVAL)}
+    with atomic_files.replace(paths[TRAIN], 'w', newline='') as train_file, \
+         atomic_files.replace(paths[EVAL], 'w', newline='') as eval_file:
+      files = {TRAIN: train_file, EVAL: eval_file}
+      for f in files.values():
+        f.write(_header(users is not None))
+      for start, record in parts.in_file_order():
+        ratings = formats.Ratings(record['user'], record['movie'], record['rating'],
+                                  record['timestamp'], record['line'], path)
+        for name, f in files.items():
+          for block in lines(ratings, decided.rows(name, start, len(record), record['user'])):
+            f.write(block)
+  return movies, users, {
+      'eval_sample': decided.eval_sample, 'num_users': decided.num_users,
+      'num_movies_rated': decided.num_movies_rated, 'num_ratings': decided.num_ratings}
+
+
+def _write_in_memory(data_dir: str, dataset: str, options: IngestionOptions,
+                     bad: formats.BadRows, staging: str):
+  """Writes the splits that need every rating at hand, from the ratings held in memory: the
+  published ML-100K folds (100,000 ratings), or time spans. Returns what `_write_streamed`
+  does."""
   data = formats.read_movielens(data_dir, dataset, bad)
   ratings = data.ratings if options.sample is None else data.ratings.take(
       slice(0, options.sample))
-  columns = features.raw_columns(data.has_demographics)
   eval_sample = None  # every eval rating is evaluated
   if options.span:  # every span's ratings, as the eval split of its own run
     numbers = spans.span_numbers(ratings.timestamp, options.span)
@@ -306,34 +395,12 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
         is_eval = evaluated
     parts = [('', TRAIN, is_train), ('', EVAL, is_eval)]
     counts = {'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())}}
-
-  # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
-  with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
-    staging = staged.path
-    for folder, split_name, mask in parts:
-      write_examples(os.path.join(staging, folder, split_name, EXAMPLES_FILE), data, ratings,
-                     mask)
-    write_catalogue(os.path.join(staging, CATALOGUE_FILE), data.movies)
-    if bad.policy == formats.SKIP:
-      write_csv(os.path.join(staging, REJECTED_FILE), REJECTED_COLUMNS,
-                 ([os.path.basename(r.path), r.line, r.reason, r.problem, r.text]
-                  for r in bad.rejected))
-    info = {
-        'dataset': dataset, 'source_dir': os.path.abspath(data_dir),
-        'has_demographics': data.has_demographics,
-        'rating_scale': dataclasses.asdict(data.scale),
-        'split': f'span:{options.span}' if options.span else options.split,
-        'eval_fraction': options.eval_fraction, 'seed': options.seed,
-        'sample': options.sample, 'columns': columns,
-        'eval_sample': eval_sample,
-        'num_users': int(len(np.unique(ratings.user_id))),
-        'num_movies_rated': int(len(np.unique(ratings.movie_id))),
-        'num_movies': len(data.movies),
-        'rejected_rows': rejected_summary(bad),
-        **counts,
-    }
-    with open(os.path.join(staging, INFO_FILE), 'w', encoding='utf-8') as f:
-      json.dump(info, f, indent=2, sort_keys=True)
+  for folder, split_name, mask in parts:
+    write_examples(os.path.join(staging, folder, split_name, EXAMPLES_FILE), data, ratings,
+                   mask)
+  return data.movies, data.users, {
+      'eval_sample': eval_sample, 'num_users': int(len(np.unique(ratings.user_id))),
+      'num_movies_rated': int(len(np.unique(ratings.movie_id))), **counts}
 
 
 def write_window(target: str, info: Dict) -> None:

@@ -216,7 +216,7 @@ def read_movielens(data_dir: str, dataset: Optional[str] = None,
   data_dir = resolve_data_dir(data_dir)
   dataset = dataset or detect_dataset(data_dir)
   movies, users = read_movies_and_users(data_dir, dataset, bad)
-  ratings = read_ratings_file(os.path.join(data_dir, _MARKER_FILES[dataset]), dataset, movies,
+  ratings = read_ratings_file(ratings_path(data_dir, dataset), dataset, movies,
                               users, bad)
   return MovieLensData(dataset, data_dir, RATING_SCALES[dataset], ratings, movies, users)
 
@@ -239,6 +239,20 @@ def read_movies_and_users(data_dir: str, dataset: str, bad: BadRows):
 
 
 _RATINGS_LAYOUT = {ML_100K: ('\t', False), ML_1M: ('::', False), ML_LATEST: (',', True)}
+
+
+def ratings_path(data_dir: str, dataset: str) -> str:
+  return os.path.join(data_dir, _MARKER_FILES[dataset])
+
+
+def ratings_layout(dataset: str) -> Tuple[str, bool]:
+  """The ratings file's field separator, and whether it starts with a header."""
+  return _RATINGS_LAYOUT[dataset]
+
+
+def first_rating_line(dataset: str) -> int:
+  """The line of a ratings file's first rating: 2 under ML-latest's header, else 1."""
+  return 2 if _RATINGS_LAYOUT[dataset][1] else 1
 
 
 def read_ratings_file(path: str, dataset: str, movies: Dict[int, Movie],
@@ -468,13 +482,40 @@ def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
   """Reads a ratings file (user, movie, rating, timestamp) and checks every row against the
   scale, the movie and user tables, and for duplicate (user, movie) pairs.
 
-  Read in chunks of about CHUNK_BYTES into column arrays (36 bytes a rating, no Python object
-  per rating): at 25M ratings that is what bounds ingestion's memory."""
+  Held in column arrays (36 bytes a rating, no Python object per rating). Ingestion of a
+  random, per-user, cold-user or temporal split does not hold them: it streams `rating_chunks`
+  through files partitioned by user (components/data/user_partitions.py)."""
   bad = bad or BadRows()
-  encoding = 'utf-8' if header else 'latin-1'
+  parts = list(rating_chunks(path, sep, header, scale, movies, users, bad))
+  columns = []
+  for dtype in _COLUMN_TYPES:  # a column at a time, each chunk's copy freed once joined
+    columns.append(np.concatenate([part.pop(0) for part in parts]) if parts else
+                   np.zeros(0, dtype))
+  ratings = without_duplicates(Ratings(*columns, path), bad, rating_encoding(header))
+  if not len(ratings):
+    raise no_ratings_left(path, bad)
+  return ratings
+
+
+def rating_encoding(header: bool) -> str:
+  """ML-latest's files (with a header) are UTF-8; ML-100K's and ML-1M's Latin-1."""
+  return 'utf-8' if header else 'latin-1'
+
+
+def no_ratings_left(path: str, bad: BadRows) -> IngestionError:
+  return IngestionError(path, f'no ratings left: all {len(bad.rejected)} rejected rows are '
+                        'listed with their reasons')
+
+
+def rating_chunks(path: str, sep: str, header: bool, scale: RatingScale,
+                  movies: Dict[int, Movie], users: Optional[Dict[int, User]],
+                  bad: BadRows) -> Iterator[List[np.ndarray]]:
+  """The valid ratings of a file as the five columns of Ratings, a chunk of about CHUNK_BYTES
+  at a time, in file order; every bad row goes to `bad` with its line (not yet the duplicate
+  pairs, which need every chunk: `without_duplicates`)."""
+  encoding = rating_encoding(header)
   known = _KnownIds(movies, users)
   seen = {'any line': False}
-  parts = []
   with open(path, 'rb') as f:
     first = 1
     if header:
@@ -493,20 +534,10 @@ def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
             scale, movies, users, bad)
       else:
         seen['any line'] = True
-      parts.append(part)
+      yield part
       first += len(lines)
   if not seen['any line']:
     raise IngestionError(path, 'empty file')
-  columns = []
-  for dtype in _COLUMN_TYPES:  # a column at a time, each chunk's copy freed once joined
-    columns.append(np.concatenate([part.pop(0) for part in parts]) if parts else
-                   np.zeros(0, dtype))
-  ratings = Ratings(*columns, path)
-  ratings = without_duplicates(ratings, bad, encoding)
-  if not len(ratings):
-    raise IngestionError(path, f'no ratings left: all {len(bad.rejected)} rejected rows '
-                         'are listed with their reasons')
-  return ratings
 
 
 _COLUMN_TYPES = (np.int64, np.int64, np.float32, np.int64, np.int64)  # Ratings' columns
@@ -629,18 +660,25 @@ def without_duplicates(ratings: Ratings, bad: Optional[BadRows] = None,
   first_line = {}
   for row in order:
     first_line.setdefault(int(keys[row]), int(ratings.line[row]))
-  # In file order, so that FAIL reports the repeat that appears earliest in the file.
-  rows = np.nonzero(repeat)[0][np.argsort(ratings.line[repeat], kind='stable')]
-  texts = (texts_of_lines(ratings.path, encoding, set(ratings.line[rows].tolist()))
-           if bad.policy == SKIP else {})
-  for row in rows:
-    line = int(ratings.line[row])
-    bad.reject(IngestionError(
-        ratings.path,
-        f'duplicate rating of movie {ratings.movie_id[row]} by user {ratings.user_id[row]} '
-        f'(first rated on line {first_line[int(keys[row])]})', line, DUPLICATE),
-               texts.get(line, ''))
+  rows = np.nonzero(repeat)[0]
+  reject_repeats(ratings.path, encoding, bad, ratings.line[rows], ratings.movie_id[rows],
+                 ratings.user_id[rows],
+                 np.fromiter((first_line[int(k)] for k in keys[rows]), np.int64, len(rows)))
   return ratings.take(~repeat)
+
+
+def reject_repeats(path: str, encoding: str, bad: BadRows, lines: np.ndarray,
+                   movie_ids: np.ndarray, user_ids: np.ndarray, first_lines: np.ndarray) -> None:
+  """Rejects the repeated ratings of (user, movie) pairs on `lines`, whose pairs were first
+  rated on `first_lines`, in file order: under FAIL the repeat earliest in the file is the
+  error."""
+  order = np.argsort(lines, kind='stable')
+  texts = texts_of_lines(path, encoding, set(lines.tolist())) if bad.policy == SKIP else {}
+  for row in order:
+    line = int(lines[row])
+    bad.reject(IngestionError(
+        path, f'duplicate rating of movie {movie_ids[row]} by user {user_ids[row]} '
+        f'(first rated on line {first_lines[row]})', line, DUPLICATE), texts.get(line, ''))
 
 
 def texts_of_lines(path: str, encoding: str, numbers) -> Dict[int, str]:

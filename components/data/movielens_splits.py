@@ -36,39 +36,77 @@ def validate_strategy(strategy: str, dataset: str) -> None:
                      f'dataset {dataset} has none (use random or temporal)')
 
 
+class LineKeys:
+  """Each rating's random key: the value of the seed's stream (NumPy's default generator)
+  at its line's place among the file's rating lines. A key depends on the line alone, not on
+  the rows skipped before it, and is drawn in file order, a chunk at a time, so a streaming
+  reader and an in-memory one give every rating the same key."""
+
+  def __init__(self, seed: int, first_line: int):
+    self._rng = np.random.default_rng(seed)
+    self._next_line = first_line
+
+  def of(self, lines: np.ndarray) -> np.ndarray:
+    """The keys of `lines`: increasing, and after every line asked for before."""
+    if not len(lines):
+      return np.zeros(0)
+    if lines[0] < self._next_line or (np.diff(lines) <= 0).any():
+      raise ValueError('ratings out of file order: their keys are drawn line by line')
+    draws = self._rng.random(int(lines[-1]) - self._next_line + 1)
+    keys = draws[lines - self._next_line]
+    self._next_line = int(lines[-1]) + 1
+    return keys
+
+
+def eval_count(n: int, eval_fraction: float) -> int:
+  """How many of `n` ratings a seeded random or temporal split evaluates: the fraction
+  rounded, and both splits non-empty."""
+  if not 0.0 < eval_fraction < 1.0:
+    raise ValueError(f'eval fraction must be between 0 and 1, got {eval_fraction}')
+  n_eval = int(round(n * eval_fraction))
+  return min(max(n_eval, 1), n - 1) if n >= 2 else n_eval
+
+
+def cold_user_count(num_users: int, eval_fraction: float) -> int:
+  return min(max(int(round(num_users * eval_fraction)), 1), max(num_users - 1, 1))
+
+
+def cold_users(users: np.ndarray, eval_fraction: float, seed: int) -> np.ndarray:
+  """A seeded random share of `users` (sorted, distinct): the users the cold-user split
+  evaluates."""
+  return np.random.default_rng(seed).permutation(users)[:cold_user_count(len(users),
+                                                                         eval_fraction)]
+
+
 def eval_mask(data: formats.MovieLensData, ratings: formats.Ratings, strategy: str,
               eval_fraction: float = 0.2, seed: int = 42) -> np.ndarray:
-  """A boolean array over `ratings`: True where the rating goes to the eval split."""
+  """A boolean array over `ratings` (in file order): True where the rating goes to the eval
+  split. Ingestion decides the same splits file by file (components/data/partitioned_splits.py,
+  tested equal); this is their definition, and the canonical folds' reader."""
   validate_strategy(strategy, data.dataset)
   n = len(ratings)
   if strategy.startswith('canonical:'):
     return _canonical_mask(data, ratings, strategy.split(':', 1)[1])
-  if not 0.0 < eval_fraction < 1.0:
-    raise ValueError(f'eval fraction must be between 0 and 1, got {eval_fraction}')
-  n_eval = int(round(n * eval_fraction))
-  if n >= 2:
-    n_eval = min(max(n_eval, 1), n - 1)  # both splits non-empty
+  n_eval = eval_count(n, eval_fraction)
+  keys = LineKeys(seed, formats.first_rating_line(data.dataset)).of(ratings.line)
   if strategy == PER_USER:
-    return _per_user_mask(ratings.user_id, eval_fraction, seed)
+    return per_user_eval(ratings.user_id, keys, eval_fraction)
   if strategy == COLD_USERS:
-    users = np.unique(ratings.user_id)
-    n_cold = min(max(int(round(len(users) * eval_fraction)), 1), max(len(users) - 1, 1))
-    cold = np.random.default_rng(seed).permutation(users)[:n_cold]
-    return np.isin(ratings.user_id, cold)
+    return np.isin(ratings.user_id, cold_users(np.unique(ratings.user_id), eval_fraction, seed))
   mask = np.zeros(n, dtype=bool)
-  if strategy == RANDOM:
-    order = np.random.default_rng(seed).permutation(n)
-  else:  # TEMPORAL: the latest ratings are evaluated; ties keep file order
-    order = np.argsort(ratings.timestamp, kind='stable')[::-1]
+  if strategy == RANDOM:  # the ratings of the smallest keys
+    order = np.lexsort((ratings.line, keys))
+  else:  # TEMPORAL: the latest ratings are evaluated; of equal times, the later lines
+    order = np.lexsort((-ratings.line, -ratings.timestamp))
   mask[order[:n_eval]] = True
   return mask
 
 
-def _per_user_mask(users: np.ndarray, eval_fraction: float, seed: int) -> np.ndarray:
-  """Per user, a seeded random round((1 - eval_fraction) * n) of their n ratings train; the
-  rest are evaluated."""
+def per_user_eval(users: np.ndarray, keys: np.ndarray, eval_fraction: float) -> np.ndarray:
+  """Per user, the round((1 - eval_fraction) * n) of their n ratings with the smallest keys
+  train; the rest are evaluated (True)."""
   n = len(users)
-  order = np.lexsort((np.random.default_rng(seed).random(n), users))  # by user, shuffled within
+  order = np.lexsort((keys, users))  # by user, shuffled within
   _, starts, counts = np.unique(users[order], return_index=True, return_counts=True)
   rank = np.arange(n) - np.repeat(starts, counts)
   n_train = np.floor(counts * (1.0 - eval_fraction) + 0.5).astype(np.int64)
@@ -122,11 +160,21 @@ def evaluated_users_mask(users: np.ndarray, is_eval: np.ndarray, max_ratings: in
   Evaluators at millions of ratings). Whole users, not single ratings, are sampled: each sampled
   user's NDCG is computed over all their eval ratings, as without sampling, and RMSE stays an
   unbiased estimate."""
-  if max_ratings < 1:
-    raise ValueError(f'--max-eval-ratings must be positive (0 evaluates all), got {max_ratings}')
+  check_max_eval_ratings(max_ratings)
   if int(is_eval.sum()) <= max_ratings:
     return is_eval
   eval_users, counts = np.unique(users[is_eval], return_counts=True)
+  return is_eval & np.isin(users, sampled_eval_users(eval_users, counts, max_ratings, seed))
+
+
+def check_max_eval_ratings(max_ratings: int) -> None:
+  if max_ratings < 1:
+    raise ValueError(f'--max-eval-ratings must be positive (0 evaluates all), got {max_ratings}')
+
+
+def sampled_eval_users(eval_users: np.ndarray, counts: np.ndarray, max_ratings: int,
+                       seed: int) -> np.ndarray:
+  """Of the eval users (sorted, distinct) with `counts` eval ratings each, as many as fit in
+  `max_ratings`, in a seeded random order."""
   order = np.random.default_rng([seed, 2]).permutation(len(eval_users))
-  kept = eval_users[order[np.cumsum(counts[order]) <= max_ratings]]
-  return is_eval & np.isin(users, kept)
+  return eval_users[order[np.cumsum(counts[order]) <= max_ratings]]
