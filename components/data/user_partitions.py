@@ -18,7 +18,7 @@ import numpy as np
 from components.data import movielens_formats as formats
 from components.data import movielens_splits as splits
 
-PARTITION_BYTES = 16 << 20  # of ratings-file text per partition: about 750K ratings
+PARTITION_BYTES = 6 << 20   # of ratings-file text per partition: about 270,000 ratings
 MAX_PARTITIONS = 256        # files open at once while partitioning
 FILE_ORDER_ROWS = 1 << 18   # records read back at a time in file order
 
