@@ -1,7 +1,7 @@
 """Train/eval split strategies: seeded random, per-user, cold-user, temporal, and ML-100K's
 published folds.
 
-- random: a seeded share of all ratings.
+- random: a seeded share of all ratings (those of the smallest seeded keys, LineKeys).
 - per_user: a seeded share of each user's ratings (Microsoft Recommenders' stratified split,
   the protocol of their top-K tables).
 - cold_users: a seeded share of the users, with all their ratings (users never seen in
