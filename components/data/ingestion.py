@@ -304,8 +304,8 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
   # KEEP: a concurrent twin's identical folder (the same fingerprint) may be there first.
   with atomic_files.publish_folder(target, atomic_files.KEEP) as staged:
     staging = staged.path
-    streamed = not options.span and not options.split.startswith('canonical:')
-    write = _write_streamed if streamed else _write_in_memory
+    in_memory = options.split.startswith('canonical:') and not options.span
+    write = _write_in_memory if in_memory else _write_streamed
     movies, users, found = write(data_dir, dataset, options, bad, staging)
     write_catalogue(os.path.join(staging, CATALOGUE_FILE), movies)
     if bad.policy == formats.SKIP:
@@ -329,9 +329,9 @@ def _write_prepared(data_dir: str, dataset: str, options: IngestionOptions, targ
 
 def _write_streamed(data_dir: str, dataset: str, options: IngestionOptions,
                     bad: formats.BadRows, staging: str):
-  """Writes train/ and eval/ of a random, per-user, cold-user or temporal split without
-  holding the ratings: through files partitioned by user (components/data/user_partitions.py)
-  in a folder beside `staging`, removed afterwards. Returns (movies, users or None, what
+  """Writes a random, per-user, cold-user or temporal split, or the time spans, without holding
+  the ratings: through files partitioned by user (components/data/user_partitions.py) in a
+  folder beside `staging`, removed afterwards. Returns (movies, users or None, what
   dataset.json says of the ratings)."""
   movies, users = formats.read_movies_and_users(data_dir, dataset, bad)
   path = formats.ratings_path(data_dir, dataset)
@@ -345,62 +345,96 @@ def _write_streamed(data_dir: str, dataset: str, options: IngestionOptions,
     parts.drop_repeats(path, formats.rating_encoding(header), bad)
     if not parts.num_kept:
       raise formats.no_ratings_left(path, bad)
-    decided = partitioned_splits.decide(parts, options.split, options.eval_fraction,
-                                        options.seed, options.sample, options.max_eval_ratings)
-    lines = ExampleLines(movies, users)
-    paths = {name: os.path.join(staging, name, EXAMPLES_FILE) for name in (TRAIN, EVAL)}
-    with atomic_files.replace(paths[TRAIN], 'w', newline='') as train_file, \
-         atomic_files.replace(paths[EVAL], 'w', newline='') as eval_file:
-      files = {TRAIN: train_file, EVAL: eval_file}
-      for f in files.values():
-        f.write(_header(users is not None))
-      for start, record in parts.in_file_order():
-        ratings = formats.Ratings(record['user'], record['movie'], record['rating'],
-                                  record['timestamp'], record['line'], path)
-        for name, f in files.items():
-          for block in lines(ratings, decided.rows(name, start, len(record), record['user'])):
-            f.write(block)
-  return movies, users, {
-      'eval_sample': decided.eval_sample, 'num_users': decided.num_users,
-      'num_movies_rated': decided.num_movies_rated, 'num_ratings': decided.num_ratings}
+    write = _write_spans if options.span else _write_split
+    found = write(parts, ExampleLines(movies, users), options, staging,
+                  _header(users is not None), path)
+  return movies, users, found
+
+
+def _write_split(parts: user_partitions.UserPartitions, lines: ExampleLines,
+                 options: IngestionOptions, staging: str, header: str, path: str) -> Dict:
+  """train/ and eval/ of the split, in file order."""
+  decided = partitioned_splits.decide(parts, options.split, options.eval_fraction,
+                                      options.seed, options.sample, options.max_eval_ratings)
+  paths = {name: os.path.join(staging, name, EXAMPLES_FILE) for name in (TRAIN, EVAL)}
+  with atomic_files.replace(paths[TRAIN], 'w', newline='') as train_file, \
+       atomic_files.replace(paths[EVAL], 'w', newline='') as eval_file:
+    files = {TRAIN: train_file, EVAL: eval_file}
+    for f in files.values():
+      f.write(header)
+    for start, record in parts.in_file_order():
+      ratings = _ratings_of(record, path)
+      for name, f in files.items():
+        for block in lines(ratings, decided.rows(name, start, len(record), record['user'])):
+          f.write(block)
+  return {'eval_sample': decided.eval_sample, 'num_users': decided.num_users,
+          'num_movies_rated': decided.num_movies_rated, 'num_ratings': decided.num_ratings}
+
+
+def _write_spans(parts: user_partitions.UserPartitions, lines: ExampleLines,
+                 options: IngestionOptions, staging: str, header: str, path: str) -> Dict:
+  """Every span's ratings as `span-N/eval/`, in file order: each block of the file-order
+  records is appended to the files of the spans it holds (inside `staging`, which is published
+  whole)."""
+  stats: Dict[int, List[int]] = {}  # span: [ratings, first timestamp, last timestamp]
+  users, movies = np.zeros(0, np.int64), np.zeros(0, np.int64)
+  for start, record in parts.in_file_order():
+    record = record[parts.kept(start, len(record), options.sample)]
+    numbers = spans.span_numbers(record['timestamp'], options.span)
+    for span in np.unique(numbers).tolist():
+      chosen = record[numbers == span]
+      times = chosen['timestamp']
+      count, low, high = stats.get(span, (0, times.min(), times.max()))
+      stats[span] = [count + len(chosen), min(low, times.min()), max(high, times.max())]
+      file_path = spans.split_file(staging, span, EVAL, EXAMPLES_FILE)
+      os.makedirs(os.path.dirname(file_path), exist_ok=True)
+      new = not os.path.exists(file_path)
+      with open(file_path, 'a', encoding='utf-8', newline='') as f:
+        if new:
+          f.write(header)
+        for block in lines(_ratings_of(chosen, path)):
+          f.write(block)
+    users = np.union1d(users, record['user'])
+    movies = np.union1d(movies, record['movie'])
+  summary = {str(span): {'ratings': int(count), 'min_timestamp': int(low),
+                         'max_timestamp': int(high)}
+             for span, (count, low, high) in sorted(stats.items())}
+  return {'eval_sample': None, 'num_users': len(users), 'num_movies_rated': len(movies),
+          'spans': summary, 'span_period': options.span, 'window': options.window}
+
+
+def _ratings_of(record: np.ndarray, path: str) -> formats.Ratings:
+  """Ratings over file-order records (user_partitions.FILE_ORDER_RECORD)."""
+  return formats.Ratings(record['user'], record['movie'], record['rating'],
+                         record['timestamp'], record['line'], path)
 
 
 def _write_in_memory(data_dir: str, dataset: str, options: IngestionOptions,
                      bad: formats.BadRows, staging: str):
-  """Writes the splits that need every rating at hand, from the ratings held in memory: the
-  published ML-100K folds (100,000 ratings), or time spans. Returns what `_write_streamed`
-  does."""
+  """Writes a split from the ratings held in memory: ML-100K's published folds (100,000
+  ratings), which name ratings by (user, movie), and any split as the definition the streamed
+  writer is tested against. Returns what `_write_streamed` does."""
   data = formats.read_movielens(data_dir, dataset, bad)
   ratings = data.ratings if options.sample is None else data.ratings.take(
       slice(0, options.sample))
+  is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction, options.seed)
+  is_train = ~is_eval  # before any eval sampling: an unsampled eval rating never trains
   eval_sample = None  # every eval rating is evaluated
-  if options.span:  # every span's ratings, as the eval split of its own run
-    numbers = spans.span_numbers(ratings.timestamp, options.span)
-    parts = [(spans.FOLDER.format(span), EVAL, numbers == span)
-             for span in np.unique(numbers).tolist()]
-    counts = {'spans': spans.summary(ratings.timestamp, numbers), 'span_period': options.span,
-              'window': options.window}
-  else:
-    is_eval = splits.eval_mask(data, ratings, options.split, options.eval_fraction,
-                               options.seed)
-    is_train = ~is_eval  # before any eval sampling: an unsampled eval rating never trains
-    if options.max_eval_ratings is not None:
-      evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval,
-                                              options.max_eval_ratings, options.seed)
-      if (evaluated != is_eval).any():
-        eval_sample = {'max_eval_ratings': options.max_eval_ratings,
-                       'eval_ratings': int(is_eval.sum()),
-                       'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
-                       'users': int(len(np.unique(ratings.user_id[evaluated])))}
-        is_eval = evaluated
-    parts = [('', TRAIN, is_train), ('', EVAL, is_eval)]
-    counts = {'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())}}
-  for folder, split_name, mask in parts:
-    write_examples(os.path.join(staging, folder, split_name, EXAMPLES_FILE), data, ratings,
-                   mask)
+  if options.max_eval_ratings is not None:
+    evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval, options.max_eval_ratings,
+                                            options.seed)
+    if (evaluated != is_eval).any():
+      eval_sample = {'max_eval_ratings': options.max_eval_ratings,
+                     'eval_ratings': int(is_eval.sum()),
+                     'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
+                     'users': int(len(np.unique(ratings.user_id[evaluated])))}
+      is_eval = evaluated
+  for split_name, mask in ((TRAIN, is_train), (EVAL, is_eval)):
+    write_examples(os.path.join(staging, split_name, EXAMPLES_FILE), data, ratings, mask)
   return data.movies, data.users, {
       'eval_sample': eval_sample, 'num_users': int(len(np.unique(ratings.user_id))),
-      'num_movies_rated': int(len(np.unique(ratings.movie_id))), **counts}
+      'num_movies_rated': int(len(np.unique(ratings.movie_id))),
+      'num_ratings': {TRAIN: int(is_train.sum()), EVAL: int(is_eval.sum())}}
 
 
 def write_window(target: str, info: Dict) -> None:

@@ -11,7 +11,7 @@ are decided a partition at a time.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator, List, Tuple
+from typing import Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -121,6 +121,15 @@ class UserPartitions:
   def kept_before(self, rows: np.ndarray) -> np.ndarray:
     """For each of `rows`, how many kept ratings come before it in the file."""
     return rows - np.searchsorted(self.repeat_rows, rows)
+
+  def kept(self, start: int, count: int, sample: Optional[int] = None) -> np.ndarray:
+    """Which of rows start..start+count are kept: not repeats, and among the first `sample`
+    kept ratings if given."""
+    rows = np.arange(start, start + count)
+    keep = ~np.isin(rows, self.repeat_rows)
+    if sample is not None:
+      keep &= self.kept_before(rows) < sample
+    return keep
 
   def in_file_order(self) -> Iterator[Tuple[int, np.ndarray]]:
     """(first row, records) of every rating, repeats included, FILE_ORDER_ROWS at a time."""

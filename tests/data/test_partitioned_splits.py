@@ -14,6 +14,7 @@ from components.data import ingestion
 from components.data import movielens_formats as formats
 from components.data import movielens_splits as splits
 from components.data import partitioned_splits
+from components.data import spans
 from components.data import user_partitions
 
 STRATEGIES = (splits.RANDOM, splits.PER_USER, splits.COLD_USERS, splits.TEMPORAL)
@@ -155,3 +156,34 @@ def test_bits_round_trip():
   partitioned_splits.set_bits(bits, rows)
   assert np.flatnonzero(partitioned_splits.bits_between(bits, 0, 160)).tolist() == rows.tolist()
   assert np.flatnonzero(partitioned_splits.bits_between(bits, 5, 100)).tolist() == [2, 3, 4, 58]
+
+
+@pytest.mark.parametrize('period', spans.PERIODS)
+def test_spans_are_those_of_the_ratings_in_memory(tmp_path, ml100k_dir, tiny_parts, period):
+  """Time spans written from the file-order records: each span's file is the rows of that span
+  in file order, with repeats dropped and --sample applied, as from ratings held in memory."""
+  folder = _dirty_copy(ml100k_dir, tmp_path / 'dirty')
+  for sample in (None, 40_001):
+    options = ingestion.IngestionOptions(data_dir=str(folder), span=period, sample=sample,
+                                         on_bad_rows=formats.SKIP)
+    staging = tmp_path / f'streamed-{sample}'
+    staging.mkdir()
+    bad = formats.BadRows(formats.SKIP)
+    _, _, found = ingestion._write_streamed(str(folder), formats.ML_100K, options, bad,
+                                            str(staging))
+    in_memory = formats.BadRows(formats.SKIP)
+    data = formats.read_movielens(str(folder), bad_rows=in_memory)
+    ratings = data.ratings if sample is None else data.ratings.take(slice(0, sample))
+    numbers = spans.span_numbers(ratings.timestamp, period)
+    assert bad.rejected == in_memory.rejected and len(bad.rejected) == 7
+    assert found['spans'] == spans.summary(ratings.timestamp, numbers)
+    assert found['num_users'] == len(np.unique(ratings.user_id))
+    assert found['num_movies_rated'] == len(np.unique(ratings.movie_id))
+    written = sorted(os.listdir(staging))
+    assert written == sorted(f'span-{s}' for s in np.unique(numbers).tolist()) and written
+    for span in np.unique(numbers).tolist():
+      reference = tmp_path / 'reference.csv'
+      ingestion.write_examples(str(reference), data, ratings, numbers == span)
+      assert (staging / f'span-{span}' / ingestion.EVAL / ingestion.EXAMPLES_FILE).read_bytes() \
+          == reference.read_bytes()
+  assert not [n for n in os.listdir(tmp_path) if n.startswith('.partitions-')]
