@@ -1,7 +1,7 @@
 """Data preparation alone, by size: wall time and peak memory of ingestion (and CsvExampleGen).
 
     python -m bench.ingestion [--sizes 1000000,25000000] [--ml-100k] [--example-gen]
-                              [--work-dir DIR]
+                              [--span month|week] [--work-dir DIR] [--results FILE]
 
 For each size, writes synthetic MovieLens-latest data (`bench.synth`, seeded) and runs the
 ingestion a local run starts with (`components.data.ingestion.prepare_examples`: read and
@@ -29,7 +29,8 @@ _CHILD = '''
 import json, resource, sys, time
 from components.data import ingestion
 started = time.monotonic()
-prepared = ingestion.prepare_examples(ingestion.IngestionOptions(data_dir=sys.argv[1]), sys.argv[2])
+prepared = ingestion.prepare_examples(
+    ingestion.IngestionOptions(data_dir=sys.argv[1], span=sys.argv[3] or None), sys.argv[2])
 print(json.dumps({'seconds': time.monotonic() - started,
                   'peak_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   'ratings': prepared.info['num_ratings']}))
@@ -68,9 +69,10 @@ def _child(script: str, *args: str) -> dict:
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(data_dir: str, output_dir: str) -> dict:
-  """One ingestion of `data_dir` in a new process: seconds, peak MiB, ratings per split."""
-  return _child(_CHILD, data_dir, output_dir)
+def measure(data_dir: str, output_dir: str, span: str = '') -> dict:
+  """One ingestion of `data_dir` in a new process (in time spans of `span`, if given):
+  seconds, peak MiB, ratings per split (with spans, of the latest span's run)."""
+  return _child(_CHILD, data_dir, output_dir, span)
 
 
 def measure_example_gen(data_dir: str, output_dir: str) -> dict:
@@ -89,6 +91,8 @@ def main(argv=None) -> int:
                       help="also time the pipeline's CsvExampleGen on the prepared splits")
   parser.add_argument('--work-dir', help='where the data and outputs go (default: a temporary '
                                          'folder, removed afterwards)')
+  parser.add_argument('--span', choices=('month', 'week'),
+                      help='prepare time spans instead of the random split')
   parser.add_argument('--results', default=RESULTS)
   args = parser.parse_args(argv)
   work = args.work_dir or tempfile.mkdtemp(prefix='bench-ingestion-')
@@ -105,7 +109,7 @@ def main(argv=None) -> int:
     for name, folder in datasets:
       output = os.path.join(work, 'out-' + os.path.basename(folder))
       shutil.rmtree(output, ignore_errors=True)
-      row = {'data': name, **measure(folder, output)}
+      row = {'data': name, **measure(folder, output, args.span or '')}
       print(f"{name}: {row['seconds']:.1f} s, peak {row['peak_mib']:,.0f} MiB", flush=True)
       if args.example_gen:
         row['example_gen'] = measure_example_gen(folder, output)
@@ -122,8 +126,11 @@ def main(argv=None) -> int:
   lines = ['# Data preparation by size', '', f'Command: `{command.strip()}`  ',
            f'Date: {provenance.now()}  ', f'Machine: {provenance.machine()}  ',
            f'Commit: {provenance.commit()}', '',
-           'Ingestion alone (read and validate, split, join, write), in a new process each: '
-           'wall time and peak resident memory.', '',
+           'Ingestion alone (read and validate, '
+           + (f'cut into spans by {args.span}' if args.span else 'split')
+           + ', join, write), in a new process each: wall time and peak resident memory.'
+           + (' With spans, the ratings are those of the latest span\'s run.' if args.span else ''),
+           '',
            '| data | train / eval ratings | seconds | peak MiB |'
            + (' CsvExampleGen seconds |' if args.example_gen else ''),
            '|---|---:|---:|---:|' + ('---:|' if args.example_gen else '')]
