@@ -384,11 +384,12 @@ def _write_spans(parts: user_partitions.UserPartitions, lines: ExampleLines,
     for span in np.unique(numbers).tolist():
       chosen = record[numbers == span]
       times = chosen['timestamp']
+      new = span not in stats  # its file is not written yet
       count, low, high = stats.get(span, (0, times.min(), times.max()))
       stats[span] = [count + len(chosen), min(low, times.min()), max(high, times.max())]
       file_path = spans.split_file(staging, span, EVAL, EXAMPLES_FILE)
-      os.makedirs(os.path.dirname(file_path), exist_ok=True)
-      new = not os.path.exists(file_path)
+      if new:
+        os.makedirs(os.path.dirname(file_path))
       with open(file_path, 'a', encoding='utf-8', newline='') as f:
         if new:
           f.write(header)
