@@ -12,6 +12,7 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 
 import html
 import json
+import math
 import os
 import sys
 from typing import Dict, List, Optional, Sequence
@@ -88,22 +89,47 @@ def _slices_by_feature(slices: Dict[str, Dict]) -> Dict[str, List]:
 
 def _slice_chart(model_name: str, grouped: Dict[str, List], overall: Optional[float],
                  folder: str) -> Optional[str]:
+  """RMSE per slice value, one panel per feature, each as tall as its number of values, with
+  each bar's number of ratings beside it (a slice of a few ratings says little)."""
   if not grouped:
     return None
   plt = _plt()
-  fig, axes = plt.subplots(len(grouped), 1, figsize=(9, 2.2 + 0.22 * sum(
-      len(v) for v in grouped.values())), squeeze=False)
+  heights = [len(rows) + 1.5 for rows in grouped.values()]
+  fig, axes = plt.subplots(len(grouped), 1, figsize=(9, 0.6 + 0.24 * sum(heights)),
+                           squeeze=False, gridspec_kw={'height_ratios': heights})
   for axis, (feature, rows) in zip(axes[:, 0], grouped.items()):
     labels = [value for value, _ in rows]
-    rmse = [values.get('rmse', 0.0) for _, values in rows]
-    axis.barh(range(len(rows)), rmse, color='#4c72b0')
+    rmse = [values.get('rmse') or 0.0 for _, values in rows]
+    bars = axis.barh(range(len(rows)), rmse, color='#4c72b0')
+    axis.bar_label(bars, [f'{values.get("example_count", 0):,}' for _, values in rows],
+                   padding=2, fontsize=7, color='#555555')
     axis.set_yticks(range(len(rows)), labels, fontsize=8)
     axis.invert_yaxis()
+    axis.set_xlim(0, max(rmse + [overall or 0.0]) * 1.12 or 1.0)
     if overall is not None:
-      axis.axvline(overall, color='#c44e52', linestyle='--', linewidth=1, label='overall')
-      axis.legend(fontsize=7, loc='lower right')
-    axis.set_title(f'RMSE by {feature}', fontsize=10)
+      axis.axvline(overall, color='#c44e52', linestyle='--', linewidth=1)
+    axis.set_title(f'RMSE by {feature}' + (' (dashed: overall RMSE;' if overall is not None
+                                           else ' (') + ' beside each bar: its ratings)',
+                   fontsize=10)
   return _save(fig, folder, f'{model_name}_slices.png')
+
+
+def _closed(buckets: List[Dict]) -> List[tuple]:
+  """Each calibration bucket's (low, high) with TFMA's open first and last buckets (a bound of
+  None or +-inf) drawn as wide as the others."""
+  finite = lambda v: v is not None and math.isfinite(v)
+  widths = sorted(b['high'] - b['low'] for b in buckets if finite(b['low']) and finite(b['high']))
+  width = widths[len(widths) // 2] if widths else 0.1
+  bounds = []
+  for b in buckets:
+    low = b['low'] if finite(b['low']) else None
+    high = b['high'] if finite(b['high']) else None
+    if low is None:
+      low = (high if high is not None else b['mean_prediction']) - width
+    if high is None:
+      high = low + width
+    bounds.append((low, high))
+  return bounds
 
 
 def _calibration_chart(model_name: str, buckets: List[Dict], folder: str) -> Optional[str]:
@@ -111,8 +137,8 @@ def _calibration_chart(model_name: str, buckets: List[Dict], folder: str) -> Opt
     return None
   plt = _plt()
   fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-  centres = [(b['low'] + b['high']) / 2 for b in buckets]
-  low, high = buckets[0]['low'], buckets[-1]['high']
+  bounds = _closed(buckets)
+  low, high = bounds[0][0], bounds[-1][1]
   left.plot([low, high], [low, high], color='grey', linestyle='--', label='perfect')
   left.scatter([b['mean_prediction'] for b in buckets], [b['mean_label'] for b in buckets],
                s=[max(4.0, 200.0 * b['count'] / max(c['count'] for c in buckets))
@@ -121,8 +147,8 @@ def _calibration_chart(model_name: str, buckets: List[Dict], folder: str) -> Opt
   left.set_ylabel('mean actual rating')
   left.set_title('Calibration', fontsize=10)
   left.legend(fontsize=8)
-  right.bar(centres, [b['count'] for b in buckets], width=[b['high'] - b['low'] for b in buckets],
-            color='#55a868')
+  right.bar([lo for lo, _ in bounds], [b['count'] for b in buckets],
+            width=[hi - lo for lo, hi in bounds], align='edge', color='#55a868')
   right.set_xlabel('predicted rating')
   right.set_ylabel('ratings')
   right.set_title('Predictions', fontsize=10)
@@ -242,13 +268,19 @@ def _statistics(summary: Dict, folder: str) -> str:
   if histograms:
     plt = _plt()
     fig, axis = plt.subplots(figsize=(6, 3))
-    width = 0.8 / len(histograms)
+    # Each split's share of its ratings per TFDV histogram bucket, side by side inside the
+    # bucket's own span: shares compare splits of different sizes, and a bar sits where its
+    # ratings are (a rating of 3 is in TFDV's bucket that ends at 3).
+    share = 1.0 / len(histograms)
     for i, (split, histogram) in enumerate(sorted(histograms.items())):
+      total = sum(b.sample_count for b in histogram.buckets) or 1.0
       buckets = [b for b in histogram.buckets if b.sample_count > 0]
-      axis.bar([b.low_value + i * width for b in buckets], [b.sample_count for b in buckets],
-               width=width, label=split)
-    axis.set_xlabel('rating')
-    axis.set_ylabel('ratings')
+      axis.bar([b.low_value + i * share * (b.high_value - b.low_value) for b in buckets],
+               [100.0 * b.sample_count / total for b in buckets],
+               width=[share * (b.high_value - b.low_value) for b in buckets], align='edge',
+               label=split)
+    axis.set_xlabel('rating (TFDV histogram buckets)')
+    axis.set_ylabel('% of the split')
     axis.set_title('Rating distribution', fontsize=10)
     axis.legend(fontsize=8)
     image = _save(fig, folder, 'ratings.png')

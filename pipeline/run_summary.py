@@ -143,7 +143,9 @@ def _ranking(evaluation_uri: str) -> Dict[str, Dict]:
 
 def _calibration(evaluation_uri: str) -> List[Dict[str, float]]:
   """The candidate's overall calibration plot: per prediction bucket with ratings in it, the
-  bucket's bounds, how many ratings, their mean rating and mean prediction."""
+  bucket's bounds, how many ratings, their mean rating and mean prediction. TFMA's first and
+  last buckets are open (-inf and +inf bounds; predictions clipped to 5 land in the last one):
+  `write` stores those bounds as null."""
   buckets = []
   for plots in tfma.load_plots(evaluation_uri):
     if plots.slice_key.single_slice_keys:
@@ -153,7 +155,7 @@ def _calibration(evaluation_uri: str) -> List[Dict[str, float]]:
         continue
       for bucket in entry.value.calibration_histogram_buckets.buckets:
         count = bucket.num_weighted_examples.value
-        if count > 0 and math.isfinite(bucket.lower_threshold_inclusive):
+        if count > 0:
           buckets.append({'low': bucket.lower_threshold_inclusive,
                           'high': bucket.upper_threshold_exclusive, 'count': int(count),
                           'mean_label': bucket.total_weighted_label.value / count,
@@ -327,8 +329,21 @@ def _example_users(splits_dir: str, last: Dict) -> List[Dict]:
   return example_lists.pick_users(splits_dir)
 
 
+def _strict_json(value):
+  """`value` with every infinite or NaN float as None: JSON has no Infinity or NaN, and
+  strict readers (JavaScript's JSON.parse, jq) refuse a file that holds them."""
+  if isinstance(value, float):
+    return value if math.isfinite(value) else None
+  if isinstance(value, dict):
+    return {k: _strict_json(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_strict_json(v) for v in value]
+  return value
+
+
 def write(summary: Dict, output_dir: str) -> str:
-  return atomic_files.write(os.path.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
+  return atomic_files.write(os.path.join(output_dir, SUMMARY_FILE),
+                            json.dumps(_strict_json(summary), indent=2, allow_nan=False))
 
 
 def render(summary: Dict) -> str:

@@ -131,7 +131,11 @@ def test_slice_and_query_metrics_on_real_data(finished_run):
     assert 0.0 < overall['ndcg@5'] <= 1.0 and 0.0 < overall['ndcg@10'] <= 1.0
     buckets = model['calibration']
     assert sum(b['count'] for b in buckets) == len(evaluated)
-    assert all(b['low'] <= b['mean_prediction'] <= b['high'] for b in buckets)
+    # TFMA's first and last buckets are open: their outer bound is null in the JSON.
+    assert all((b['low'] is None or b['low'] <= b['mean_prediction'])
+               and (b['high'] is None or b['mean_prediction'] <= b['high']) for b in buckets)
+    assert all(b['low'] is not None for b in buckets[1:])
+    assert all(b['high'] is not None for b in buckets[:-1])
 
 
 def _report(output_dir):
@@ -150,7 +154,8 @@ def test_report_renders_with_the_run_numbers_and_every_image(finished_run):
   _, output_dir, result, _ = finished_run
   assert f'Report: {os.path.join(output_dir, "report", "index.html")}' in result.stdout
   with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
-    summary = json.load(f)  # the latest run in this folder, which the report shows
+    # the latest run in this folder, which the report shows; strict JSON (no Infinity or NaN)
+    summary = json.load(f, parse_constant=lambda name: pytest.fail(f'{name} in the summary'))
   dom, images, loaded = _report(output_dir)
   assert images >= 3 * len(summary['models']) + 1 and loaded == images
   for model in summary['models']:
