@@ -425,10 +425,10 @@ def _write_in_memory(data_dir: str, dataset: str, options: IngestionOptions,
     evaluated = splits.evaluated_users_mask(ratings.user_id, is_eval, options.max_eval_ratings,
                                             options.seed)
     if (evaluated != is_eval).any():
-      eval_sample = {'max_eval_ratings': options.max_eval_ratings,
-                     'eval_ratings': int(is_eval.sum()),
-                     'eval_users': int(len(np.unique(ratings.user_id[is_eval]))),
-                     'users': int(len(np.unique(ratings.user_id[evaluated])))}
+      eval_sample = splits.eval_sample_summary(
+          options.max_eval_ratings, int(is_eval.sum()),
+          int(len(np.unique(ratings.user_id[is_eval]))),
+          int(len(np.unique(ratings.user_id[evaluated]))))
       is_eval = evaluated
   for split_name, mask in ((TRAIN, is_train), (EVAL, is_eval)):
     write_examples(os.path.join(staging, split_name, EXAMPLES_FILE), data, ratings, mask)

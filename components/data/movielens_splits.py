@@ -16,7 +16,7 @@ the dataset's own files rather than re-drawn.
 from __future__ import annotations
 
 import os
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -170,6 +170,13 @@ def evaluated_users_mask(users: np.ndarray, is_eval: np.ndarray, max_ratings: in
 def check_max_eval_ratings(max_ratings: int) -> None:
   if max_ratings < 1:
     raise ValueError(f'--max-eval-ratings must be positive (0 evaluates all), got {max_ratings}')
+
+
+def eval_sample_summary(max_eval_ratings: int, eval_ratings: int, eval_users: int,
+                        users: int) -> Dict[str, int]:
+  """What the eval-user sample kept, as dataset.json and the run summary report it."""
+  return {'max_eval_ratings': max_eval_ratings, 'eval_ratings': eval_ratings,
+          'eval_users': eval_users, 'users': users}
 
 
 def sampled_eval_users(eval_users: np.ndarray, counts: np.ndarray, max_ratings: int,

@@ -105,8 +105,8 @@ def decide(parts: user_partitions.UserPartitions, strategy: str, eval_fraction: 
     kept = splits.sampled_eval_users(eval_users, eval_counts, max_eval_ratings, seed)
     decided.eval_users = kept
     decided.num_ratings['eval'] = int(eval_counts[np.isin(eval_users, kept)].sum())
-    decided.eval_sample = {'max_eval_ratings': max_eval_ratings, 'eval_ratings': total_eval,
-                           'eval_users': len(eval_users), 'users': len(kept)}
+    decided.eval_sample = splits.eval_sample_summary(max_eval_ratings, total_eval,
+                                                     len(eval_users), len(kept))
   return decided
 
 
