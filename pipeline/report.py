@@ -381,12 +381,21 @@ def write_report(output_dir: str) -> str:
   summary_path = os.path.join(output_dir, run_summary.SUMMARY_FILE)
   if not os.path.isfile(summary_path):
     raise ReportError(f'{summary_path} not found: {output_dir} holds no finished run')
-  with open(summary_path, encoding='utf-8') as f:
-    summary = json.load(f)
+  try:
+    with open(summary_path, encoding='utf-8') as f:
+      summary = json.load(f)
+  except ValueError as e:
+    raise ReportError(f'{summary_path}: not a run summary ({e})') from e
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   target = os.path.join(output_dir, REPORT_DIR)
   with atomic_files.publish_folder(target, atomic_files.REPLACE) as staged:
+    try:
+      page = render(summary, staged.path)
+    except tf.errors.NotFoundError as e:  # the last report stays as it was
+      raise ReportError(f'{summary_path} names artifacts that are gone ({e.message}): was the '
+                        "run's folder moved, or its tfx/ folder deleted?") from e
     with open(os.path.join(staged.path, 'index.html'), 'w', encoding='utf-8') as f:
-      f.write(render(summary, staged.path))
+      f.write(page)
   return os.path.join(target, 'index.html')
 
 
