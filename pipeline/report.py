@@ -108,9 +108,8 @@ def _slice_chart(model_name: str, grouped: Dict[str, List], overall: Optional[fl
     axis.set_xlim(0, max(rmse + [overall or 0.0]) * 1.12 or 1.0)
     if overall is not None:
       axis.axvline(overall, color='#c44e52', linestyle='--', linewidth=1)
-    axis.set_title(f'RMSE by {feature}' + (' (dashed: overall RMSE;' if overall is not None
-                                           else ' (') + ' beside each bar: its ratings)',
-                   fontsize=10)
+    note = 'dashed: overall RMSE; ' if overall is not None else ''
+    axis.set_title(f'RMSE by {feature} ({note}beside each bar: its ratings)', fontsize=10)
   return _save(fig, folder, f'{model_name}_slices.png')
 
 
@@ -269,8 +268,8 @@ def _statistics(summary: Dict, folder: str) -> str:
     plt = _plt()
     fig, axis = plt.subplots(figsize=(6, 3))
     # Each split's share of its ratings per TFDV histogram bucket, side by side inside the
-    # bucket's own span: shares compare splits of different sizes, and a bar sits where its
-    # ratings are (a rating of 3 is in TFDV's bucket that ends at 3).
+    # bucket's own span: shares compare splits of different sizes, and each bar stands over
+    # the ratings it counts.
     share = 1.0 / len(histograms)
     for i, (split, histogram) in enumerate(sorted(histograms.items())):
       total = sum(b.sample_count for b in histogram.buckets) or 1.0
@@ -382,12 +381,21 @@ def write_report(output_dir: str) -> str:
   summary_path = os.path.join(output_dir, run_summary.SUMMARY_FILE)
   if not os.path.isfile(summary_path):
     raise ReportError(f'{summary_path} not found: {output_dir} holds no finished run')
-  with open(summary_path, encoding='utf-8') as f:
-    summary = json.load(f)
+  try:
+    with open(summary_path, encoding='utf-8') as f:
+      summary = json.load(f)
+  except ValueError as e:
+    raise ReportError(f'{summary_path}: not a run summary ({e})') from e
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   target = os.path.join(output_dir, REPORT_DIR)
   with atomic_files.publish_folder(target, atomic_files.REPLACE) as staged:
+    try:
+      page = render(summary, staged.path)
+    except tf.errors.NotFoundError as e:  # the last report stays as it was
+      raise ReportError(f'{summary_path} names artifacts that are gone ({e.message}): was the '
+                        "run's folder moved, or its tfx/ folder deleted?") from e
     with open(os.path.join(staged.path, 'index.html'), 'w', encoding='utf-8') as f:
-      f.write(render(summary, staged.path))
+      f.write(page)
   return os.path.join(target, 'index.html')
 
 

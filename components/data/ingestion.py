@@ -258,16 +258,24 @@ def write_csv(path: str, header: List[str], rows) -> None:
     writer.writerows(rows)
 
 
-def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedData:
-  """Reads, validates, joins and splits the ratings (or cuts them into spans); returns the
-  prepared input folder. An unchanged re-run reuses it."""
-  data_dir = formats.resolve_data_dir(locate_data(options))
-  dataset = options.dataset or formats.detect_dataset(data_dir)
-  splits.validate_strategy(options.split, dataset)
+def check_options(options: IngestionOptions) -> None:
+  """The options' values that need no data, checked before any is downloaded or read."""
   if options.sample is not None and options.sample < 2:
     raise ValueError(f'--sample must be at least 2 ratings, got {options.sample}')
   if options.span is not None and options.span not in spans.PERIODS:
     raise ValueError(f'--span must be one of {", ".join(spans.PERIODS)}, got {options.span!r}')
+  splits.eval_count(2, options.eval_fraction)  # raises for a fraction outside (0, 1)
+  if options.max_eval_ratings is not None:
+    splits.check_max_eval_ratings(options.max_eval_ratings)
+
+
+def prepare_examples(options: IngestionOptions, output_root: str) -> PreparedData:
+  """Reads, validates, joins and splits the ratings (or cuts them into spans); returns the
+  prepared input folder. An unchanged re-run reuses it."""
+  check_options(options)  # before a download
+  data_dir = formats.resolve_data_dir(locate_data(options))
+  dataset = options.dataset or formats.detect_dataset(data_dir)
+  splits.validate_strategy(options.split, dataset)
   target = os.path.join(output_root, 'data', _fingerprint(data_dir, dataset, options))
   if not os.path.isfile(os.path.join(target, INFO_FILE)):
     _write_prepared(data_dir, dataset, options, target)

@@ -178,6 +178,22 @@ def test_missing_data_dir(tmp_path):
                                str(tmp_path / 'out'))
 
 
+@pytest.mark.parametrize('option, message', [
+    ({'eval_fraction': 1.5}, 'eval fraction must be between 0 and 1, got 1.5'),
+    ({'sample': 0}, '--sample must be at least 2 ratings'),
+    ({'max_eval_ratings': -1}, '--max-eval-ratings must be positive'),
+    ({'span': 'year'}, '--span must be one of')])
+def test_bad_options_fail_before_any_download(tmp_path, monkeypatch, option, message):
+  """No data folder and no cache: a wrong option is said at once, not after a download."""
+  def no_download(*args):
+    raise AssertionError(f'downloaded before checking the options: {args}')
+  monkeypatch.setattr(ingestion.download, 'cached_dataset_dir', lambda *args: None)
+  monkeypatch.setattr(ingestion.download, 'download_dataset', no_download)
+  with pytest.raises(ValueError, match=message):
+    ingestion.prepare_examples(ingestion.IngestionOptions(cache_dir=str(tmp_path), **option),
+                               str(tmp_path / 'out'))
+
+
 def test_eval_sample_keeps_whole_users_within_the_cap(ml100k_dir):
   data = formats.read_movielens(ml100k_dir)
   users = data.ratings.user_id

@@ -233,6 +233,22 @@ def test_report_is_rebuilt_from_a_finished_run_without_rerunning(finished_run):
   assert missing.returncode == 2 and 'holds no finished run' in missing.stderr
 
 
+def test_a_report_of_a_run_whose_artifacts_are_gone_is_a_clear_error(finished_run, tmp_path,
+                                                                       capsys):
+  from pipeline import report  # pylint: disable=import-outside-toplevel
+  _, output_dir, _, _ = finished_run
+  with open(os.path.join(output_dir, 'run_summary.json'), encoding='utf-8') as f:
+    summary = json.load(f)
+  summary['artifacts']['anomalies']['uri'] = str(tmp_path / 'deleted' / 'anomalies')
+  moved = tmp_path / 'moved'
+  moved.mkdir()
+  (moved / 'run_summary.json').write_text(json.dumps(summary), encoding='utf-8')
+  assert report.main([str(moved)]) == 2
+  error = capsys.readouterr().err
+  assert 'names artifacts that are gone' in error and 'deleted' in error
+  assert os.listdir(moved) == ['run_summary.json']  # no report, no staging folder left
+
+
 def test_unchanged_rerun_comes_from_the_cache(finished_run):
   data_dir, output_dir, _, first = finished_run
   result, summary = _run(data_dir, output_dir)

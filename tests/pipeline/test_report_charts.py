@@ -71,3 +71,9 @@ def test_the_calibration_chart_draws_every_bucket_and_the_diagonal(tmp_path, mon
   assert drawn['diagonal'] == [1.0, pytest.approx(5.1)]
   assert [(round(x, 6), round(w, 6), h) for x, w, h in drawn['bars']] == [
       (1.0, 0.1, 8), (4.9, 0.1, 57), (5.0, 0.1, 53)]
+
+
+def test_a_summary_that_is_not_json_is_a_clear_error(tmp_path, capsys):
+  (tmp_path / run_summary.SUMMARY_FILE).write_text('{"status": "succ', encoding='utf-8')
+  assert report.main([str(tmp_path)]) == 2
+  assert f'{tmp_path / run_summary.SUMMARY_FILE}: not a run summary' in capsys.readouterr().err
