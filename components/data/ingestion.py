@@ -264,7 +264,7 @@ def check_options(options: IngestionOptions) -> None:
     raise ValueError(f'--sample must be at least 2 ratings, got {options.sample}')
   if options.span is not None and options.span not in spans.PERIODS:
     raise ValueError(f'--span must be one of {", ".join(spans.PERIODS)}, got {options.span!r}')
-  splits.eval_count(2, options.eval_fraction)  # raises for a fraction outside (0, 1)
+  splits.check_eval_fraction(options.eval_fraction)
   if options.max_eval_ratings is not None:
     splits.check_max_eval_ratings(options.max_eval_ratings)
 

@@ -58,11 +58,15 @@ class LineKeys:
     return keys
 
 
+def check_eval_fraction(eval_fraction: float) -> None:
+  if not 0.0 < eval_fraction < 1.0:
+    raise ValueError(f'eval fraction must be between 0 and 1, got {eval_fraction}')
+
+
 def eval_count(n: int, eval_fraction: float) -> int:
   """How many of `n` ratings a seeded random or temporal split evaluates: the fraction
   rounded, and both splits non-empty."""
-  if not 0.0 < eval_fraction < 1.0:
-    raise ValueError(f'eval fraction must be between 0 and 1, got {eval_fraction}')
+  check_eval_fraction(eval_fraction)
   n_eval = int(round(n * eval_fraction))
   return min(max(n_eval, 1), n - 1) if n >= 2 else n_eval
 
