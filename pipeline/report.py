@@ -10,6 +10,7 @@ never sees half a report.
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
 
+import datetime
 import html
 import json
 import math
@@ -18,14 +19,19 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from components import atomic_files
+from components.data import features
 
 REPORT_DIR = 'report'
 SLICE_FEATURES = ('gender', 'occupation', 'age_group', 'genre', 'user_activity',
                   'movie_popularity')
 _METRIC_COLUMNS = (('rmse', 'RMSE'), ('mae', 'MAE'), ('mse', 'MSE'),
                    ('example_count', 'ratings'), ('mean_label', 'mean rating'),
-                   ('mean_prediction', 'mean prediction'), ('ndcg@5', 'NDCG@5'),
-                   ('ndcg@10', 'NDCG@10'))
+                   ('mean_prediction', 'mean prediction'), ('ndcg@5', 'rated NDCG@5'),
+                   ('ndcg@10', 'rated NDCG@10'))
+# What the rating tables' NDCG is, so it is not read as the top-10 lists' NDCG@10 below them.
+_RATED_NDCG_NOTE = ('Rated NDCG@k orders each user\'s eval-rated movies by predicted rating '
+                    '(gain: the rating given): how well the model ranks what the user did rate. '
+                    'The NDCG@10 of the top-10 lists is in the recommendations table.')
 
 
 class ReportError(RuntimeError):
@@ -232,6 +238,20 @@ def _lists_section(summary: Dict) -> List[str]:
   return parts
 
 
+def _numeric_detail(name: str, stats) -> str:
+  """A numeric feature's TFDV summary as a reader wants it: timestamps as UTC dates, and
+  release years without the 0 that stands for an unknown date."""
+  if name == features.TIMESTAMP:
+    day = lambda seconds: datetime.datetime.fromtimestamp(
+        seconds, datetime.timezone.utc).strftime('%Y-%m-%d')
+    return f'{day(stats.min)} to {day(stats.max)} (UTC)'
+  detail = f'mean {stats.mean:.3f}, min {stats.min:g}, max {stats.max:g}'
+  if name == features.RELEASE_YEAR and stats.common_stats.num_non_missing and stats.num_zeros:
+    detail += (f'; {stats.num_zeros:,} ratings are of movies with no release date (written as '
+               f'0, and counted in the mean)')
+  return detail
+
+
 def _statistics(summary: Dict, folder: str) -> str:
   """The data section: TFDV statistics per split, the rating distribution, the anomalies."""
   artifact = summary.get('artifacts', {}).get('statistics')
@@ -252,7 +272,7 @@ def _statistics(summary: Dict, folder: str) -> str:
       common = stats.common_stats
       detail = ''
       if feature.HasField('num_stats'):
-        detail = f'mean {stats.mean:.3f}, min {stats.min:g}, max {stats.max:g}'
+        detail = _numeric_detail(name, stats)
         if name == 'rating' and stats.histograms:
           histograms[split] = stats.histograms[0]
       elif feature.HasField('string_stats'):
@@ -318,7 +338,8 @@ def _model_section(model: Dict, thresholds: Dict, folder: str) -> str:
            f'<p>{html.escape(rule + comparison)}. Served now: '
            f'{html.escape(served or "nothing")}.</p>',
            _table(('model',) + tuple(label for _, label in _METRIC_COLUMNS), rows,
-                  f'metrics-{name}')]
+                  f'metrics-{name}'),
+           f'<p>{html.escape(_RATED_NDCG_NOTE)}</p>']
   parts += _ranking_section(model, thresholds, folder)
   calibration = _calibration_chart(name, model.get('calibration') or [], folder)
   if calibration:

@@ -77,3 +77,28 @@ def test_a_summary_that_is_not_json_is_a_clear_error(tmp_path, capsys):
   (tmp_path / run_summary.SUMMARY_FILE).write_text('{"status": "succ', encoding='utf-8')
   assert report.main([str(tmp_path)]) == 2
   assert f'{tmp_path / run_summary.SUMMARY_FILE}: not a run summary' in capsys.readouterr().err
+
+
+def test_data_table_shows_dates_and_says_what_a_release_year_of_0_is():
+  from tensorflow_metadata.proto.v0 import statistics_pb2  # pylint: disable=import-outside-toplevel
+  timestamps = statistics_pb2.NumericStatistics(min=874724710, max=893286638, mean=8.8e8)
+  years = statistics_pb2.NumericStatistics(min=0, max=1998, mean=1987.7, num_zeros=9)
+  years.common_stats.num_non_missing = 80_000
+  known = statistics_pb2.NumericStatistics(min=1922, max=1998, mean=1988.0)
+  known.common_stats.num_non_missing = 20_000
+  detail = report._numeric_detail  # pylint: disable=protected-access
+  assert detail('timestamp', timestamps) == '1997-09-20 to 1998-04-22 (UTC)'
+  assert detail('release_year', years) == (
+      'mean 1987.700, min 0, max 1998; 9 ratings are of movies with no release date '
+      '(written as 0, and counted in the mean)')
+  assert detail('release_year', known) == 'mean 1988.000, min 1922, max 1998'
+  assert detail('age', timestamps).startswith('mean 880000000.000, min 8.74725e+08')
+
+
+def test_the_rating_tables_ndcg_is_labelled_apart_from_the_lists_ndcg(tmp_path):
+  model = {'name': 'collaborative_filtering', 'metrics': {'rmse': 0.9, 'ndcg@10': 0.93},
+           'blessed': False, 'why_not_pushed': 'not blessed'}
+  section = report._model_section(  # pylint: disable=protected-access
+      model, {'rmse_upper_bound': 1.05, 'max_rmse_increase_vs_baseline': 0.01}, str(tmp_path))
+  assert '<th>rated NDCG@10</th>' in section
+  assert 'Rated NDCG@k orders each user&#x27;s eval-rated movies by predicted rating' in section
