@@ -16,6 +16,10 @@ kubeflow_runner.py compiles the pipeline against this layout (`data_layout`, an
 `ingestion.PreparedData` like a local run's), so the job runs
 once per dataset, anywhere with the pipeline image (a Kubernetes Job: see docs/kubeflow.md), and a
 cluster run needs no laptop. Each file is written under a temporary name and renamed into place.
+
+With `--span` the layout is in time spans (docs/timeline.md), and new ratings arrive as spans:
+`--append-span FILE` appends one file, `--append-from INBOX` every file of a folder not
+appended before, which a CronJob runs on a schedule (serving/prepare-data-cronjob.yaml).
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
@@ -77,15 +81,33 @@ def prepare(options: ingestion.IngestionOptions, data_root: str) -> ingestion.Pr
   return data_layout(data_root, dataset, options.span)
 
 
+def _check_append(args: argparse.Namespace, flag: str) -> None:
+  if '://' in args.data_root:
+    raise ValueError(f'{flag} writes a local data root (or one mounted locally); '
+                     f'{args.data_root} is not one')
+  if not args.data_dir:
+    raise ValueError(f'{flag} needs --data-dir: the MovieLens folder whose users and '
+                     'movies the new ratings refer to')
+
+
+def append_from(args: argparse.Namespace) -> int:
+  """--append-from: every file of the inbox not handled before; 2 when one was refused."""
+  from components.data import span_inbox  # pylint: disable=import-outside-toplevel
+  _check_append(args, '--append-from')
+  outcomes = span_inbox.append_inbox(args.data_root, args.append_from, args.data_dir,
+                                     args.on_bad_rows)
+  for outcome in outcomes:
+    print(outcome.message, file=sys.stderr if outcome.status == span_inbox.REFUSED
+          else sys.stdout, flush=True)
+  if not outcomes:
+    print(f'{args.append_from}: nothing new (every file was handled before)', flush=True)
+  return 2 if any(o.status == span_inbox.REFUSED for o in outcomes) else 0
+
+
 def append(args: argparse.Namespace) -> None:
   """--append-span: the new span(s), validated, into the layout at --data-root."""
   from components.data import span_append  # pylint: disable=import-outside-toplevel
-  if '://' in args.data_root:
-    raise ValueError('--append-span writes a local data root (or one mounted locally); '
-                     f'{args.data_root} is not one')
-  if not args.data_dir:
-    raise ValueError('--append-span needs --data-dir: the MovieLens folder whose users and '
-                     'movies the new ratings refer to')
+  _check_append(args, '--append-span')
   info = span_append.append_spans(args.data_root, args.append_span, args.data_dir,
                                   args.on_bad_rows)
   appended = info['appended']
@@ -103,19 +125,33 @@ def _files(folder: str):
                 for root, _, names in os.walk(folder) for name in names)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='python -m pipeline.prepare_data',
                                    description=__doc__.split('\n')[0])
   parser.add_argument('--data-root', required=True,
                       help='where the prepared data goes (a local path, gs://, s3://)')
   cli.add_data_arguments(parser)
-  parser.add_argument('--append-span', metavar='FILE',
-                      help='append FILE\'s ratings (the dataset\'s ratings format, all later '
-                           'than the last span) to the span layout at --data-root as its next '
-                           'span(s); users and movies from --data-dir (a local root only)')
-  args = parser.parse_args(argv)
+  appending = parser.add_mutually_exclusive_group()
+  appending.add_argument('--append-span', metavar='FILE',
+                         help='append FILE\'s ratings (the dataset\'s ratings format, all '
+                              'later than the last span) to the span layout at --data-root as '
+                              'its next span(s); users and movies from --data-dir (a local '
+                              'root only)')
+  appending.add_argument('--append-from', metavar='DIR',
+                         help='append every file of DIR not handled before, in name order, '
+                              'as --append-span would (names starting with "." are left '
+                              'alone); a refused file is noted and not retried until it '
+                              'changes, and the files after it are still appended (exit 2 '
+                              'when one was refused). For a scheduled data job')
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel  (TFX's filesystem layer)
   try:
+    if args.append_from:
+      return append_from(args)
     if args.append_span:
       append(args)
     else:

@@ -119,7 +119,8 @@ def locate_data(options: IngestionOptions) -> str:
           or download.download_dataset(dataset, options.cache_dir))
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+  """The file's SHA-256, read a block at a time."""
   digest = hashlib.sha256()
   with open(path, 'rb') as f:
     for block in iter(lambda: f.read(1 << 20), b''):
@@ -129,7 +130,7 @@ def _sha256(path: str) -> str:
 
 def _fingerprint(data_dir: str, dataset: str, options: IngestionOptions) -> str:
   names = sorted(n for n in os.listdir(data_dir) if os.path.isfile(os.path.join(data_dir, n)))
-  sources = {n: _sha256(os.path.join(data_dir, n)) for n in names}
+  sources = {n: file_sha256(os.path.join(data_dir, n)) for n in names}
   key = {'version': INGESTION_VERSION, 'dataset': dataset, 'split': options.split,
          'eval_fraction': options.eval_fraction, 'seed': options.seed,
          'sample': options.sample, 'on_bad_rows': options.on_bad_rows,

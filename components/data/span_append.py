@@ -14,7 +14,7 @@ never reaches a run, nor any later training window.
 
 import json
 import os
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -57,9 +57,14 @@ def _date(timestamp: int) -> str:
 
 
 def append_spans(root: str, ratings_path: str, data_dir: str,
-                 on_bad_rows: str = formats.FAIL) -> Dict:
+                 on_bad_rows: str = formats.FAIL,
+                 record: Optional[Callable[[Dict], None]] = None,
+                 rejected_file: str = ingestion.REJECTED_FILE) -> Dict:
   """Appends `ratings_path`'s ratings to the span layout at `root`; returns the layout's new
-  dataset.json, with 'appended': the new spans, their ratings and the rows rejected."""
+  dataset.json, with 'appended': the new spans, their ratings and the rows rejected (under
+  skip, listed in `rejected_file` under `root`). `record` may add to that dataset.json before
+  it is written (span_inbox notes which file it was), so the spans and the note of their file
+  appear together."""
   info = load_layout(root)
   dataset, period = info['dataset'], info['span_period']
   bad = formats.BadRows(on_bad_rows)
@@ -107,7 +112,7 @@ def append_spans(root: str, ratings_path: str, data_dir: str,
       ingestion.concatenate_spans(root, window, os.path.join(staged.path, ingestion.TRAIN,
                                                              ingestion.EXAMPLES_FILE))
   if bad.policy == formats.SKIP:
-    ingestion.write_csv(os.path.join(root, ingestion.REJECTED_FILE), ingestion.REJECTED_COLUMNS,
+    ingestion.write_csv(os.path.join(root, rejected_file), ingestion.REJECTED_COLUMNS,
                         ([os.path.basename(r.path), r.line, r.reason, r.problem, r.text]
                          for r in bad.rejected))
   # The source's movies: new movies of the appended ratings are served too.
@@ -116,6 +121,8 @@ def append_spans(root: str, ratings_path: str, data_dir: str,
   info['appended'] = {'file': os.path.abspath(ratings_path), 'spans': new_spans,
                       'ratings': int(len(ratings)),
                       'rejected_rows': ingestion.rejected_summary(bad)}
+  if record:
+    record(info)
   atomic_files.write(os.path.join(root, ingestion.INFO_FILE),
                      json.dumps(info, indent=2, sort_keys=True))
   return info
