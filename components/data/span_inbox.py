@@ -7,9 +7,10 @@ write under a dot-name and rename into place) is appended as `span_append` appen
 `dataset.json` notes every file handled, by name and SHA-256, in the same write that publishes
 its spans: a later call skips it, so a call with nothing new changes nothing. A file refused
 (a bad row under `--on-bad-rows fail`, ratings not after the last span, ...) is noted as refused
-with the reason and is not retried until its content changes; the files after it are still
-appended, so one bad delivery does not stop the schedule. A file that changes after it was
-appended is refused on every call: an appended span is never rewritten.
+with the reason and is not retried until its content or name changes (renaming retries a file
+refused for a reason outside it, such as a movie missing from SOURCE); the files after it are
+still appended, so one bad delivery does not stop the schedule. A file that changes after it
+was appended is refused on every call: an appended span is never rewritten.
 """
 
 import dataclasses
@@ -84,7 +85,7 @@ def append_inbox(root: str, inbox: str, data_dir: str,
     except formats.IngestionError as e:
       _note_refusal(root, name, digest, e)
       outcomes.append(Outcome(name, REFUSED, f'error: {e} (refused; not retried until the '
-                                             f'file changes)'))
+                                             f'file changes or is renamed)'))
       continue
     appended = info['appended']
     message = (f'{path}: {appended["ratings"]} ratings appended as span(s) '

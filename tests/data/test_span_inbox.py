@@ -62,7 +62,7 @@ def test_a_refused_file_is_noted_and_the_files_after_it_are_appended_once(tmp_pa
   result = _prepare_data('--data-root', root, '--append-from', inbox, '--data-dir', source)
   assert result.returncode == 2
   assert (f"error: {inbox}/1998-03.data:11: expected 4 fields separated by '\\t', found 5 "
-          f"(refused; not retried until the file changes)") in result.stderr
+          f"(refused; not retried until the file changes or is renamed)") in result.stderr
   assert 'Traceback' not in result.stderr
   assert f'{inbox}/1998-04.data: ' in result.stdout and 'as span(s) 199804' in result.stdout
   info = _info(root)
@@ -88,6 +88,11 @@ def test_a_refused_file_is_retried_once_mended_and_an_appended_one_never(tmp_pat
   _deliver(inbox, '1998-03.data', corrupt)
   [refused] = span_inbox.append_inbox(root, inbox, source)
   assert refused.status == span_inbox.REFUSED
+  assert span_inbox.append_inbox(root, inbox, source) == []  # noted: not retried as it is
+  os.replace(os.path.join(inbox, '1998-03.data'), os.path.join(inbox, '1998-03-again.data'))
+  [again] = span_inbox.append_inbox(root, inbox, source)  # renamed: tried again
+  assert (again.name, again.status) == ('1998-03-again.data', span_inbox.REFUSED)
+  os.remove(os.path.join(inbox, '1998-03-again.data'))
   _deliver(inbox, '1998-03.data', march)  # the supplier sends the file again, mended
   _deliver(inbox, '1998-04.data', april)
   outcomes = span_inbox.append_inbox(root, inbox, source)
