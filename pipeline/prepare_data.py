@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help='append every file of DIR not handled before, in name order, '
                               'as --append-span would (names starting with "." are left '
                               'alone); a refused file is noted and not retried until it '
-                              'changes, and the files after it are still appended (exit 2 '
-                              'when one was refused). For a scheduled data job')
+                              'changes or is renamed, and the files after it are still '
+                              'appended (exit 2 when one was refused). For a scheduled data '
+                              'job')
   return parser
 
 
