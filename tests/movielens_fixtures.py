@@ -1,4 +1,4 @@
-"""Tiny MovieLens folders in each of the three formats, written by the tests themselves."""
+"""Tiny MovieLens folders in each of the four formats, written by the tests themselves."""
 
 import os
 
@@ -50,6 +50,22 @@ def ml1m(folder):
          '20::Jumanji (1995)::Adventure|Children\'s|Fantasy',
          '30::Heat: The Remake (1995)::Action|Crime|Thriller'])
   write(os.path.join(folder, 'users.dat'), ['1::F::1::10::48067', '2::M::56::16::70072'])
+  return str(folder)
+
+
+ML_10M_MOVIES = [  # UTF-8, half stars, genres beyond ML-1M's (as in the real movies.dat)
+    '10::Misérables, Les (1995)::Drama|War',
+    '20::Pull My Daisy (1958)::(no genres listed)',
+    '30::Dark Knight, The (2008)::Action|Crime|Drama|IMAX']
+
+
+def ml10m(folder, movies=None):
+  write(os.path.join(folder, 'ratings.dat'),
+        ['1::10::5::838985046', '1::20::3.5::838983525', '2::10::0.5::1230782529',
+         '2::30::4::1230782534'], encoding='utf-8')
+  write(os.path.join(folder, 'movies.dat'), ML_10M_MOVIES if movies is None else movies,
+        encoding='utf-8')
+  write(os.path.join(folder, 'tags.dat'), ['1::10::classic::1188263867'], encoding='utf-8')
   return str(folder)
 
 

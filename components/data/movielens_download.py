@@ -22,6 +22,7 @@ BASE_URL = 'https://files.grouplens.org/datasets/movielens'
 ARCHIVES = {  # dataset -> archive name on GroupLens
     formats.ML_100K: 'ml-100k',
     formats.ML_1M: 'ml-1m',
+    formats.ML_10M: 'ml-10m',  # unpacks to ml-10M100K/
     formats.ML_LATEST: 'ml-latest-small',
 }
 

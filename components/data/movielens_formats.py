@@ -1,6 +1,6 @@
-"""Readers for the three MovieLens file formats, with errors that name file, line and problem.
+"""Readers for the four MovieLens file formats, with errors that name file, line and problem.
 
-MovieLens ships in three layouts that differ in separators, encodings, rating scales and which
+MovieLens ships in four layouts that differ in separators, encodings, rating scales and which
 side files exist. Each reader turns one layout into the same `MovieLensData`, and validates every
 row on the way. What happens to a malformed row is the `BadRows` policy: `fail` (the default)
 stops ingestion with `IngestionError("file:line: problem")` instead of the row being dropped or
@@ -22,14 +22,18 @@ import numpy as np
 
 ML_100K = 'ml-100k'
 ML_1M = 'ml-1m'
+ML_10M = 'ml-10m'  # also ML-10M100K's name; ML-20M and later are ML_LATEST's layout
 ML_LATEST = 'ml-latest'
-DATASETS = (ML_100K, ML_1M, ML_LATEST)
+DATASETS = (ML_100K, ML_1M, ML_10M, ML_LATEST)
 
-# The file whose presence identifies each format, and every file the format needs.
-_MARKER_FILES = {ML_100K: 'u.data', ML_1M: 'ratings.dat', ML_LATEST: 'ratings.csv'}
+# The file whose presence identifies each format, and every file the format needs. ML-1M and
+# ML-10M share ratings.dat and movies.dat; only ML-1M has users.dat (`detect_dataset`).
+_MARKER_FILES = {ML_100K: 'u.data', ML_1M: 'ratings.dat', ML_10M: 'ratings.dat',
+                 ML_LATEST: 'ratings.csv'}
 _REQUIRED_FILES = {
     ML_100K: ('u.data', 'u.item', 'u.user'),
     ML_1M: ('ratings.dat', 'movies.dat', 'users.dat'),
+    ML_10M: ('ratings.dat', 'movies.dat'),
     ML_LATEST: ('ratings.csv', 'movies.csv'),
 }
 
@@ -125,10 +129,11 @@ class RatingScale:
 RATING_SCALES = {
     ML_100K: RatingScale(1.0, 5.0, 1.0),
     ML_1M: RatingScale(1.0, 5.0, 1.0),
+    ML_10M: RatingScale(0.5, 5.0, 0.5),
     ML_LATEST: RatingScale(0.5, 5.0, 0.5),
 }
 # Whether the format has a users file with age, gender, occupation and zip code.
-HAS_DEMOGRAPHICS = {ML_100K: True, ML_1M: True, ML_LATEST: False}
+HAS_DEMOGRAPHICS = {ML_100K: True, ML_1M: True, ML_10M: False, ML_LATEST: False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,10 +191,14 @@ def detect_dataset(data_dir: str) -> str:
     raise IngestionError(data_dir, 'is not a folder')
   found = [name for name, marker in _MARKER_FILES.items()
            if os.path.exists(os.path.join(data_dir, marker))]
+  if ML_1M in found:  # ratings.dat: ML-1M with its users.dat, ML-10M without
+    found.remove(ML_10M if os.path.exists(os.path.join(data_dir, 'users.dat')) else ML_1M)
   if len(found) == 1:
     return found[0]
   if not found:
-    markers = ', '.join(f'{m} ({d})' for d, m in _MARKER_FILES.items())
+    named = {m: ' or '.join(d for d in DATASETS if _MARKER_FILES[d] == m)
+             for m in _MARKER_FILES.values()}
+    markers = ', '.join(f'{m} ({d})' for m, d in named.items())
     raise IngestionError(data_dir, f'unknown format: none of {markers} is there')
   raise IngestionError(data_dir, f'ambiguous format: files of {", ".join(found)} are all there; '
                        'pass --dataset')
@@ -234,11 +243,15 @@ def read_movies_and_users(data_dir: str, dataset: str, bad: BadRows):
   if dataset == ML_100K:
     return _read_100k_movies(join('u.item'), bad), _read_100k_users(join('u.user'), bad)
   if dataset == ML_1M:
-    return _read_1m_movies(join('movies.dat'), bad), _read_1m_users(join('users.dat'), bad)
+    return _read_dat_movies(join('movies.dat'), 'latin-1', bad), _read_1m_users(
+        join('users.dat'), bad)
+  if dataset == ML_10M:  # the first MovieLens release in UTF-8 (its README)
+    return _read_dat_movies(join('movies.dat'), 'utf-8', bad), None
   return _read_latest_movies(join('movies.csv'), bad), None
 
 
-_RATINGS_LAYOUT = {ML_100K: ('\t', False), ML_1M: ('::', False), ML_LATEST: (',', True)}
+_RATINGS_LAYOUT = {ML_100K: ('\t', False), ML_1M: ('::', False), ML_10M: ('::', False),
+                   ML_LATEST: (',', True)}
 
 
 def ratings_path(data_dir: str, dataset: str) -> str:
@@ -389,9 +402,10 @@ def _read_100k_movies(path: str, bad: BadRows) -> Dict[int, Movie]:
   return movies
 
 
-def _read_1m_movies(path: str, bad: BadRows) -> Dict[int, Movie]:
+def _read_dat_movies(path: str, encoding: str, bad: BadRows) -> Dict[int, Movie]:
+  """ML-1M's and ML-10M's movies.dat: MovieID::Title (Year)::Genre|Genre."""
   movies: Dict[int, Movie] = {}
-  for number, text in read_lines(path, 'latin-1', bad=bad):
+  for number, text in read_lines(path, encoding, bad=bad):
     try:
       f = split_fields(path, number, text, '::', 3)
       movie_id = parse_int(path, number, 'movie id', f[0])
@@ -498,7 +512,9 @@ def read_ratings(path: str, sep: str, header: bool, scale: RatingScale,
 
 
 def rating_encoding(header: bool) -> str:
-  """ML-latest's files (with a header) are UTF-8; ML-100K's and ML-1M's Latin-1."""
+  """ML-latest's files (with a header) are UTF-8; ML-100K's and ML-1M's Latin-1. (ML-10M's
+  ratings.dat, UTF-8 by its README, holds nothing but ASCII numbers and separators, which read
+  the same in both.)"""
   return 'utf-8' if header else 'latin-1'
 
 

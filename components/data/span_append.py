@@ -74,8 +74,8 @@ def append_spans(root: str, ratings_path: str, data_dir: str,
   last = max(int(s) for s in info['spans'])
   earlier = _rated_pairs(root, info)
   keep = np.ones(len(ratings), bool)
-  texts = (formats.texts_of_lines(ratings_path, 'latin-1' if dataset != formats.ML_LATEST
-                                  else 'utf-8', set(ratings.line.tolist()))
+  encoding = formats.rating_encoding(formats.ratings_layout(dataset)[1])
+  texts = (formats.texts_of_lines(ratings_path, encoding, set(ratings.line.tolist()))
            if bad.policy == formats.SKIP else {})
   for row in range(len(ratings)):
     line, span = int(ratings.line[row]), int(numbers[row])

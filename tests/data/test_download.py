@@ -71,6 +71,18 @@ def test_downloads_verifies_and_caches(tmp_path, grouplens):
   assert download.download_dataset(formats.ML_100K, cache, base_url=base_url) == folder
 
 
+def test_ml10m_archive_unpacks_under_its_own_folder_name(tmp_path, grouplens):
+  files, base_url = grouplens  # ml-10m.zip holds ml-10M100K/, not ml-10m/
+  payload = _zip_of(fx.ml10m(tmp_path / 'src'), prefix='ml-10M100K')
+  files['ml-10m.zip'] = payload
+  files['ml-10m.zip.md5'] = f'{hashlib.md5(payload).hexdigest()}  ml-10m.zip\n'.encode()
+  cache = str(tmp_path / 'cache')
+  folder = download.download_dataset(formats.ML_10M, cache, base_url=base_url)
+  assert folder == os.path.join(cache, 'ml-10m')
+  assert sorted(os.listdir(folder)) == ['movies.dat', 'ratings.dat', 'tags.dat']
+  assert formats.read_movielens(folder).dataset == formats.ML_10M
+
+
 def test_checksum_mismatch_is_rejected(tmp_path, grouplens):
   files, base_url = grouplens
   files['ml-100k.zip'] = _zip_of(fx.ml100k(tmp_path / 'src'))

@@ -1,4 +1,4 @@
-"""Parsers of the three MovieLens formats, and every bad-input error they must give."""
+"""Parsers of the four MovieLens formats, and every bad-input error they must give."""
 
 import os
 import re
@@ -45,6 +45,39 @@ def test_reads_ml_latest_without_demographics(tmp_path):
   assert data.movies[3].title.startswith('Amélie')
   assert data.movies[3].release_year == 2001
   assert data.movies[3].genres == ('(no genres listed)',)
+
+
+def test_reads_ml10m_without_demographics(tmp_path):
+  data = formats.read_movielens(fx.ml10m(tmp_path))
+  assert data.dataset == formats.ML_10M  # ratings.dat without users.dat
+  assert data.users is None and not data.has_demographics
+  assert data.scale == formats.RatingScale(0.5, 5.0, 0.5)
+  assert data.ratings.rating.tolist() == [5.0, 3.5, 0.5, 4.0]
+  assert data.movies[10].title == 'Misérables, Les (1995)'  # UTF-8 decoded
+  assert data.movies[10].release_year == 1995
+  assert data.movies[20].genres == ('(no genres listed)',)
+  assert data.movies[30].genres == ('Action', 'Crime', 'Drama', 'IMAX')
+
+
+def test_ml10m_movies_dat_must_be_utf8(tmp_path):
+  folder = fx.ml10m(tmp_path)
+  fx.write(os.path.join(folder, 'movies.dat'), fx.ML_10M_MOVIES, encoding='latin-1')
+  with pytest.raises(formats.IngestionError,
+                     match=r"movies\.dat:1: bytes not valid utf-8 at column 8"):
+    formats.read_movielens(folder)
+
+
+def test_ml10m_ratings_are_half_stars_up_to_5(tmp_path):
+  folder = fx.ml10m(tmp_path)
+  fx.write(os.path.join(folder, 'ratings.dat'), ['1::10::5::838985046', '1::20::5.5::838983525'])
+  with pytest.raises(formats.IngestionError,
+                     match=r'ratings\.dat:2: rating 5\.5 is outside the scale 0\.5\.\.5'):
+    formats.read_movielens(folder)
+
+
+def test_ml1m_named_on_an_ml10m_folder_asks_for_users_dat(tmp_path):
+  with pytest.raises(formats.IngestionError, match=r'users\.dat: missing file: the ml-1m format'):
+    formats.read_movielens(fx.ml10m(tmp_path), formats.ML_1M)
 
 
 def test_detects_a_folder_holding_one_extracted_archive(tmp_path):

@@ -281,3 +281,52 @@ def test_example_lines_are_what_csv_writer_writes(tmp_path, which, monkeypatch):
   ingestion.write_examples(path, data, data.ratings, mask)
   with open(path, encoding='utf-8', newline='') as f:
     assert f.read() == _csv_writer_rows(data, data.ratings, mask)
+
+
+def _real_ml100k_as(ml100k_dir, folder, dataset):
+  """The real ML-100K rewritten in ML-10M's (ratings.dat, movies.dat in UTF-8) or ML-latest's
+  layout: the same ratings, in the same order, of the same movies."""
+  data = formats.read_movielens(ml100k_dir)
+  os.makedirs(folder)
+  ratings = data.ratings
+  rows = zip(ratings.user_id.tolist(), ratings.movie_id.tolist(), ratings.rating.tolist(),
+             ratings.timestamp.tolist())
+  if dataset == formats.ML_10M:
+    with open(os.path.join(folder, 'ratings.dat'), 'w', encoding='utf-8') as f:
+      f.writelines(f'{u}::{m}::{r:g}::{t}\n' for u, m, r, t in rows)
+    with open(os.path.join(folder, 'movies.dat'), 'w', encoding='utf-8') as f:
+      for movie in data.movies.values():
+        assert '::' not in movie.title
+        f.write(f'{movie.movie_id}::{movie.title}::{"|".join(movie.genres)}\n')
+  else:
+    with open(os.path.join(folder, 'ratings.csv'), 'w', encoding='utf-8', newline='') as f:
+      writer = csv.writer(f, lineterminator='\n')
+      writer.writerow(['userId', 'movieId', 'rating', 'timestamp'])
+      writer.writerows((u, m, f'{r:.1f}', t) for u, m, r, t in rows)
+    with open(os.path.join(folder, 'movies.csv'), 'w', encoding='utf-8', newline='') as f:
+      writer = csv.writer(f, lineterminator='\n')
+      writer.writerow(['movieId', 'title', 'genres'])
+      writer.writerows((m.movie_id, m.title, '|'.join(m.genres)) for m in data.movies.values())
+  return folder
+
+
+def test_ml10m_layout_prepares_what_ml_latest_layout_does(tmp_path, ml100k_dir):
+  """ML-10M's files hold what ML-latest's do (no demographics, half stars) in another layout:
+  the real ML-100K in either layout prepares the same splits and the same catalogue, so the
+  ML-latest end-to-end run (tests/pipeline/test_pipeline_ml_latest.py) covers ML-10M's too."""
+  prepared = {}
+  for dataset in (formats.ML_10M, formats.ML_LATEST):
+    source = _real_ml100k_as(ml100k_dir, str(tmp_path / dataset), dataset)
+    prepared[dataset] = ingestion.prepare_examples(
+        ingestion.IngestionOptions(data_dir=source), str(tmp_path / f'out-{dataset}'))
+  ten, latest = prepared[formats.ML_10M], prepared[formats.ML_LATEST]
+  assert ten.dataset == formats.ML_10M and not ten.has_demographics
+  assert ten.info['rating_scale'] == latest.info['rating_scale']
+  assert ten.info['num_ratings'] == latest.info['num_ratings'] == {'train': 80_000, 'eval': 20_000}
+  for part in ('train', 'eval'):  # the same split too, byte for byte
+    with open(os.path.join(ten.input_base, part, 'ratings.csv'), 'rb') as a, open(
+        os.path.join(latest.input_base, part, 'ratings.csv'), 'rb') as b:
+      assert a.read() == b.read()
+  with open(ten.catalogue_path, encoding='utf-8') as a, open(latest.catalogue_path,
+                                                             encoding='utf-8') as b:
+    assert a.read() == b.read()
