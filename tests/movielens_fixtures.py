@@ -53,18 +53,17 @@ def ml1m(folder):
   return str(folder)
 
 
-ML_10M_MOVIES = [  # UTF-8, half stars, genres beyond ML-1M's (as in the real movies.dat)
+ML_10M_MOVIES = [  # UTF-8 titles, and genres ML-1M's list does not have
     '10::Misérables, Les (1995)::Drama|War',
     '20::Pull My Daisy (1958)::(no genres listed)',
     '30::Dark Knight, The (2008)::Action|Crime|Drama|IMAX']
 
 
-def ml10m(folder, movies=None):
+def ml10m(folder):
   write(os.path.join(folder, 'ratings.dat'),
         ['1::10::5::838985046', '1::20::3.5::838983525', '2::10::0.5::1230782529',
          '2::30::4::1230782534'], encoding='utf-8')
-  write(os.path.join(folder, 'movies.dat'), ML_10M_MOVIES if movies is None else movies,
-        encoding='utf-8')
+  write(os.path.join(folder, 'movies.dat'), ML_10M_MOVIES, encoding='utf-8')
   write(os.path.join(folder, 'tags.dat'), ['1::10::classic::1188263867'], encoding='utf-8')
   return str(folder)
 
