@@ -1,7 +1,8 @@
 """A replayed retraining schedule: how the models do on the ratings that come after them.
 
     python -m bench.timeline --data-dir ../shared/datasets/ml-100k --span month
-        [--output-dir DIR] [--min-history-spans 2] [--window 0] [--epochs N] [--no-cold-check]
+        [--output-dir DIR] [--min-history-spans 2] [--window 0] [--epochs N] [--warm-start]
+        [--no-cold-check]
 
 Replays a MovieLens dataset as a schedule: one run of the real `local_runner.py` per span, from
 the span after the first `--min-history-spans` on, each trained on the spans before it (the
@@ -46,6 +47,8 @@ def _run(args, output_dir: str, eval_span: int, log_path: str):
     command += ['--epochs', str(args.epochs)]
   if args.sample:
     command += ['--sample', str(args.sample)]
+  if args.warm_start:
+    command.append('--warm-start')
   command += args.runner_arg
   started = time.monotonic()
   with open(log_path, 'w', encoding='utf-8') as log:
@@ -95,8 +98,17 @@ def _record(eval_span: int, code: int, seconds: float, summary: Dict, cold: bool
         'new_users_rmse': cold_users.get('rmse'),
         'new_users_ratings': cold_users.get('example_count'),
         'blessed': model['blessed'], 'why_not_pushed': model['why_not_pushed'],
-        'served': os.path.basename(model.get('serving_version_path') or '') or None}
+        'served': os.path.basename(model.get('serving_version_path') or '') or None,
+        'warm_start': _warm_start(model.get('training'))}
   return row
+
+
+def _warm_start(training) -> str:
+  """How the run's Trainer started: 'warm', 'scratch' or 'scratch: why not warm'."""
+  warm = (training or {}).get('warm_start')
+  if not warm:
+    return 'scratch'
+  return 'warm' if 'from' in warm else f'scratch: {warm["skipped"]}'
 
 
 def _markdown(report: Dict) -> str:
@@ -110,8 +122,9 @@ def _markdown(report: Dict) -> str:
            '"served" is the model served before the run (trained one span earlier) on the same '
            'span: the cost of serving a model that lags one span. New-user share: the share '
            'of the span\'s ratings by users with none in the training spans (from the data); '
-           '(new users): RMSE on the Evaluator\'s cold-user slice, which TFMA takes from both '
-           'the candidate\'s and the served model\'s slice features (docs/timeline.md). '
+           '(new users): RMSE on the Evaluator\'s cold-user slice, the span\'s ratings by users '
+           'with no training rating (docs/timeline.md). s: the run\'s wall time; "warm": '
+           'the Trainers started from the served models (--warm-start). '
            + ', '.join(f'{short[n]}: {n}' for n in names) + '.', '',
            '| eval span | trained on | train / eval ratings | new-user share | '
            + ' | '.join(f'{short[n]} RMSE (new users) | {short[n]} served RMSE | {short[n]} NDCG@10'
@@ -133,14 +146,21 @@ def _markdown(report: Dict) -> str:
       blessed.append(f'{short[name]} {"yes" if model.get("blessed") else "no"}')
       if not model.get('blessed'):
         refusals.append(f'- {row["eval_span"]} {name}: {model.get("why_not_pushed")}')
+    warm = [short[name] for name in names
+            if row['models'].get(name, {}).get('warm_start') == 'warm']
+    warm = ', warm' if len(warm) == len(row['models']) else ''.join(f', warm {w}' for w in warm)
+    for name, model in row['models'].items():
+      if (model.get('warm_start') or 'warm').startswith('scratch:'):
+        refusals.append(f'- {row["eval_span"]} {name}: trained from scratch: '
+                        f'{model["warm_start"][len("scratch: "):]}')
     cells += [fmt(row.get('most_popular_ndcg@10')), ', '.join(blessed),
-              f'{row["seconds"]:.0f} ({row["run"]})']
+              f'{row["seconds"]:.0f} ({row["run"]}{warm})']
     lines.append('| ' + ' | '.join(cells) + ' |')
   ordered = all(r['eval_min_timestamp'] > r['train_max_timestamp'] for r in report['runs'])
   lines += ['', f'Every run\'s eval_min_timestamp above its train_max_timestamp: '
             f'{"yes" if ordered else "NO"}.']
   if refusals:
-    lines += ['', 'Not blessed (the served model stayed):', ''] + refusals
+    lines += ['', 'Not blessed (the served model stayed), or not warm-started:', ''] + refusals
   check = report.get('cold_check')
   if check:
     lines += ['', f'Incremental against cold, span {check["eval_span"]}: the scheduled run took '
@@ -188,6 +208,9 @@ def main(argv=None) -> int:
   parser.add_argument('--sample', type=int, help='only the first N ratings (quick replays)')
   parser.add_argument('--runner-arg', action='append', default=[], metavar='ARG',
                       help='passed to local_runner.py, repeatable (e.g. --runner-arg=--max-rmse=1.5)')
+  parser.add_argument('--warm-start', action='store_true',
+                      help='local_runner.py --warm-start: each run\'s Trainers start from the '
+                           'served models')
   parser.add_argument('--no-cold-check', action='store_true',
                       help='skip timing a cold run of the last span')
   parser.add_argument('--results', help='the Markdown result (default: '

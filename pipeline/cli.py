@@ -96,6 +96,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
            'the Evaluators run each in a Python process of its own, which gives their memory '
            f'back when they end (default {configs.DEFAULT_OWN_PROCESSES_FROM_RATINGS:,}; 0: '
            'never, 1: always)')
+  add('--warm-start', action='store_true',
+      help='each Trainer starts from the latest blessed model of its name and trains for its '
+           'warm_start_share of a fit from scratch (where that model\'s training ratings are '
+           'all among this run\'s; otherwise from scratch): for a schedule, whose window grows '
+           'by a span a run')
   add('--no-cache', action='store_true', help='rerun every component')
 
 
@@ -115,7 +120,7 @@ def settings_from_args(args: argparse.Namespace, output_dir: str,
       beam_pipeline_args=list(args.beam_arg),
       statistics_sample_ratings=args.statistics_sample,
       own_processes_from_ratings=args.own_processes_from,
-      enable_cache=not args.no_cache, **overrides)
+      enable_cache=not args.no_cache, warm_start=args.warm_start, **overrides)
   settings.set_epochs(args.epochs)
   settings.hparams = hyperparameters.override(settings.hparams, args.set)
   return settings

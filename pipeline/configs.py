@@ -32,14 +32,16 @@ def default_hparams() -> Dict[str, hyperparameters.Training]:
   return {
       names.CONTENT_BASED: hyperparameters.ContentBased(
           embedding_dim=32, l2=1e-5, learning_rate=0.003, learning_rate_decay='cosine',
-          learning_rate_steps=0, batch_size=512, epochs=8, seed=42, retrieval_weight=1.0,
+          learning_rate_steps=0, batch_size=512, epochs=8, warm_start_share=0.25, seed=42,
+          retrieval_weight=1.0,
           user_chunk=32, user_chunk_from=2_000_000, l2_examples=80_000,
           example_budget=8_000_000, min_epoch_share=0.25,
           profile_shrinkage=5.0, training_profile_cap=0, exact_ranking_movies=4096,
           movie_id_dropout=0.1, min_title_token_movies=20),
       names.COLLABORATIVE_FILTERING: hyperparameters.CollaborativeFiltering(
           embedding_dim=64, l2=2e-4, learning_rate=0.03, learning_rate_decay='cosine',
-          learning_rate_steps=400, batch_size=8192, epochs=9, seed=42, retrieval_weight=0.5,
+          learning_rate_steps=400, batch_size=8192, epochs=9, warm_start_share=0.25,
+          seed=42, retrieval_weight=0.5,
           user_chunk=0, user_chunk_from=0, l2_examples=80_000, example_budget=16_000_000,
           min_epoch_share=1.0,
           retrieval_dim=32, retrieval_l2=3e-5, ranking_negatives=2048,
@@ -83,6 +85,11 @@ class PipelineSettings:
   # compiles no custom strategy); locally it is the latest blessed model other than the
   # candidate (components/tfx/baseline_resolver.py), which matters on cached re-runs.
   for_kubeflow: bool = False
+  # True: each Trainer starts from the latest blessed model of its name (TFX's base_model)
+  # and trains for warm_start_share of a fit, where that model's training ratings are all
+  # among the run's (components/models/warm_start.py): for a schedule, whose window grows by a
+  # span a run.
+  warm_start: bool = False
 
   @property
   def pipeline_root(self) -> str:

@@ -44,6 +44,7 @@ from pipeline import configs
 def node_ids(model_name: str) -> Dict[str, str]:
   """The component ids of one model's branch, for finding its results in ML Metadata."""
   return {'trainer': f'Trainer_{model_name}', 'resolver': f'LatestBlessedModel_{model_name}',
+          'warm_start': f'WarmStartModel_{model_name}',
           'evaluator': f'Evaluator_{model_name}', 'pusher': f'Pusher_{model_name}'}
 
 
@@ -152,6 +153,19 @@ def create_pipeline(
 
   for model_name in model_names:
     ids = node_ids(model_name)
+    history = dict(
+        model=channel.Channel(type=standard_artifacts.Model,
+                              producer_component_id=ids['trainer'], output_key='model'),
+        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
+                                       producer_component_id=ids['evaluator'],
+                                       output_key='blessing'))
+    warm_start = {}
+    if settings.warm_start:  # the served model: TFX's own strategy, which KFP v2 compiles
+      base = resolver.Resolver(
+          strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
+          **history).with_id(ids['warm_start'])
+      components.append(base)
+      warm_start = {'base_model': base.outputs['model']}
     trainer = tfx_components.Trainer(
         run_fn=configs.RUN_FN,
         examples=transform.outputs['transformed_examples'],
@@ -165,13 +179,8 @@ def create_pipeline(
                        'hparams': settings.hparams[model_name].to_config(),
                        'rating_range': rating_range,
                        'catalogue_path': data.catalogue_path,
-                       'code': code}).with_id(ids['trainer'])
-    history = dict(
-        model=channel.Channel(type=standard_artifacts.Model,
-                              producer_component_id=ids['trainer'], output_key='model'),
-        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
-                                       producer_component_id=ids['evaluator'],
-                                       output_key='blessing'))
+                       'code': code},
+        **warm_start).with_id(ids['trainer'])
     if settings.for_kubeflow:  # KFP v2 compiles only TFX's own strategies into queries
       baseline = resolver.Resolver(
           strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy, **history)

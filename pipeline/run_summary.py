@@ -21,6 +21,7 @@ from components import atomic_files
 from components.evaluation import eval_config as evaluation
 from components.data import ingestion
 from components.evaluation import ranking_metrics as ranking
+from components.models import trainer as trainer_module
 from pipeline import configs
 from pipeline import example_lists
 from pipeline import pipeline as pipeline_def
@@ -200,6 +201,18 @@ def _trained_model_uri(md: _Metadata, trainer_id: str) -> Optional[str]:
   return model.uri if model is not None else None
 
 
+def _training(md: _Metadata, trainer_id: str) -> Optional[Dict]:
+  """What the Trainer of this run reported (components/models/trainer.py's training stats:
+  epochs, seconds, the warm start), if it ran."""
+  trainer = md.execution(trainer_id)
+  run = md.outputs(trainer).get('model_run') if trainer is not None else None
+  path = os.path.join(run.uri, trainer_module.TRAINING_STATS) if run is not None else None
+  if path is None or not os.path.isfile(path):
+    return None
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)
+
+
 def _example_lists(model_uri: Optional[str], users: List[Dict],
                    previous: Dict) -> Optional[List[Dict]]:
   """The example users' top 10 from this run's trained model (candidate), if it trained; the
@@ -218,7 +231,7 @@ def _model_summary(md: _Metadata, settings: configs.PipelineSettings, name: str,
   model_uri = _trained_model_uri(md, ids['trainer'])
   summary = {'name': name, 'metrics': {}, 'blessed': False, 'pushed': False,
              'pushed_version_path': None, 'why_not_pushed': None, 'baseline_model': None,
-             'model_uri': model_uri,
+             'model_uri': model_uri, 'training': _training(md, ids['trainer']),
              'example_lists': _example_lists(model_uri, example_users, previous)}
   evaluator = md.execution(ids['evaluator'])
   if evaluator is None:
@@ -368,4 +381,9 @@ def render(summary: Dict) -> str:
     else:
       outcome = ('blessed, ' if model['blessed'] else '') + f'not pushed: {model["why_not_pushed"]}'
     lines.append(f'  {model["name"]:24s} {score}; {outcome}')
+    warm = (model.get('training') or {}).get('warm_start')
+    if warm:
+      lines.append(f'  {"":24s} ' + (
+          f'warm start from the served model, {model["training"]["epochs"]} epochs'
+          if 'from' in warm else f'trained from scratch: no warm start: {warm["skipped"]}'))
   return '\n'.join(lines)

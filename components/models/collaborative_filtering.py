@@ -47,6 +47,12 @@ class CollaborativeFilteringModel(recommender.Recommender):
   user_feature_names = (features.USER_INDEX,)
   movie_feature_names = (features.MOVIE_INDEX,)
   popularity_for_unknown_users = True
+  vocabulary_tables = {
+      **{name: (features.USER_VOCAB, 0)
+         for name in ('user_embedding', 'user_bias', 'user_ranking_embedding')},
+      **{name: (features.MOVIE_VOCAB, 0)
+         for name in ('movie_embedding', 'implicit_embedding', 'movie_bias',
+                      'movie_ranking_embedding', 'movie_ranking_bias')}}
 
   def __init__(self, num_users: int, num_movies: int, embedding_dim: int, l2: float,
                global_mean: float, seed: int, history: Tuple[np.ndarray, np.ndarray],

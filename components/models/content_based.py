@@ -96,6 +96,13 @@ class ContentBasedModel(recommender.Recommender):
   PROFILE_OFFSET, PROFILE_TASTE, HAS_PROFILE = 'profile_offset', 'profile_taste', 'has_profile'
   # Training input: each example's position in the stored history (`history_positions`).
   HISTORY_POSITION = 'history_position'
+  vocabulary_tables = {
+      'genre_embedding': (f.GENRE_VOCAB, 1), 'title_embedding': (f.TITLE_VOCAB, 1),
+      'movie_id_embedding': (f.MOVIE_VOCAB, 0), 'movie_bias': (f.MOVIE_VOCAB, 0),
+      f'user_feature_embeddings/{f.GENDER_ID}': (f.GENDER_VOCAB, 0),
+      f'user_feature_embeddings/{f.OCCUPATION_ID}': (f.OCCUPATION_VOCAB, 0),
+      f'user_feature_embeddings/{f.ZIP_PREFIX_ID}': (f.ZIP_VOCAB, 0),
+      f'user_feature_embeddings/{f.USER_INDEX}': (f.USER_VOCAB, 0)}
 
   def __init__(self, vocab_sizes: Dict[str, int], has_demographics: bool, embedding_dim: int,
                l2: float, global_mean: float, seed: int,
@@ -399,6 +406,9 @@ class ContentBasedModel(recommender.Recommender):
         tf.concat([vectors, bias[:, tf.newaxis]], axis=-1),
         candidate_sampling_probability=tf.gather(self._pick_probability, movies),
         candidate_ids=movies, compute_metrics=False)
+
+  def build_weights(self, inputs):
+    super().build_weights(self.with_content(inputs))
 
   def with_content(self, inputs):
     """`inputs` with the content of their movies looked up by movie index where they do not

@@ -35,6 +35,10 @@ class Training:
       0, 'fits longer than this many steps start from rate x sqrt(steps / this); 0: off')
   batch_size: int = _at_least(1, 'examples per training step')
   epochs: int = _at_least(1, 'passes over the training examples (see example_budget)')
+  warm_start_share: float = dataclasses.field(metadata={
+      'min': 0.0, 'max': 1.0,
+      'doc': 'a fit that starts from the served model (--warm-start) shows this share of the '
+             'examples a fit from scratch would (whole epochs, or a part of one)'})
   seed: int = _at_least(0, 'seeds weights, shuffling and TF ops: training is repeatable')
   retrieval_weight: float = _at_least(0.0, "weight of the ranking (softmax) loss; 0: off")
   user_chunk: int = _at_least(0, "examples per user chunk of a batch; 0: random batches")

@@ -8,7 +8,7 @@ from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow l
 import json
 import os
 import time
-from typing import Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +21,7 @@ from components.models import fast_tracing
 from components.models import hyperparameters
 from components.data import features as f
 from components.models import model_io
+from components.models import warm_start
 from components.export import signatures
 
 
@@ -38,7 +39,8 @@ def l2_scale(hparams: hyperparameters.Training, num_examples: int) -> float:
   return min(1.0, reference / num_examples) if reference and num_examples else 1.0
 
 
-def training_steps(hparams: hyperparameters.Training, num_examples: int) -> Tuple[int, int]:
+def training_steps(hparams: hyperparameters.Training, num_examples: int,
+                   warm_start: bool = False) -> Tuple[int, int]:
   """(epochs, steps per epoch): `epochs` whole passes, or fewer where they would show the model
   more than `example_budget` examples. An epoch of big data is many more steps than one of the
   data the epochs were tuned on (on the synthetic 10M one epoch of 8M examples shows either
@@ -48,14 +50,26 @@ def training_steps(hparams: hyperparameters.Training, num_examples: int) -> Tupl
   `min_epoch_share` of an epoch: content_based, whose users are their rating profiles and
   whose weights are shared by every rating, learns from a random part of big data;
   collaborative_filtering keeps 1.0, for its user embeddings learn only from their own ratings.
-  The part is `steps` batches of the epoch's order (seeded, like a whole epoch)."""
+  The part is `steps` batches of the epoch's order (seeded, like a whole epoch).
+
+  `warm_start`: the fit starts from the served model and shows `warm_start_share` of what a
+  fit from scratch would: as many whole epochs, rounded, or a part of one (no less than
+  `min_epoch_share` of it)."""
   epochs, budget = hparams.epochs, hparams.example_budget
   steps = -(-num_examples // hparams.batch_size)
   if not budget or not num_examples or budget >= num_examples:
     whole = budget // num_examples if budget and num_examples else epochs
-    return max(1, min(epochs, whole)), steps
-  shown = max(budget, hparams.min_epoch_share * num_examples)
-  return 1, min(steps, max(1, -(-int(shown) // hparams.batch_size)))
+    epochs = max(1, min(epochs, whole))
+  else:
+    shown = max(budget, hparams.min_epoch_share * num_examples)
+    epochs, steps = 1, min(steps, max(1, -(-int(shown) // hparams.batch_size)))
+  if not warm_start:
+    return epochs, steps
+  warm_steps = epochs * steps * hparams.warm_start_share
+  if warm_steps >= steps:
+    return max(1, int(round(warm_steps / steps))), steps
+  least = hparams.min_epoch_share * num_examples / hparams.batch_size
+  return 1, min(steps, max(1, int(np.ceil(max(warm_steps, least)))))
 
 
 def user_chunk(hparams: hyperparameters.Training, num_examples: int) -> int:
@@ -141,27 +155,38 @@ def columns_read(hparams: hyperparameters.Training, transformed: Sequence[str]
 
 
 def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparameters.Training,
-              train: model_io.Examples, callbacks=None) -> tf.keras.Model:
+              train: model_io.Examples, callbacks=None, base_model: Optional[str] = None,
+              warm_start_report: Optional[Dict] = None) -> tf.keras.Model:
   """Builds and trains one model on in-memory transformed examples (seeded: repeatable).
 
   `callbacks` (Keras callbacks) let the tuning script watch validation error per epoch.
+  `base_model`: a SavedModel to start from (components/models/warm_start.py), for
+  `warm_start_share` of the usual fit (training_steps); where it does not fit, training
+  starts from scratch, for the usual fit.
+  `warm_start_report` (a dict) receives what the warm start did, or why there was none.
   """
   fast_tracing.skip_tf_keras()
   tf.keras.utils.set_random_seed(hparams.seed)
   tf.config.experimental.enable_op_determinism()
   model = build_model(tf_transform_output, hparams, train)
-  batch_size, chunk = hparams.batch_size, user_chunk(hparams, len(train))
-  epochs, steps_per_epoch = training_steps(hparams, len(train))
-  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
-                                                                 epochs * steps_per_epoch)),
-                loss=tf.keras.losses.MeanSquaredError(),
-                metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   # Only the features the model reads (of those read per example: content_based looks up
   # content it was given as a table, `with_content`): Keras copies every input into a tensor.
   inputs = {name: train.features[name]
             for name in model.user_feature_names + model.movie_feature_names
             if name in train.features}
   inputs.update(model.training_inputs(len(train)))
+  report = {}
+  if base_model:
+    report = _warm_start(model, tf_transform_output, train, inputs, base_model)
+    if warm_start_report is not None:
+      warm_start_report.update(report)
+  warm = bool(base_model) and 'from' in report
+  batch_size, chunk = hparams.batch_size, user_chunk(hparams, len(train))
+  epochs, steps_per_epoch = training_steps(hparams, len(train), warm_start=warm)
+  model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
+                                                                 epochs * steps_per_epoch)),
+                loss=tf.keras.losses.MeanSquaredError(),
+                metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
   if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
     history = model.fit(
         batches.chunked_dataset(inputs, train.labels, batch_size, chunk, hparams.seed),
@@ -178,6 +203,24 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
   print(f'{hparams.model_name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
         flush=True)
   return model
+
+
+def _warm_start(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput,
+                train: model_io.Examples, inputs: Dict[str, np.ndarray], base_model: str) -> Dict:
+  """Builds `model`'s weights (on one example) and sets them from `base_model`: the
+  warm start's report, or {'skipped': why} (the model keeps its initial weights)."""
+  model.build_weights({name: values[:1] for name, values in inputs.items()})
+  try:
+    report = warm_start.warm_start(
+        model, base_model, tf_transform_output.vocabulary_by_name,
+        (train.features[f.USER_INDEX], train.features[f.MOVIE_INDEX]))
+  except warm_start.Unsuitable as reason:
+    print(f'warm start from {base_model}: not possible, training from scratch: {reason}',
+          flush=True)
+    return {'skipped': str(reason), 'base_model': base_model}
+  print(f"warm start from {base_model}: {len(report['tables'])} tables moved to this run's "
+        f"vocabularies, {len(report['copied'])} weights copied", flush=True)
+  return report
 
 
 TRAINING_STATS = 'training_stats.json'
@@ -223,10 +266,12 @@ def run_fn(fn_args) -> None:
                                  per_movie)
   loaded = time.monotonic()
   epochs = EpochSeconds()
-  model = fit_model(tf_transform_output, hparams, train, callbacks=[epochs])
+  warm = {}
+  model = fit_model(tf_transform_output, hparams, train, callbacks=[epochs],
+                    base_model=fn_args.base_model, warm_start_report=warm)
   fit_seconds = time.monotonic() - loaded
   # Examples an epoch shows: all of them, or with a part of an epoch (training_steps) its steps'.
-  _, steps = training_steps(hparams, len(train))
+  _, steps = training_steps(hparams, len(train), warm_start='from' in warm)
   per_epoch = min(len(train), steps * hparams.batch_size)
   stats = {'examples': int(len(train.labels)), 'epochs': len(epochs.seconds),
            'examples_per_epoch': per_epoch,
@@ -235,6 +280,8 @@ def run_fn(fn_args) -> None:
            # Everything in fit_model: building, tracing, every epoch.
            'examples_per_second': per_epoch * len(epochs.seconds) / max(fit_seconds, 1e-9),
            'epoch_seconds': epochs.seconds}
+  if warm:
+    stats['warm_start'] = warm
   if len(epochs.seconds) > 1:  # the training step alone, once traced
     stats['steady_examples_per_second'] = (per_epoch * (len(epochs.seconds) - 1)
                                            / max(sum(epochs.seconds[1:]), 1e-9))

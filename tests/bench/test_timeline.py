@@ -1,6 +1,7 @@
 """bench.timeline, the replayed schedule, killed halfway and restarted: it goes on from where it
 stopped (the finished run is not run again), and every run is judged on a later span than it
-trained on. Two monthly spans of a 3,000-rating ML-100K sample, one epoch."""
+trained on. Two monthly spans of a 3,000-rating ML-100K sample, one epoch, the second run
+warm-started from the first's models."""
 
 import json
 import os
@@ -18,7 +19,8 @@ def _command(tmp_path):
   return [sys.executable, '-m', 'bench.timeline', '--data-dir', ML_100K_DIR, '--span', 'month',
           '--sample', '3000', '--epochs', '1', '--min-history-spans', '6', '--no-cold-check',
           '--output-dir', str(tmp_path / 'schedule'), '--results', str(tmp_path / 'timeline.md'),
-          '--runner-arg=--max-rmse=1.5', '--runner-arg=--allow-below-most-popular']
+          '--runner-arg=--max-rmse=1.5', '--runner-arg=--allow-below-most-popular',
+          '--warm-start']
 
 
 @pytest.mark.slow
@@ -48,5 +50,8 @@ def test_a_killed_replay_goes_on_from_where_it_stopped(tmp_path):
     assert row['status'] == 'succeeded'
     assert row['eval_min_timestamp'] > row['train_max_timestamp']
   assert report['runs'][1]['train_spans'] == report['runs'][0]['train_spans'] + [199803]
+  # The second run's Trainers started from the first run's models, which were served.
+  assert {m['warm_start'] for m in report['runs'][0]['models'].values()} == {'scratch'}
+  assert {m['warm_start'] for m in report['runs'][1]['models'].values()} == {'warm'}
   assert (tmp_path / 'timeline.png').stat().st_size > 0
   assert '| 199804 |' in (tmp_path / 'timeline.md').read_text()

@@ -40,6 +40,21 @@ def test_a_share_of_an_epoch_where_one_epoch_is_over_the_budget(share, examples,
   assert trainer.training_steps(hparams, examples) == (1, steps)
 
 
+@pytest.mark.parametrize('epochs, examples, min_share, expected', [
+    (8, 80_000, 0.25, (2, 80)),        # 8 epochs: 2
+    (9, 80_000, 1.0, (2, 80)),         # 2.25 rounded
+    (2, 80_000, 0.25, (1, 40)),        # half an epoch
+    (2, 80_000, 1.0, (1, 80)),         # ... but never below min_epoch_share
+    (1, 40_000_000, 0.01, (1, 2_000)),  # the budget's 8,000 steps: a quarter of them
+    (1, 20_000_000, 0.25, (1, 5_000)),  # ... no less than min_epoch_share of an epoch
+])
+def test_a_warm_start_trains_its_share_of_the_fit_from_scratch(epochs, examples, min_share,
+                                                               expected):
+  hparams = CF.replace(epochs=epochs, example_budget=8_000_000, min_epoch_share=min_share,
+                       batch_size=1000, warm_start_share=0.25)
+  assert trainer.training_steps(hparams, examples, warm_start=True) == expected
+
+
 def test_user_chunks_apply_from_their_threshold():
   hparams = CF.replace(user_chunk=32, user_chunk_from=2_000_000)
   assert trainer.user_chunk(hparams, 1_999_999) == 0

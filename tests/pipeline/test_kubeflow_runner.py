@@ -293,3 +293,17 @@ def test_a_span_pipeline_reads_the_latest_span_under_the_data_root(tmp_path):
   assert splits == {'train': 'span-{SPAN}/train/*.csv', 'eval': 'span-{SPAN}/eval/*.csv'}
   # No range: each recurring run reads the newest span the data job has written.
   assert 'range_config' not in parameters or not value('range_config')
+
+
+def test_warm_start_compiles_the_served_model_into_the_trainers_base_model(tmp_path):
+  result, output = _compile(tmp_path, 'p.json', '--span', 'month', '--warm-start')
+  assert result.returncode == 0, result.stderr
+  with open(output, encoding='utf-8') as f:
+    spec = json_format.ParseDict(json.load(f)['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+  tasks = spec.root.dag.tasks
+  for model in MODELS:
+    trainer = tasks[f'Trainer_{model}']
+    # TFX's LatestBlessedModelStrategy, which KFP v2 compiles into metadata queries.
+    assert any(d.startswith(f'WarmStartModel_{model}') for d in trainer.dependent_tasks)
+    base = trainer.inputs.artifacts['base_model'].task_output_artifact.producer_task
+    assert base.startswith(f'WarmStartModel_{model}')

@@ -2,7 +2,7 @@
 epochs), in one output folder as a scheduler would run it: each run's CsvExampleGen reads its
 span through TFX's {SPAN} pattern, the later run trains on the earlier run's eval span too, and
 every run is judged on ratings later than all of its training ratings, against the model the
-earlier run blessed."""
+earlier run blessed. With --warm-start, the later run's Trainers start from that model."""
 
 import csv
 import os
@@ -13,6 +13,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components.data import ingestion
 from components.data import spans
+from components.models import trainer
+from pipeline import configs
 from tests.conftest import ML_100K_DIR, run_pipeline
 
 
@@ -24,7 +26,7 @@ def two_runs(tmp_path_factory):
   summaries = []
   for span in ('199803', '199804'):
     result, summary = run_pipeline(ML_100K_DIR, output_dir, '--span', 'month',
-                                   '--eval-span', span)
+                                   '--eval-span', span, '--warm-start')
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'evaluated on span {span}' in result.stderr
     summaries.append(summary)
@@ -86,3 +88,23 @@ def test_new_users_and_movies_slices_hold_what_the_data_says_is_new(two_runs):
       # Every rating in exactly one activity bucket: the buckets add up to the eval span.
       assert sum(v['example_count'] for k, v in slices.items()
                  if k.startswith('user_activity:')) == len(evaluated)
+
+
+def test_the_later_run_warm_starts_from_the_model_the_earlier_run_blessed(two_runs):
+  _, (first, second) = two_runs
+  hparams = configs.default_hparams()
+  for model in first['models']:  # nothing was served: from scratch
+    assert 'warm_start' not in model['training']
+  for model in second['models']:
+    earlier = next(m for m in first['models'] if m['name'] == model['name'])
+    warm = model['training']['warm_start']
+    assert warm['from'] == os.path.join(earlier['model_uri'], 'Format-Serving')
+    assert warm['base_ratings'] == first['data']['num_ratings']['train']
+    assert warm['tables'] and warm['copied']  # which ones: tests/models/test_warm_start.py
+    # A share of the fit from scratch (the sample's fit is 2 epochs: a part of one).
+    trained = model['training']
+    run_hparams = hparams[model['name']].replace(epochs=2)
+    epochs, steps = trainer.training_steps(run_hparams, trained['examples'], warm_start=True)
+    assert (trained['epochs'], trained['examples_per_epoch']) == (
+        epochs, min(trained['examples'], steps * run_hparams.batch_size))
+    assert epochs * steps < 2 * trainer.training_steps(run_hparams, trained['examples'])[1]
