@@ -10,10 +10,12 @@ last `--window`, 0: all) and evaluated on its span, all in one output folder (on
 store, one serving folder) as a scheduler would run them. For every run it records the trained
 spans, the eval span, train_max_timestamp and eval_min_timestamp, both models' eval RMSE and
 NDCG@10 and most-popular's, their metrics on users new in the span, blessed or not and why, the
-served version after the run, and the wall time. Then it times a cold run of the last span in a
-fresh folder against the last (incremental) run. Writes bench/results/timeline-<span>.md, .json
-and .png (the metrics over the runs). The JSON is rewritten after every run: restarted with the
-same --output-dir, a stopped replay goes on from the first span it has no finished run of.
+served version after the run, how each Trainer started, and the wall time. Then it times a
+cold run of the last span in a fresh folder against the last (incremental) run. Writes
+bench/results/timeline-<span>.md (with --warm-start, whose runs' Trainers start from the served
+models: timeline-<span>-warm-start.md), .json and .png (the metrics over the runs). The JSON is
+rewritten after every run: restarted with the same --output-dir and options, a stopped replay
+goes on from the first span it has no finished run of.
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
@@ -198,8 +200,9 @@ def main(argv=None) -> int:
   parser.add_argument('--span', choices=spans.PERIODS, default=spans.MONTH)
   parser.add_argument('--output-dir',
                       help='the schedule\'s one output folder (ML Metadata, serving, runs; '
-                           'default: runs/timeline-<span>, one per period: a weekly replay '
-                           'in a monthly one\'s folder would be judged against its models)')
+                           'default: runs/timeline-<span>[-warm-start], one per period: a '
+                           'weekly replay in a monthly one\'s folder would be judged against '
+                           'its models)')
   parser.add_argument('--min-history-spans', type=int, default=2,
                       help='the first run trains on this many spans')
   parser.add_argument('--window', type=int, default=0,
@@ -214,12 +217,14 @@ def main(argv=None) -> int:
   parser.add_argument('--no-cold-check', action='store_true',
                       help='skip timing a cold run of the last span')
   parser.add_argument('--results', help='the Markdown result (default: '
-                      'bench/results/timeline-<span>.md; .json and .png beside it)')
+                      'bench/results/timeline-<span>[-warm-start].md; .json and .png beside '
+                      'it)')
   args = parser.parse_args(argv)
   if args.min_history_spans < 1:
     parser.error('--min-history-spans must be at least 1')
-  results = args.results or os.path.join(RESULTS, f'timeline-{args.span}.md')
-  output_dir = os.path.abspath(args.output_dir or os.path.join('runs', f'timeline-{args.span}'))
+  name = f'timeline-{args.span}' + ('-warm-start' if args.warm_start else '')
+  results = args.results or os.path.join(RESULTS, f'{name}.md')
+  output_dir = os.path.abspath(args.output_dir or os.path.join('runs', name))
   logs = os.path.join(output_dir, 'timeline-logs')
   os.makedirs(logs, exist_ok=True)
 
@@ -239,10 +244,17 @@ def main(argv=None) -> int:
                                 + list(argv if argv is not None else sys.argv[1:])),
             'date': provenance.now(), 'machine': provenance.machine(),
             'commit': provenance.commit(), 'dataset': prepared.dataset, 'span': args.span,
-            'window': args.window, 'spans': prepared.info['spans'], 'runs': []}
+            'window': args.window, 'warm_start': args.warm_start,
+            'spans': prepared.info['spans'], 'runs': []}
   if os.path.isfile(progress):  # a restarted replay: keep the finished runs
     with open(progress, encoding='utf-8') as f:
-      report['runs'] = json.load(f)['runs']
+      earlier = json.load(f)
+    changed = [key for key in ('span', 'window', 'warm_start')
+               if earlier.get(key, False) != report[key]]
+    if changed:
+      parser.error(f'{output_dir} holds a replay with other {", ".join(changed)}: restart it '
+                   'with the same options, or give another --output-dir')
+    report['runs'] = earlier['runs']
   done = {row['eval_span'] for row in report['runs']}
   for eval_span in scheduled:
     if eval_span in done:
