@@ -87,7 +87,8 @@ image:
 
 .PHONY: bench-timeline
 # ML-100K replayed as a monthly schedule, one real run per span, in runs/timeline-month/
-# (ARGS="--span week --min-history-spans 4" for weeks, in runs/timeline-week/).
+# (ARGS="--span week --min-history-spans 4" for weeks, in runs/timeline-week/; ARGS=--warm-start
+# for Trainers that start from the served models, in runs/timeline-month-warm-start/).
 bench-timeline: $(STAMP)
 	$(PY) -m bench.timeline $(DATA_ARG) $(ARGS)
 

@@ -244,15 +244,16 @@ def main(argv=None) -> int:
                                 + list(argv if argv is not None else sys.argv[1:])),
             'date': provenance.now(), 'machine': provenance.machine(),
             'commit': provenance.commit(), 'dataset': prepared.dataset, 'span': args.span,
+            'data_dir': args.data_dir, 'sample': args.sample,
             'window': args.window, 'warm_start': args.warm_start,
             'spans': prepared.info['spans'], 'runs': []}
   if os.path.isfile(progress):  # a restarted replay: keep the finished runs
     with open(progress, encoding='utf-8') as f:
       earlier = json.load(f)
-    changed = [key for key in ('span', 'window', 'warm_start')
-               if earlier.get(key, False) != report[key]]
+    changed = [key for key in ('data_dir', 'sample', 'span', 'window', 'warm_start')
+               if earlier.get(key, report[key]) != report[key]]  # (older replays: unknown)
     if changed:
-      parser.error(f'{output_dir} holds a replay with other {", ".join(changed)}: restart it '
+      parser.error(f'{output_dir} holds a replay of another {", ".join(changed)}: restart it '
                    'with the same options, or give another --output-dir')
     report['runs'] = earlier['runs']
   done = {row['eval_span'] for row in report['runs']}

@@ -55,3 +55,8 @@ def test_a_killed_replay_goes_on_from_where_it_stopped(tmp_path):
   assert {m['warm_start'] for m in report['runs'][1]['models'].values()} == {'warm'}
   assert (tmp_path / 'timeline.png').stat().st_size > 0
   assert '| 199804 |' in (tmp_path / 'timeline.md').read_text()
+  # The folder holds this replay: one with other options is refused, not mixed into it.
+  other = subprocess.run(_command(tmp_path) + ['--window', '1'], cwd=PROJECT_DIR,
+                         capture_output=True, text=True, timeout=600)
+  assert other.returncode == 2
+  assert 'holds a replay of another window' in other.stderr
