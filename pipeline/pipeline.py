@@ -160,10 +160,15 @@ def create_pipeline(
                                        producer_component_id=ids['evaluator'],
                                        output_key='blessing'))
     warm_start = {}
-    if settings.warm_start:  # the served model: TFX's own strategy, which KFP v2 compiles
-      base = resolver.Resolver(
-          strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
-          **history).with_id(ids['warm_start'])
+    if settings.warm_start:  # the served model, as the baseline below is found
+      if settings.for_kubeflow:
+        base = resolver.Resolver(
+            strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy, **history)
+      else:  # not one trained on these examples: an unchanged re-run stays cached
+        base = resolver.Resolver(
+            strategy_class=baseline_resolver.LatestBlessedEarlierModelStrategy,
+            training_examples=transform.outputs['transformed_examples'], **history)
+      base = base.with_id(ids['warm_start'])
       components.append(base)
       warm_start = {'base_model': base.outputs['model']}
     trainer = tfx_components.Trainer(

@@ -180,9 +180,8 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
     report = _warm_start(model, tf_transform_output, train, inputs, base_model)
     if warm_start_report is not None:
       warm_start_report.update(report)
-  warm = bool(base_model) and 'from' in report
   batch_size, chunk = hparams.batch_size, user_chunk(hparams, len(train))
-  epochs, steps_per_epoch = training_steps(hparams, len(train), warm_start=warm)
+  epochs, steps_per_epoch = training_steps(hparams, len(train), warm_start='from' in report)
   model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(hparams,
                                                                  epochs * steps_per_epoch)),
                 loss=tf.keras.losses.MeanSquaredError(),

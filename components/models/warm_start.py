@@ -14,7 +14,9 @@ object-graph paths, which are the Keras model's attribute paths) and its vocabul
 A warm start must not carry what the run is judged on into training: the base model's training
 ratings (its stored history) must all be among this run's training ratings. A base model
 trained on another split, a later span or a dropped window span fails that, and the run trains
-from scratch (and says why), as it does when the base model's shapes do not fit.
+from scratch (and says why), as it does when the base model's shapes do not fit, or when it
+was trained on exactly this run's ratings (no new span: a warm start would only train the same
+model on, each time the schedule runs without new data).
 """
 
 import collections
@@ -61,8 +63,8 @@ def read_vocabulary(path: str) -> List[bytes]:
 def moved_rows(old_tokens: Sequence[bytes], new_tokens: Sequence[bytes], first: int,
                old_rows: int, new_rows: int) -> Tuple[np.ndarray, np.ndarray]:
   """(new rows, old rows): where each row of a table over `old_tokens` goes in a table over
-  `new_tokens`. Rows before `first` (padding) and after the tokens (the OOV bucket) keep their
-  place counted from the table's end."""
+  `new_tokens`. Rows before `first` (padding) keep their place, and the rows after the tokens
+  (the OOV bucket) theirs counted from the table's end."""
   old_index = {token: i for i, token in enumerate(old_tokens)}
   pairs = [(first + i, first + old_index[token]) for i, token in enumerate(new_tokens)
            if token in old_index]
@@ -125,6 +127,9 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
   if base_pairs is None or not np.isin(base_pairs, ours).all():
     raise Unsuitable("the base model was trained on ratings that are not among this run's "
                      'training ratings (another split, a later span or a dropped one)')
+  if len(base_pairs) == len(ours):  # (pairs are distinct: ingestion drops repeats)
+    raise Unsuitable('the base model was trained on these very ratings (no new span): '
+                     'starting from it would only train it on')
 
   values = {}  # everything is checked before anything is assigned
   for path, variable in variable_paths(model).items():

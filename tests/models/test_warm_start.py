@@ -65,6 +65,17 @@ def _new_vocabulary(name):
   return _tokens(feature)[::-1]
 
 
+def _pairs(examples, new_ratings=1):
+  """(users, movies) of `examples`' ratings and of `new_ratings` more (a run's training
+  ratings: the base model's and a new span's)."""
+  users, movies = examples.features[f.USER_INDEX], examples.features[f.MOVIE_INDEX]
+  rated = set(zip(users.tolist(), movies.tolist()))
+  new = [(u, m) for u in range(tm.NUM_USERS - 1) for m in range(tm.NUM_MOVIES - 1)
+         if (u, m) not in rated][:new_ratings]
+  return (np.concatenate([users, [u for u, _ in new]]).astype(np.int64),
+          np.concatenate([movies, [m for _, m in new]]).astype(np.int64))
+
+
 def _built(name, examples, demographics, **options):
   model = tm._build(name, examples, demographics, **options)
   model.build_weights({k: v[:1] for k, v in examples.features.items()})
@@ -79,8 +90,7 @@ def test_a_warm_started_model_rates_as_the_base_over_reordered_vocabularies(
   moved = _reordered_examples(examples)
   model = _built(name, moved, demographics)
   before = model(moved.features).numpy()
-  report = warm_start.warm_start(model, str(tmp_path), _new_vocabulary,
-                                 (moved.features[f.USER_INDEX], moved.features[f.MOVIE_INDEX]))
+  report = warm_start.warm_start(model, str(tmp_path), _new_vocabulary, _pairs(moved))
   # Every table keyed by a vocabulary was moved (a table left out would rate other tokens).
   expected = {path for path in warm_start.variable_paths(model)
               if path.rsplit('/', 1)[0] in model.vocabulary_tables}
@@ -140,8 +150,17 @@ def test_a_base_of_other_shapes_is_refused(tmp_path):
                       history=(moved.features[f.USER_INDEX], moved.features[f.MOVIE_INDEX]))
   wider.build_weights({k: v[:1] for k, v in moved.features.items()})
   with pytest.raises(warm_start.Unsuitable, match='user_embedding/embeddings'):
-    warm_start.warm_start(wider, str(tmp_path), _new_vocabulary,
-                          (moved.features[f.USER_INDEX], moved.features[f.MOVIE_INDEX]))
+    warm_start.warm_start(wider, str(tmp_path), _new_vocabulary, _pairs(moved))
+
+
+def test_a_base_trained_on_these_very_ratings_is_refused(tmp_path):
+  """No new span: starting from the served model would only train it on, run after run."""
+  base, examples, _ = tm._train('cf', epochs=1)
+  _save(base, str(tmp_path))
+  moved = _reordered_examples(examples)
+  with pytest.raises(warm_start.Unsuitable, match='these very ratings'):
+    warm_start.warm_start(_built('cf', moved, True), str(tmp_path), _new_vocabulary,
+                          _pairs(moved, new_ratings=0))
 
 
 def test_the_trainer_trains_from_scratch_where_the_base_does_not_fit(tmp_path, capsys):

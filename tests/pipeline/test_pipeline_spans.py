@@ -108,3 +108,17 @@ def test_the_later_run_warm_starts_from_the_model_the_earlier_run_blessed(two_ru
     assert (trained['epochs'], trained['examples_per_epoch']) == (
         epochs, min(trained['examples'], steps * run_hparams.batch_size))
     assert epochs * steps < 2 * trainer.training_steps(run_hparams, trained['examples'])[1]
+
+
+def test_an_unchanged_warm_started_re_run_is_fully_cached(two_runs):
+  """(Last: it adds a run to the folder.) The served model was trained on this very data, so
+  the warm start's base is the one the cached Trainers started from, not the served one."""
+  output_dir, (_, second) = two_runs
+  result, again = run_pipeline(ML_100K_DIR, output_dir, '--span', 'month', '--eval-span',
+                               '199804', '--warm-start')
+  assert result.returncode == 0, result.stdout + result.stderr
+  states = {c['id']: c['state'] for c in again['components']}
+  for model in again['models']:
+    assert states[f'Trainer_{model["name"]}'] == states[f'Evaluator_{model["name"]}'] == 'CACHED'
+  assert ({m['name']: m['serving_version_path'] for m in again['models']}
+          == {m['name']: m['serving_version_path'] for m in second['models']})
