@@ -1,8 +1,8 @@
 """`create_pipeline(...)`: the TFX DAG, independent of where it runs.
 
 CsvExampleGen -> StatisticsGen -> ImportSchemaGen (curated) -> ExampleValidator -> AnomaliesGate
--> Transform -> per model: Trainer -> Evaluator (baseline: the latest blessed model of that name other
-than the candidate)
+-> Transform -> per model: Trainer (with settings.warm_start, from the latest blessed model of that
+name) -> Evaluator (baseline: the latest blessed model of that name other than the candidate)
 -> Pusher (only when blessed).
 """
 

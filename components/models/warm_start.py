@@ -107,7 +107,10 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
   Unsuitable (nothing assigned) where the base model does not fit or saw other ratings."""
   reader = tf.train.load_checkpoint(os.path.join(base_model_dir, 'variables', 'variables'))
   stored = reader.get_variable_to_shape_map()
-  tables = model.vocabulary_tables
+  variables = variable_paths(model)
+  present = {path.rsplit('/', 1)[0] for path in variables}  # (no demographics: no such tables)
+  tables = {prefix: table for prefix, table in model.vocabulary_tables.items()
+            if prefix in present}
   names = sorted({vocab for vocab, _ in tables.values()} | {f.USER_VOCAB, f.MOVIE_VOCAB})
   old_vocab, new_vocab = {}, {}
   for name in names:
@@ -132,7 +135,7 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
                      'starting from it would only train it on')
 
   values = {}  # everything is checked before anything is assigned
-  for path, variable in variable_paths(model).items():
+  for path, variable in variables.items():
     if not variable.trainable:
       continue  # histories, content tables, serving tables: this run's data sets them
     if path + VALUE not in stored:
@@ -153,9 +156,8 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
       raise Unsuitable(f'{path}: the base model has {old.shape}, this one {new_shape}')
     else:
       values[path] = old
-  paths = variable_paths(model)
   for path, value in values.items():
-    paths[path].assign(value)
+    variables[path].assign(value)
   moved = sorted(path for path in values if path.rsplit('/', 1)[0] in tables)
   return {'from': base_model_dir, 'tables': moved,
           'copied': sorted(set(values) - set(moved)),
