@@ -127,6 +127,24 @@ def transform_component(examples: channel.BaseChannel, schema: channel.BaseChann
       custom_config={'code': code})
 
 
+def latest_blessed_model(settings: configs.PipelineSettings, ids: Dict[str, str], node: str,
+                         local_strategy, **excluding) -> resolver.Resolver:
+  """The resolver `ids[node]` of the latest blessed model of a model's branch (`ids`:
+  node_ids). On Kubeflow, TFX's LatestBlessedModelStrategy: KFP v2 compiles only TFX's own
+  strategies into metadata queries. Locally, `local_strategy`, which also skips the models that
+  the `excluding` channel rules out (components/tfx/baseline_resolver.py)."""
+  history = dict(
+      model=channel.Channel(type=standard_artifacts.Model,
+                            producer_component_id=ids['trainer'], output_key='model'),
+      model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
+                                     producer_component_id=ids['evaluator'],
+                                     output_key='blessing'))
+  if settings.for_kubeflow:
+    local_strategy, excluding = latest_blessed_model_strategy.LatestBlessedModelStrategy, {}
+  return resolver.Resolver(strategy_class=local_strategy, **excluding,
+                           **history).with_id(ids[node])
+
+
 def create_pipeline(
     settings: configs.PipelineSettings,
     data: ingestion.PreparedData,
@@ -153,22 +171,11 @@ def create_pipeline(
 
   for model_name in model_names:
     ids = node_ids(model_name)
-    history = dict(
-        model=channel.Channel(type=standard_artifacts.Model,
-                              producer_component_id=ids['trainer'], output_key='model'),
-        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing,
-                                       producer_component_id=ids['evaluator'],
-                                       output_key='blessing'))
     warm_start = {}
-    if settings.warm_start:  # the served model, as the baseline below is found
-      if settings.for_kubeflow:
-        base = resolver.Resolver(
-            strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy, **history)
-      else:  # not one trained on these examples: an unchanged re-run stays cached
-        base = resolver.Resolver(
-            strategy_class=baseline_resolver.LatestBlessedEarlierModelStrategy,
-            training_examples=transform.outputs['transformed_examples'], **history)
-      base = base.with_id(ids['warm_start'])
+    if settings.warm_start:  # the served model; locally not one trained on these examples
+      base = latest_blessed_model(
+          settings, ids, 'warm_start', baseline_resolver.LatestBlessedEarlierModelStrategy,
+          training_examples=transform.outputs['transformed_examples'])
       components.append(base)
       warm_start = {'base_model': base.outputs['model']}
     trainer = tfx_components.Trainer(
@@ -186,14 +193,9 @@ def create_pipeline(
                        'catalogue_path': data.catalogue_path,
                        'code': code},
         **warm_start).with_id(ids['trainer'])
-    if settings.for_kubeflow:  # KFP v2 compiles only TFX's own strategies into queries
-      baseline = resolver.Resolver(
-          strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy, **history)
-    else:
-      baseline = resolver.Resolver(
-          strategy_class=baseline_resolver.LatestBlessedPreviousModelStrategy,
-          candidate_run=trainer.outputs['model_run'], **history)
-    baseline = baseline.with_id(ids['resolver'])
+    baseline = latest_blessed_model(
+        settings, ids, 'resolver', baseline_resolver.LatestBlessedPreviousModelStrategy,
+        candidate_run=trainer.outputs['model_run'])
     evaluator = tfx_components.Evaluator(
         examples=example_gen.outputs['examples'],
         model=trainer.outputs['model'],

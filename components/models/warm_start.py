@@ -79,10 +79,16 @@ def moved_rows(old_tokens: Sequence[bytes], new_tokens: Sequence[bytes], first: 
   return new, old
 
 
+def _pair_keys(users: np.ndarray, movies: np.ndarray, num_movies: int) -> np.ndarray:
+  """One int64 key per (user index, movie index) pair, over `num_movies` movie tokens."""
+  return (np.asarray(users, np.int64) * (num_movies + f.OOV_BUCKETS)
+          + np.asarray(movies, np.int64))
+
+
 def _history_pairs(reader, vocabularies: Dict[str, List[bytes]], users: Dict[bytes, int],
                    movies: Dict[bytes, int]) -> Optional[np.ndarray]:
-  """The base model's training (user, movie) pairs in this run's indices, as keys
-  user * movie_rows + movie; None where one of its users or movies is not in this run's
+  """The base model's training (user, movie) pairs in this run's indices, as _pair_keys;
+  None where one of its users or movies is not in this run's
   vocabularies (so not among its training ratings)."""
   splits = reader.get_tensor('history_splits' + VALUE)
   history_movies = reader.get_tensor('history_movies' + VALUE)
@@ -94,7 +100,7 @@ def _history_pairs(reader, vocabularies: Dict[str, List[bytes]], users: Dict[byt
   new_movies = to_new_movie[np.minimum(history_movies, len(old_movies))]
   if (new_users < 0).any() or (new_movies < 0).any():
     return None
-  return new_users * (len(movies) + f.OOV_BUCKETS) + new_movies
+  return _pair_keys(new_users, new_movies, len(movies))
 
 
 def warm_start(model: tf.keras.Model, base_model_dir: str,
@@ -124,9 +130,7 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
   if 'history_splits' + VALUE not in stored:
     raise Unsuitable('the base model stores no training history to check it against')
   base_pairs = _history_pairs(reader, old_vocab, users, movies)
-  user_index, movie_index = trained_pairs
-  ours = (np.asarray(user_index, np.int64) * (len(movies) + f.OOV_BUCKETS)
-          + np.asarray(movie_index, np.int64))
+  ours = _pair_keys(*trained_pairs, len(movies))
   if base_pairs is None or not np.isin(base_pairs, ours).all():
     raise Unsuitable("the base model was trained on ratings that are not among this run's "
                      'training ratings (another split, a later span or a dropped one)')
@@ -142,8 +146,9 @@ def warm_start(model: tf.keras.Model, base_model_dir: str,
       raise Unsuitable(f'the base model has no weight {path}')
     old = reader.get_tensor(path + VALUE)
     new_shape = tuple(variable.shape)
-    if path.rsplit('/', 1)[0] in tables:
-      vocab, first = tables[path.rsplit('/', 1)[0]]
+    table = tables.get(path.rsplit('/', 1)[0])
+    if table:
+      vocab, first = table
       if old.shape[1:] != new_shape[1:]:
         raise Unsuitable(f'{path}: the base model has rows of {old.shape[1:]}, this one '
                          f'{new_shape[1:]}')
