@@ -78,6 +78,12 @@ clean:
 bench-quality: $(STAMP)
 	$(PY) -m bench.quality $(ARGS)
 
+.PHONY: bench-seeds
+# ML-100K's eval metrics over five seeded random splits (about 2 minutes a seed here);
+# ARGS="--against DIR" runs another checkout's code on the same seeds, alternating.
+bench-seeds: $(STAMP)
+	$(PY) -m bench.seeds $(DATA_ARG) $(ARGS)
+
 .PHONY: image
 # The Kubeflow pipeline image (Dockerfile), where Docker is installed: make image IMAGE=REGISTRY/NAME:TAG
 IMAGE ?= movielens-recommender:latest

@@ -60,12 +60,12 @@ def _tree_rss(root_pid: int) -> int:
   return total
 
 
-def run_once(command, log_path: str):
-  """Runs `command`; (exit code, wall seconds, peak tree RSS bytes, [(UNIX time, tree RSS
-  bytes)] sampled every 0.2 s)."""
+def run_once(command, log_path: str, cwd: str = provenance.PROJECT_DIR):
+  """Runs `command` in `cwd`; (exit code, wall seconds, peak tree RSS bytes, [(UNIX time, tree
+  RSS bytes)] sampled every 0.2 s)."""
   started = time.monotonic()
   with open(log_path, 'w', encoding='utf-8') as log:
-    process = subprocess.Popen(command, cwd=provenance.PROJECT_DIR, stdout=log,
+    process = subprocess.Popen(command, cwd=cwd, stdout=log,
                                stderr=subprocess.STDOUT)
     samples, done = [], threading.Event()
 

@@ -33,13 +33,14 @@ def machine() -> str:
   return f'{os.cpu_count()} CPUs ({cpu}){memory}, Python {platform.python_version()}'
 
 
-def commit() -> str:
-  """The short hash of HEAD, with '+changes' when the working tree differs from it."""
+def commit(checkout: str = PROJECT_DIR) -> str:
+  """The short hash of `checkout`'s HEAD, with '+changes' when its working tree differs from
+  it."""
   try:
-    head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=PROJECT_DIR, check=True,
+    head = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=checkout, check=True,
                           capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
-                           cwd=PROJECT_DIR, check=True, capture_output=True, text=True).stdout
+                           cwd=checkout, check=True, capture_output=True, text=True).stdout
     return head + ('+changes' if dirty.strip() else '')
   except (OSError, subprocess.CalledProcessError):
     return 'unknown'
