@@ -140,7 +140,7 @@ def main(argv=None) -> int:
                       help='a checkout of other code whose local_runner.py runs the same seeds')
   parser.add_argument('--data-dir', default=provenance.ML_100K_DIR)
   parser.add_argument('--work-dir', help='run folders go here (default: a temporary folder, '
-                      'removed afterwards)')
+                      'removed after a benchmark that completes)')
   parser.add_argument('--runner-arg', action='append', default=[],
                       help='passed to every local_runner.py, repeatable')
   parser.add_argument('--output', default=os.path.join(provenance.PROJECT_DIR, 'bench',
@@ -173,9 +173,11 @@ def main(argv=None) -> int:
                   if args.against else None,
                   'runs': runs, 'summary': summarize(runs)}
         provenance.write(args.output, _markdown(report), report)
-  finally:
-    if not args.work_dir:
-      shutil.rmtree(work_dir, ignore_errors=True)
+  except SystemExit:
+    print(f'the runs are kept in {work_dir}', file=sys.stderr)
+    raise
+  if not args.work_dir:
+    shutil.rmtree(work_dir, ignore_errors=True)
   print(_markdown(report))
   return 0
 

@@ -2,6 +2,8 @@
 
 import json
 import math
+import os
+import re
 import textwrap
 
 import pytest
@@ -59,13 +61,16 @@ def test_each_seed_runs_with_each_code_in_turn_and_the_report_has_their_differen
   assert '+0.1000 ± 0.0082' in markdown
 
 
-def test_a_failed_run_stops_the_benchmark_naming_its_log(tmp_path, monkeypatch):
+def test_a_failed_run_stops_the_benchmark_naming_its_log_which_is_kept(tmp_path, monkeypatch):
   mine = _checkout(tmp_path / 'mine', 1.0)
   (mine / 'local_runner.py').write_text('raise SystemExit(3)\n')
   monkeypatch.setattr(seeds.provenance, 'PROJECT_DIR', str(mine))
-  with pytest.raises(SystemExit, match=r'seed 7: .*exited with 3 \(log: .*code0-seed7\.log\)'):
-    seeds.main(['--seeds', '7', '--data-dir', str(tmp_path), '--work-dir', str(tmp_path / 'w'),
-                '--output', str(tmp_path / 'seeds.md')])
+  monkeypatch.setattr(seeds.tempfile, 'tempdir', str(tmp_path))
+  with pytest.raises(SystemExit, match=r'seed 7: .*exited with 3 \(log: .*code0-seed7\.log\)') as e:
+    seeds.main(['--seeds', '7', '--data-dir', str(tmp_path), '--output', str(tmp_path / 'seeds.md')])
+  # The temporary work folder is kept, so the log the message names is there to read.
+  log = re.search(r'\(log: (.*)\)', str(e.value)).group(1)
+  assert os.path.isfile(log) and log.startswith(str(tmp_path))
 
 
 @pytest.mark.parametrize('text', ['1,x', '1,1'])
