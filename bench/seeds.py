@@ -88,9 +88,10 @@ def _markdown(report: Dict) -> str:
            f"Machine: {report['machine']}  ", f"Commit: {report['commit']}"
            + (f"; against: {report['against']} at {report['against_commit']}"
               if report.get('against') else ''), '',
-           'Each row is one cold run of local_runner.py on ML-100K\'s random 80/20 split with '
-           'that seed. RMSE: on the eval split; NDCG@10: of the `recommend` lists. CB: '
-           'content_based, CF: collaborative_filtering. Runs of the two codes alternate.', '',
+           f"Each row is one cold run of local_runner.py on {report['data_dir']}'s random 80/20 "
+           'split with that seed. RMSE: on the eval split; NDCG@10: of the `recommend` lists. '
+           'CB: content_based, CF: collaborative_filtering.'
+           + (' Runs of the two codes alternate, seed by seed.' if len(codes) > 1 else ''), '',
            '| code | seed | CB RMSE | CB NDCG@10 | CF RMSE | CF NDCG@10 | s |',
            '|---|---:|---:|---:|---:|---:|---:|']
   for code in codes:
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
                                   args.runner_arg))
         report = {'command': command, 'date': provenance.now(),
                   'machine': provenance.machine(), 'commit': commit,
+                  'data_dir': os.path.basename(os.path.abspath(args.data_dir)),
                   'against': args.against,
                   'against_commit': provenance.commit(checkouts[list(checkouts)[-1]])
                   if args.against else None,
