@@ -155,8 +155,14 @@ def main(argv=None) -> int:
     checkouts[os.path.basename(against.rstrip(os.sep))] = against
   if not os.path.isdir(args.data_dir):
     parser.error(f'--data-dir {args.data_dir}: no such folder')
-  command = 'python -m bench.seeds ' + ' '.join(argv if argv is not None else sys.argv[1:])
-  commit = provenance.commit()  # the code measured, before our own report files change it
+  data_dir = os.path.abspath(args.data_dir)
+  # What every report says of the runs, fixed before they start (the commit before our own
+  # report files change the working tree).
+  header = {'command': 'python -m bench.seeds ' + ' '.join(
+                argv if argv is not None else sys.argv[1:]),
+            'machine': provenance.machine(), 'commit': provenance.commit(),
+            'data_dir': os.path.basename(data_dir), 'against': args.against,
+            'against_commit': provenance.commit(against) if args.against else None}
   work_dir = args.work_dir or tempfile.mkdtemp(prefix='bench-seeds-')
   os.makedirs(work_dir, exist_ok=True)
   runs: Dict[str, List[Dict]] = {code: [] for code in checkouts}
@@ -164,16 +170,11 @@ def main(argv=None) -> int:
   try:
     for seed in args.seeds:
       for index, (code, checkout) in enumerate(checkouts.items()):
-        runs[code].append(measure(checkout, seed, os.path.abspath(args.data_dir),
+        runs[code].append(measure(checkout, seed, data_dir,
                                   os.path.join(work_dir, f'code{index}-seed{seed}'),
                                   args.runner_arg))
-        report = {'command': command, 'date': provenance.now(),
-                  'machine': provenance.machine(), 'commit': commit,
-                  'data_dir': os.path.basename(os.path.abspath(args.data_dir)),
-                  'against': args.against,
-                  'against_commit': provenance.commit(checkouts[list(checkouts)[-1]])
-                  if args.against else None,
-                  'runs': runs, 'summary': summarize(runs)}
+        report = {**header, 'date': provenance.now(), 'runs': runs,
+                  'summary': summarize(runs)}
         provenance.write(args.output, _markdown(report), report)
   except SystemExit:
     print(f'the runs are kept in {work_dir}', file=sys.stderr)
