@@ -8,6 +8,8 @@ touches grow with the data (a random batch of 512 of the synthetic 10M touches 9
 Batches made of `chunk` ratings of the same user (a user's ratings shuffled and cut into
 chunks, the chunks of all users shuffled) have batch / chunk distinct users or fewer: the same
 examples per epoch, each user's work shared by a chunk.
+
+Every training dataset here has tf.data's autotuning off (`without_autotuning`).
 """
 
 import itertools
@@ -54,4 +56,31 @@ def chunked_dataset(features: Dict[str, np.ndarray], labels: np.ndarray, batch_s
     return tf.TensorSpec((None,) + values.shape[1:], tf.as_dtype(values.dtype))
 
   signature = ({name: spec(values) for name, values in columns.items()}, spec(labels))
-  return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2)
+  return without_autotuning(
+      tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(2))
+
+
+def array_batches(features: Dict[str, np.ndarray], labels: np.ndarray, batch_size: int,
+                  epochs: int) -> tf.data.Dataset:
+  """The batches Keras' `fit(features, labels, batch_size, epochs=epochs, shuffle=True)`
+  trains on, made by Keras' own adapter for in-memory arrays (a new permutation each epoch,
+  `epochs` of them), with autotuning off. `fit` it with the same `epochs` and
+  `steps_per_epoch`: ceil(N / batch_size) for whole epochs, fewer for a part of each."""
+  from tf_keras.src.engine import data_adapter  # pylint: disable=import-outside-toplevel
+  adapter = data_adapter.TensorLikeDataAdapter(features, labels, batch_size=batch_size,
+                                               epochs=epochs, shuffle=True)
+  return without_autotuning(adapter.get_dataset())
+
+
+def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """`dataset` without tf.data's autotuning, which gains nothing here and can stall `fit`.
+
+  Autotuning runs a thread that retunes the pipeline at doubling intervals, up to a minute.
+  When `fit` ends, deleting its iterator waits for that thread, and in TensorFlow 2.16 the
+  thread may first sleep out its interval: 16-20 s after the last epoch in about half of the
+  warm-started content_based fits at 300k ratings (the main thread in ~IteratorResource, the
+  autotuning thread in Model::OptimizeLoop's timed wait). Without it the epochs take as long
+  and every fit ends with its last epoch (docs/timeline.md)."""
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)

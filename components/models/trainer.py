@@ -192,11 +192,11 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
         steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
         callbacks=callbacks)
   else:
-    # steps_per_epoch only for a part of an epoch: whole epochs stay Keras' plain pass over
-    # the arrays, as they were tuned.
-    part = steps_per_epoch if steps_per_epoch * batch_size < len(train) else None
-    history = model.fit(inputs, train.labels, batch_size=batch_size, epochs=epochs, shuffle=True,
-                        steps_per_epoch=part, verbose=0, callbacks=callbacks)
+    # Keras' own batches of the arrays, as `fit(inputs, labels, shuffle=True)` makes them (the
+    # batches the models were tuned on), without tf.data's autotuning (batches.py).
+    history = model.fit(batches.array_batches(inputs, train.labels, batch_size, epochs),
+                        epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
+                        callbacks=callbacks)
   model.after_training()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{hparams.model_name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',

@@ -1,6 +1,8 @@
-"""Batches made of chunks of one user's ratings (components/models/batches.py)."""
+"""Training batches (components/models/batches.py): chunks of one user's ratings, and Keras'
+own batches of arrays without autotuning."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from components.models import batches
@@ -63,3 +65,39 @@ def test_a_batch_of_chunks_has_few_distinct_users():
             for i in range(20)]
   assert max(distinct) <= 256 // 32 and min(random) > 100
   assert tf.is_tensor(next(iter(dataset))[1])
+
+
+def _fit(data, seed, **fit_args):
+  """A small Keras model's weights and loss history after `fit(**fit_args)` on `data`."""
+  tf.keras.utils.set_random_seed(seed)
+  inputs = tf.keras.Input((3,), name='x')
+  model = tf.keras.Model(inputs, tf.keras.layers.Dense(1)(tf.keras.layers.Dense(4)(inputs)))
+  model.compile(optimizer=tf.keras.optimizers.Adam(0.05), loss='mse')
+  history = model.fit(verbose=0, **data, **fit_args)
+  return [w.copy() for w in model.get_weights()], history.history['loss']
+
+
+@pytest.mark.parametrize('steps_per_epoch', [None, 3])  # whole epochs (5 batches), part of one
+def test_array_batches_train_exactly_as_keras_fit_on_the_arrays(steps_per_epoch):
+  rng = np.random.default_rng(0)
+  features = {'x': rng.normal(size=(37, 3)).astype(np.float32)}
+  labels = (features['x'] @ np.array([1.0, -2.0, 0.5], np.float32) + 1.0)[:, None]
+  keras = _fit({'x': features, 'y': labels}, 7, batch_size=8, epochs=4, shuffle=True,
+               steps_per_epoch=steps_per_epoch)
+  ours = _fit({'x': batches.array_batches(features, labels, 8, 4)}, 7, epochs=4,
+              steps_per_epoch=steps_per_epoch or 5)
+  np.testing.assert_array_equal(keras[1], ours[1])
+  for expected, got in zip(keras[0], ours[0]):
+    np.testing.assert_array_equal(expected, got)
+  # The same fit over the batches in order differs: the comparison can tell orders apart.
+  unshuffled = _fit({'x': features, 'y': labels}, 7, batch_size=8, epochs=4, shuffle=False,
+                    steps_per_epoch=steps_per_epoch)
+  assert not np.array_equal(unshuffled[1], ours[1])
+
+
+def test_training_datasets_have_autotuning_off():
+  features = {f.USER_INDEX: np.arange(20) % 3, 'x': np.ones((20, 2), np.float32)}
+  labels = np.ones(20, np.float32)
+  for dataset in (batches.array_batches(features, labels, 4, 2),
+                  batches.chunked_dataset(features, labels, 4, 2, seed=0)):
+    assert dataset.options().autotune.enabled is False
