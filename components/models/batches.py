@@ -73,14 +73,14 @@ def array_batches(features: Dict[str, np.ndarray], labels: np.ndarray, batch_siz
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """`dataset` without tf.data's autotuning, which gains nothing here and can stall `fit`.
+  """`dataset` without tf.data's autotuning: batches of in-memory arrays need no tuning, and it
+  can stall `fit`.
 
   Autotuning runs a thread that retunes the pipeline at doubling intervals, up to a minute.
   When `fit` ends, deleting its iterator waits for that thread, and in TensorFlow 2.16 the
-  thread may first sleep out its interval: 16-20 s after the last epoch in about half of the
-  warm-started content_based fits at 300k ratings (the main thread in ~IteratorResource, the
-  autotuning thread in Model::OptimizeLoop's timed wait). Without it the epochs take as long
-  and every fit ends with its last epoch (docs/timeline.md)."""
+  thread may first sleep out its interval: 18 s after the last epoch of a warm-started
+  content_based fit at 300k ratings (the main thread in ~IteratorResource, the autotuning
+  thread in Model::OptimizeLoop's timed wait; docs/timeline.md)."""
   options = tf.data.Options()
   options.autotune.enabled = False
   return dataset.with_options(options)
