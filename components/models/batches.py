@@ -1,10 +1,12 @@
-"""Training batches made of chunks of one user's ratings.
+"""Training batches: Keras' own batches of in-memory arrays, or chunks of one user's ratings.
 
-Both models compute each distinct user of a step once: content_based sums the user's stored
-ratings into a profile, collaborative_filtering sums their history (SVD++) and a softmax
-normaliser over the catalogue. In a batch of random ratings nearly every example has its own
-user, and a heavy user is picked in proportion to their ratings, so the stored ratings a step
-touches grow with the data (a random batch of 512 of the synthetic 10M touches 908,552).
+Keras' batches (`array_batches`) are random ratings. Chunks (`chunked_dataset`, from
+`user_chunk_from` examples on: trainer.user_chunk) exist because both models compute each
+distinct user of a step once: content_based sums the user's stored ratings into a profile,
+collaborative_filtering sums their history (SVD++) and a softmax normaliser over the catalogue.
+In a batch of random ratings nearly every example has its own user, and a heavy user is picked
+in proportion to their ratings, so the stored ratings a step touches grow with the data (a
+random batch of 512 of the synthetic 10M touches 908,552).
 Batches made of `chunk` ratings of the same user (a user's ratings shuffled and cut into
 chunks, the chunks of all users shuffled) have batch / chunk distinct users or fewer: the same
 examples per epoch, each user's work shared by a chunk.

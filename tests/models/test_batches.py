@@ -87,6 +87,7 @@ def test_array_batches_train_exactly_as_keras_fit_on_the_arrays(steps_per_epoch)
   ours = _fit({'x': batches.array_batches(features, labels, 8, 4)}, 7, epochs=4,
               steps_per_epoch=steps_per_epoch or 5)
   np.testing.assert_array_equal(keras[1], ours[1])
+  assert len(keras[0]) == len(ours[0])
   for expected, got in zip(keras[0], ours[0]):
     np.testing.assert_array_equal(expected, got)
   # The same fit over the batches in order differs: the comparison can tell orders apart.
