@@ -186,17 +186,13 @@ def fit_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparamete
                                                                  epochs * steps_per_epoch)),
                 loss=tf.keras.losses.MeanSquaredError(),
                 metrics=[tf.keras.metrics.RootMeanSquaredError(name='rmse')])
-  if chunk:  # batches of chunks of one user's ratings (components/models/batches.py)
-    history = model.fit(
-        batches.chunked_dataset(inputs, train.labels, batch_size, chunk, hparams.seed),
-        steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=0,
-        callbacks=callbacks)
-  else:
-    # Keras' own batches of the arrays, as `fit(inputs, labels, shuffle=True)` makes them (the
-    # batches the models were tuned on), without tf.data's autotuning (batches.py).
-    history = model.fit(batches.array_batches(inputs, train.labels, batch_size, epochs),
-                        epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
-                        callbacks=callbacks)
+  # Chunks of one user's ratings for big data, else Keras' own batches of the arrays, as
+  # `fit(inputs, labels, shuffle=True)` makes them (the batches the models were tuned on); both
+  # without tf.data's autotuning (components/models/batches.py).
+  dataset = (batches.chunked_dataset(inputs, train.labels, batch_size, chunk, hparams.seed)
+             if chunk else batches.array_batches(inputs, train.labels, batch_size, epochs))
+  history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
+                      callbacks=callbacks)
   model.after_training()
   # Printed, not logged: the local runner keeps it in <output-dir>/logs/.
   print(f'{hparams.model_name}: training RMSE by epoch {[round(v, 4) for v in history.history["rmse"]]}',
