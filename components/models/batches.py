@@ -11,7 +11,8 @@ Batches made of `chunk` ratings of the same user (a user's ratings shuffled and 
 chunks, the chunks of all users shuffled) have batch / chunk distinct users or fewer: the same
 examples per epoch, each user's work shared by a chunk.
 
-Every training dataset here has tf.data's autotuning off (`without_autotuning`).
+Every training dataset here has tf.data's autotuning off (`without_autotuning`), as has
+model_io's reading of Transform's output.
 """
 
 import itertools
@@ -75,12 +76,12 @@ def array_batches(features: Dict[str, np.ndarray], labels: np.ndarray, batch_siz
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
-  """`dataset` without tf.data's autotuning: batches of in-memory arrays need no tuning, and it
-  can stall `fit`.
+  """`dataset` without tf.data's autotuning: the Trainer's datasets (batches of in-memory arrays,
+  and model_io's reading of Transform's output) need no tuning, and it can stall them.
 
   Autotuning runs a thread that retunes the pipeline at doubling intervals, up to a minute.
-  When `fit` ends, deleting its iterator waits for that thread, and in TensorFlow 2.16 the
-  thread may first sleep out its interval: 18 s after the last epoch of a warm-started
+  When `fit` ends (or a read), deleting its iterator waits for that thread, and in TensorFlow
+  2.16 the thread may first sleep out its interval: 18 s after the last epoch of a warm-started
   content_based fit at 300k ratings (the main thread in ~IteratorResource, the autotuning
   thread in Model::OptimizeLoop's timed wait; docs/timeline.md)."""
   options = tf.data.Options()

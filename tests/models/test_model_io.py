@@ -92,3 +92,16 @@ def test_content_based_trains_the_same_with_content_as_a_table(sample):
     np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.name)
   np.testing.assert_array_equal(from_table(examples.features).numpy(),
                                 from_columns(examples.features).numpy())
+
+
+def test_reading_has_autotuning_off_and_keeps_file_order(sample):
+  tft_output, _, files = sample
+  spec = tft_output.transformed_feature_spec()
+  dataset = model_io.parsed_batches(files, spec)
+  assert dataset.options().autotune.enabled is False
+  read = np.concatenate([batch[f.USER_INDEX] for batch in dataset.as_numpy_iterator()])
+  expected = np.concatenate([
+      batch[f.USER_INDEX] for path in files
+      for batch in tf.data.TFRecordDataset(path).batch(model_io.READ_BATCH).map(
+          lambda records: tf.io.parse_example(records, spec)).as_numpy_iterator()])
+  np.testing.assert_array_equal(read, expected)
