@@ -26,7 +26,8 @@ import time
 WARM_UP = 5
 
 
-def _latest(pattern: str) -> str:
+def latest_artifact(pattern: str) -> str:
+  """The newest path matching `pattern` in a finished run's folder (its latest execution's)."""
   found = sorted(glob.glob(pattern), key=os.path.getmtime)
   if not found:
     raise SystemExit(f'error: nothing matches {pattern}: is it a finished run\'s --output-dir?')
@@ -53,8 +54,9 @@ def main() -> None:
   from pipeline import configs  # pylint: disable=import-outside-toplevel
 
   tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
-  transform_output = tft.TFTransformOutput(_latest(os.path.join(tfx_dir, 'transform_graph', '*')))
-  examples = _latest(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
+  transform_output = tft.TFTransformOutput(
+      latest_artifact(os.path.join(tfx_dir, 'transform_graph', '*')))
+  examples = latest_artifact(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
   try:
     hparams = hyperparameters.override(
         {args.model: configs.default_hparams()[args.model].replace(epochs=1)},
