@@ -132,11 +132,17 @@ class Client:
     return self._signatures
 
   def request_inputs(self, signature_name: str, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
-    """Every input the signature takes, as arrays: those not in `inputs` are "not given"."""
+    """Every input the signature takes, as arrays: those not in `inputs` are "not given". An
+    input it does not take is an error, as in TF Serving, never dropped unseen (a new user's
+    rated movies sent to collaborative_filtering, which has no use for them)."""
     wanted = self.signatures().get(signature_name)
     if wanted is None:
       raise ServingError('INVALID_ARGUMENT', f'{self.model} has no signature {signature_name!r}; '
                          f'it has {sorted(self.signatures())}')
+    unknown = sorted(set(inputs) - set(wanted))
+    if unknown:
+      raise ServingError('INVALID_ARGUMENT', f'{self.model}\'s {signature_name!r} takes no '
+                         f'{", ".join(unknown)}; it takes {", ".join(sorted(wanted))}')
     return fill_inputs(wanted, inputs)
 
   def predict(self, signature_name: str, inputs: Dict[str, list],

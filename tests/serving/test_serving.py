@@ -372,9 +372,17 @@ def test_serving_never_unpickles_or_evaluates_request_data():
 def test_client_errors_name_the_problem(served):
   _, server = served
   for client in _clients(server, 'collaborative_filtering'):
-    with client, pytest.raises(ServingError) as error:
-      client.similar_movies('no-such-movie', k=3)
-    assert 'unknown movie_id' in error.value.message
+    with client:
+      with pytest.raises(ServingError) as error:
+        client.similar_movies('no-such-movie', k=3)
+      assert 'unknown movie_id' in error.value.message
+      # A new user's ratings are content_based's input: sent to collaborative_filtering, they
+      # are refused, not dropped (it would answer with the most rated movies, rated ones too).
+      with pytest.raises(ServingError) as error:
+        client.recommend('', k=3, rated={'50': 5.0})
+      assert error.value.status == 'INVALID_ARGUMENT'
+      assert ("'recommend' takes no rated_movie_ids, rated_ratings; it takes"
+              in error.value.message)
   for client in _clients(server, 'content_based'):
     with client:
       with pytest.raises(ServingError) as error:
