@@ -26,7 +26,7 @@ help:
 	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
 	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
 	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
-	@echo "make bench-timeline  a replayed monthly retraining schedule (about 10 minutes): bench/results/timeline-month.md"
+	@echo "make bench-timeline  a replayed monthly retraining schedule (7-10 minutes): bench/results/timeline-month.md"
 	@echo "make bench-seeds     eval metrics over five seeded random splits (about 10 minutes): bench/results/seeds.md"
 	@echo "make serve  serve the pushed models over TF Serving's REST (8501) and gRPC (8500) API"
 	@echo "make image  build the Kubeflow pipeline image (IMAGE=registry/name:tag; needs Docker)"
