@@ -148,9 +148,9 @@ def parsed_batches(files: Sequence[str], spec: Dict[str, tf.io.FixedLenFeature]
   Files are read one after another: parallel reads (num_parallel_reads) pass every record
   through an interleave, which took 106.9 s instead of 20.6 s for the synthetic 10M's one file.
   Autotuning is off (batches.without_autotuning): reading ten copies of the synthetic 1M's
-  training file (9,975,640 examples; bench/read_examples.py), 20 reads with it on took
-  10.0-11.1 s, and deleting the iterator waited 9.4 s and 10.2 s for the autotuning thread
-  after two of them; 12 reads with it off took 8.0-8.5 s, and none waited."""
+  training file (9,975,640 examples; bench/read_examples.py, three times), 12 reads with it on
+  took 10.2-11.3 s, and deleting the iterator waited 9.3-10.2 s for the autotuning thread
+  after three of them; 12 reads with it off took 7.7-8.6 s, and none waited."""
   return batches.without_autotuning(
       tf.data.TFRecordDataset(list(files),
                               compression_type='GZIP' if files[0].endswith('.gz') else '')
