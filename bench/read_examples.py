@@ -29,11 +29,8 @@ def read(run_dir: str, copies: int, reads: int, autotune: bool) -> None:
   import tensorflow_transform as tft  # pylint: disable=import-outside-toplevel
   from components.models import model_io  # pylint: disable=import-outside-toplevel
 
-  tfx_dir = os.path.join(run_dir, 'tfx', 'Transform')
-  graph = trainer_steps.latest_artifact(os.path.join(tfx_dir, 'transform_graph', '*'))
+  graph, train_split = trainer_steps.transform_dirs(run_dir)
   spec = tft.TFTransformOutput(graph).transformed_feature_spec()
-  train_split = trainer_steps.latest_artifact(
-      os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
   files = sorted(glob.glob(os.path.join(train_split, '*')))
   options = tf.data.Options()
   options.autotune.enabled = autotune

@@ -21,17 +21,25 @@ import glob
 import os
 import resource
 import time
+from typing import Tuple
 
 
 WARM_UP = 5
 
 
-def latest_artifact(pattern: str) -> str:
-  """The newest path matching `pattern` in a finished run's folder (its latest execution's)."""
+def _latest(pattern: str) -> str:
   found = sorted(glob.glob(pattern), key=os.path.getmtime)
   if not found:
     raise SystemExit(f'error: nothing matches {pattern}: is it a finished run\'s --output-dir?')
   return found[-1]
+
+
+def transform_dirs(run_dir: str) -> Tuple[str, str]:
+  """(transform graph folder, transformed training split folder) of a finished run's latest
+  Transform execution."""
+  tfx_dir = os.path.join(run_dir, 'tfx', 'Transform')
+  return (_latest(os.path.join(tfx_dir, 'transform_graph', '*')),
+          _latest(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train')))
 
 
 def main() -> None:
@@ -53,10 +61,8 @@ def main() -> None:
   from components.models import hyperparameters, model_io, trainer  # pylint: disable=import-outside-toplevel
   from pipeline import configs  # pylint: disable=import-outside-toplevel
 
-  tfx_dir = os.path.join(args.run_dir, 'tfx', 'Transform')
-  transform_output = tft.TFTransformOutput(
-      latest_artifact(os.path.join(tfx_dir, 'transform_graph', '*')))
-  examples = latest_artifact(os.path.join(tfx_dir, 'transformed_examples', '*', 'Split-train'))
+  graph, examples = transform_dirs(args.run_dir)
+  transform_output = tft.TFTransformOutput(graph)
   try:
     hparams = hyperparameters.override(
         {args.model: configs.default_hparams()[args.model].replace(epochs=1)},
