@@ -379,21 +379,24 @@ def evaluate_top_k(data, hparams, models, k: int = 10, fraction: float = 0.25, s
   return results
 
 
-def recommend_rows(saved_model, requests: List[Dict], k: int) -> List[List[str]]:
+def recommend_rows(saved_model, requests: List[Dict], k: int,
+                   signature: str = 'recommend') -> List[List[str]]:
   """Top-k movie ids for each request ({'user_id', 'exclude', and for a new user 'rated':
-  {movie: rating} and 'features': demographics}) from the `recommend` signature."""
+  {movie: rating} and 'features': demographics}) from the `signature` signature
+  (`recommend_new_user` takes no user_id: every request is a new user's)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components.export import signatures  # pylint: disable=import-outside-toplevel
-  recommend = saved_model.signatures['recommend']
+  recommend = saved_model.signatures[signature]
   specs = recommend.structured_input_signature[1]
   result = []
   for start in range(0, len(requests), 64):
     batch = requests[start:start + 64]
     pad = lambda rows, empty: [row + [empty] * (max(map(len, rows)) - len(row)) for row in rows]
-    request = {'user_id': tf.constant([r['user_id'] for r in batch]),
-               'k': tf.fill([len(batch)], k),
+    request = {'k': tf.fill([len(batch)], k),
                'exclude_movie_ids': tf.constant(pad([list(r['exclude']) or [''] for r in batch],
                                                     ''))}
+    if f.USER_ID in specs:
+      request[f.USER_ID] = tf.constant([r['user_id'] for r in batch])
     if signatures.RATED_MOVIE_IDS in specs:
       request[signatures.RATED_MOVIE_IDS] = tf.constant(
           pad([list(r.get('rated', {})) or [''] for r in batch], ''))
@@ -433,9 +436,9 @@ def _demographics(data: formats.MovieLensData, user: int) -> Dict:
 def evaluate_new_user_ranking(data, hparams, models, k: int = 10, fraction: float = 0.1,
                               given: int = 10, seed: int = 42):
   """The cold-start users (held out of training, as `evaluate_cold_start`), each a new user
-  (user_id '') who sends `given` seeded ratings and their demographics: `recommend`'s top k
-  (the sent movies excluded) against the user's other ratings, next to most-popular on the
-  same users. collaborative_filtering answers a new user with its popularity fallback."""
+  who sends `given` seeded ratings and their demographics: `recommend_new_user`'s top k (the
+  sent movies excluded) against the user's other ratings, next to most-popular on the same
+  users."""
   from components.evaluation import ranking_metrics as ranking  # pylint: disable=import-outside-toplevel
   train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
   users = sorted(np.unique(test.user_id).tolist())
@@ -456,8 +459,8 @@ def evaluate_new_user_ranking(data, hparams, models, k: int = 10, fraction: floa
                'features': _demographics(data, u)} for u in users]
   with tempfile.TemporaryDirectory() as temp_dir:
     for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
-      results[name] = ranking.list_metrics(recommend_rows(saved_model, requests, k), truth, k,
-                                           trained)
+      results[name] = ranking.list_metrics(
+          recommend_rows(saved_model, requests, k, 'recommend_new_user'), truth, k, trained)
   return results
 
 
@@ -605,8 +608,8 @@ def render(report: Dict) -> str:
     cold = report['new_user_ranking']
     popular = cold['most_popular']['ndcg@10']
     lines += ['', f'## New users ranked: the cold-start users, each sending '
-              f'{cold["given_per_user"]} ratings (user_id \'\', demographics); top 10 of '
-              '`recommend` against their other ratings', '',
+              f'{cold["given_per_user"]} ratings (and demographics); top 10 of '
+              '`recommend_new_user` against their other ratings', '',
               '| method | P@10 | R@10 | NDCG@10 | MAP | NDCG@10 vs most-popular |',
               '|---|---|---|---|---|---|']
     for method, r in cold.items():

@@ -13,12 +13,14 @@ of the per-user 75/25 split (Microsoft Recommenders' protocol, seed 42), holds o
 user's training ratings (seed 1) and prints the validation NDCG@10 after each epoch (top 10 of
 the movies not rated in the carved training part; relevant = rated in the validation part).
 
-Cold users (content_based, the model for users unseen in training): takes the training part of
-bench.quality's cold-start protocol (the users not held out there), holds out 10% of *its*
-users (seed 0, 1, 2), trains on the rest and prints, after each epoch, the validation RMSE on the
-held-out users' ratings, each user's profile built from 10 of their ratings (same seed) as a
-request would send them, and from demographics alone, relative to the item-mean baseline. Cold
-users are few (85 per carving), so this is repeated for --cold-seeds carvings and averaged.
+Cold users (users unseen in training, who send their first ratings): takes the training part
+of bench.quality's cold-start protocol (the users not held out there), holds out 10% of *its*
+users (seed 0, 1, 2), trains each model on the rest and prints, after each epoch, the
+validation RMSE on the held-out users' ratings, each user read from 10 of their ratings (same
+seed) as a request would send them, and from nothing else (demographics, or the mean user),
+relative to the item-mean baseline; and the NDCG@10 of their top 10 from those ratings against
+their other movies, beside most-popular's. Cold users are few (85 per carving), so this is
+repeated for --cold-seeds carvings and averaged.
 
 New movies (content_based): takes the training part of bench.quality's new-movie protocol (the
 movies not held out there), holds out every rating of 10% of *its* movies (seed 7), trains with
@@ -41,6 +43,7 @@ import numpy as np
 
 from bench import quality
 from components.data import features as f
+from components.evaluation import ranking_metrics
 from components.data import movielens_splits as splits
 from components.models.model_names import CONTENT_BASED, MODEL_NAMES
 
@@ -94,30 +97,56 @@ def _ndcg_at_10(model, fit_examples, validation_examples) -> float:
   return quality.ranking_metrics(recommended, relevant, 10, len(movies))['ndcg@10']
 
 
-def _cold_rmse(model, shown, shown_users, held, held_users) -> Dict[str, float]:
-  """Validation RMSE on users unseen in training (transformed Examples in the order of their
-  raw user ids `*_users`): from each user's `shown` ratings sent as their profile, and from
-  their demographics alone."""
+def _cold_metrics(model, fit, shown, shown_users, held, held_users) -> Dict[str, float]:
+  """Validation metrics of users unseen in training (transformed Examples in the order of their
+  raw user ids `*_users`; `fit` the training Examples): RMSE on their `held` ratings from each
+  user's `shown` ratings sent as a request would send them (`profile_inputs`), and from nothing
+  else (demographics, or the mean user); NDCG@10 of their ranking from the shown ratings (top 10
+  of the fit movies not shown) against their held movies, and of most-popular."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  model.set_new_user_mean()
   users, shown_rows = np.unique(shown_users, return_inverse=True)
   order = np.argsort(shown_rows, kind='stable')
   ratings = tf.RaggedTensor.from_value_rowids(shown.labels[order], shown_rows[order],
                                               nrows=len(users))
-  offset, taste = model.profile(
+  profile = model.profile_inputs(
       {name: tf.constant(shown.features[name][order]) for name in model.movie_feature_names},
       ratings)
+  if not np.array_equal(users, np.unique(held_users)):
+    raise ValueError('every cold user needs shown and held ratings')
   rows = np.searchsorted(users, held_users)
   with_profile = dict(held.features)
-  with_profile[model.PROFILE_OFFSET] = tf.gather(offset, rows)
-  with_profile[model.PROFILE_TASTE] = tf.gather(taste, rows)
-  with_profile[model.HAS_PROFILE] = tf.ones([len(rows)], tf.bool)
+  with_profile.update({name: tf.gather(value, rows) for name, value in profile.items()})
   rmse = lambda inputs: quality.scores(model(inputs, training=False).numpy(), held.labels)['rmse']
-  return {'profile': rmse(with_profile), 'no_profile': rmse(held.features)}
+
+  fit_movies = fit.features[f.MOVIE_INDEX]
+  movies, first_movie = np.unique(fit_movies, return_index=True)
+  vectors, bias = model.ranking_movies({name: tf.constant(fit.features[name][first_movie])
+                                        for name in model.movie_feature_names})
+  first_held = np.unique(rows, return_index=True)[1]  # each user's features: a held row's
+  user_inputs = {name: tf.constant(held.features[name][first_held])
+                 for name in model.user_feature_names}
+  user, offset = model.ranking_user({**user_inputs, **profile})
+  scores = (offset[:, None] + tf.matmul(user, vectors, transpose_b=True) + bias).numpy()
+  popular = np.tile(np.bincount(fit_movies)[movies].astype(float), (len(users), 1))
+  shown_columns = np.searchsorted(movies, shown.features[f.MOVIE_INDEX])
+  known = movies[np.minimum(shown_columns, len(movies) - 1)] == shown.features[f.MOVIE_INDEX]
+  for table in (scores, popular):
+    table[shown_rows[known], shown_columns[known]] = -np.inf
+  relevant = [set() for _ in users]
+  for row, movie in zip(rows.tolist(), held.features[f.MOVIE_INDEX].tolist()):
+    relevant[row].add(str(movie))
+  ndcg = lambda table: ranking_metrics.list_metrics(
+      [[str(m) for m in movies[np.argsort(-r, kind='stable')[:10]]] for r in table], relevant,
+      10, len(movies))['ndcg@10']
+  return {'profile': rmse(with_profile), 'no_profile': rmse(held.features),
+          'ndcg@10': ndcg(scores), 'most_popular_ndcg@10': ndcg(popular)}
 
 
 def _cold_validation(data, hparams, epochs: int, seed: int, temp_dir: str) -> Dict:
-  """content_based's validation RMSE per epoch on users carved (with `seed`) out of the
-  training users of bench.quality's cold-start protocol (see the module docstring)."""
+  """A model's validation metrics per epoch (`_cold_metrics`) on users carved (with `seed`)
+  out of the training users of bench.quality's cold-start protocol (see the module
+  docstring)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components.models import trainer  # pylint: disable=import-outside-toplevel
   protocol_train, _, _ = quality.cold_users_split(data, data.ratings, COLD_FRACTION, COLD_GIVEN,
@@ -129,22 +158,24 @@ def _cold_validation(data, hparams, epochs: int, seed: int, temp_dir: str) -> Di
   shown_examples = quality.transform(tft_output, quality.raw_columns(data, shown), ordered=False)
   held_examples = quality.transform(tft_output, quality.raw_columns(data, held), ordered=False)
 
-  class ColdRmse(tf.keras.callbacks.Callback):
+  class ColdMetrics(tf.keras.callbacks.Callback):
     def __init__(self):
       super().__init__()
       self.history: List[Dict[str, float]] = []
 
     def on_epoch_end(self, epoch, logs=None):
-      self.history.append(_cold_rmse(self.model, shown_examples, shown.user_id, held_examples,
-                                     held.user_id))
+      self.history.append(_cold_metrics(self.model, fit_examples, shown_examples, shown.user_id,
+                                        held_examples, held.user_id))
 
-  watcher = ColdRmse()
+  watcher = ColdMetrics()
   trainer.fit_model(tft_output, hparams.replace(epochs=epochs), fit_examples, callbacks=[watcher])
   item_mean = quality.scores(quality.item_mean(fit.movie_id, fit.rating, held.movie_id),
                              held.rating)['rmse']
   return {'seed': seed, 'cold_users': len(np.unique(held.user_id)), 'item_mean_rmse': item_mean,
           'rmse_by_epoch': [r['profile'] for r in watcher.history],
-          'rmse_no_profile_by_epoch': [r['no_profile'] for r in watcher.history]}
+          'rmse_no_profile_by_epoch': [r['no_profile'] for r in watcher.history],
+          'ndcg@10_by_epoch': [r['ndcg@10'] for r in watcher.history],
+          'most_popular_ndcg@10': watcher.history[-1]['most_popular_ndcg@10']}
 
 
 def _cold_summary(runs: List[Dict]) -> Dict:
@@ -158,7 +189,11 @@ def _cold_summary(runs: List[Dict]) -> Dict:
           'rmse_vs_item_mean_by_epoch': [f'{100 * v:+.2f}%' for v in with_profile],
           'no_profile_vs_item_mean_by_epoch': [f'{100 * v:+.2f}%'
                                                for v in relative('rmse_no_profile_by_epoch')],
-          'best_epoch': best + 1, 'best_rmse_vs_item_mean': f'{100 * with_profile[best]:+.2f}%'}
+          'best_epoch': best + 1, 'best_rmse_vs_item_mean': f'{100 * with_profile[best]:+.2f}%',
+          'ndcg@10_by_epoch': np.round(np.mean([r['ndcg@10_by_epoch'] for r in runs], 0),
+                                       4).tolist(),
+          'most_popular_ndcg@10': round(float(np.mean([r['most_popular_ndcg@10']
+                                                       for r in runs])), 4)}
 
 
 def _new_movies_validation(data, hparams) -> Dict:
@@ -235,11 +270,12 @@ def main(argv=None) -> int:
                        'best_epoch': best + 1,
                        'best_validation_rmse': round(watcher.history[best], 4)}
       print(json.dumps({name: results[name]}), flush=True)
-    if CONTENT_BASED in args.models and 'cold' in args.checks:
+    for name in args.models if 'cold' in args.checks else []:
       cold = _cold_summary([
-          _cold_validation(data, hparams[CONTENT_BASED], args.epochs, seed,
-                           os.path.join(temp_dir, f'cold-{seed}')) for seed in args.cold_seeds])
-      print(json.dumps({f'{CONTENT_BASED} cold users': cold}), flush=True)
+          _cold_validation(data, hparams[name], args.epochs, seed,
+                           os.path.join(temp_dir, f'cold-{name}-{seed}'))
+          for seed in args.cold_seeds])
+      print(json.dumps({f'{name} cold users': cold}), flush=True)
     if 'ranking' in args.checks:
       per_user = splits.eval_mask(data, data.ratings, splits.PER_USER, 0.25, seed=42)
       fit, validation = _carve(data, data.ratings.take(~per_user), splits.PER_USER, 0.25, 1)

@@ -100,11 +100,14 @@ class Client:
 
   def recommend(self, user_id: str, k: int = 10, exclude_movie_ids: Sequence[str] = (),
                 **user_features) -> List[Movie]:
-    """The `k` best movies for a user, best first (titles included)."""
-    inputs = {'user_id': [str(user_id)], 'k': [int(k)],
-              'exclude_movie_ids': [list(exclude_movie_ids) or ['']],
+    """The `k` best movies for a user, best first (titles included). A new user (user_id
+    '') is answered from `rated={movie_id: rating}` (and, for content_based, demographics) by
+    the model's `recommend_new_user` signature, where it has one."""
+    inputs = {'k': [int(k)], 'exclude_movie_ids': [list(exclude_movie_ids) or ['']],
               **_user_rows(user_features)}
-    return _movies(self.predict('recommend', inputs))[0]
+    if str(user_id) == '' and 'recommend_new_user' in self.signatures():
+      return _movies(self.predict('recommend_new_user', inputs))[0]
+    return _movies(self.predict('recommend', {'user_id': [str(user_id)], **inputs}))[0]
 
   def predict_rating(self, pairs: Iterable[Tuple[str, str]], **user_features) -> List[float]:
     """Predicted ratings of (user_id, movie_id) pairs, in order."""
@@ -133,8 +136,8 @@ class Client:
 
   def request_inputs(self, signature_name: str, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
     """Every input the signature takes, as arrays: those not in `inputs` are "not given". An
-    input it does not take is an error, as in TF Serving, never dropped unseen (a new user's
-    rated movies sent to collaborative_filtering, which has no use for them)."""
+    input it does not take is an error, as in TF Serving, never dropped unseen (demographics
+    sent to collaborative_filtering, which has no use for them)."""
     wanted = self.signatures().get(signature_name)
     if wanted is None:
       raise ServingError('INVALID_ARGUMENT', f'{self.model} has no signature {signature_name!r}; '
@@ -305,8 +308,9 @@ def main(argv=None) -> int:
                                           'metadata'])
   parser.add_argument('--user', help="user id (recommend, predict); '' for a new user")
   parser.add_argument('--rated', action='append', default=[], metavar='MOVIE=RATING',
-                      help="a rating of the user's, sent with the request (repeatable; "
-                           'content_based: a new user is answered from these)')
+                      help="a rating of the user's, sent with the request (repeatable): a "
+                           "new user (--user '') is answered from these; content_based also "
+                           'reads them for a known user')
   parser.add_argument('--movie', action='append', default=[],
                       help='movie id (similar; predict: repeat for several)')
   parser.add_argument('-k', type=int, default=10, help='how many movies')
@@ -331,11 +335,6 @@ def main(argv=None) -> int:
     parser.error(f'{args.command} needs --movie')
   try:
     with Client(args.model, args.host, args.port, args.grpc, args.version) as client:
-      if rated and args.command in ('recommend', 'predict') and 'rated_movie_ids' not in (
-          client.signatures().get('recommend', {})):
-        print(f'error: {args.model} takes no rated movies (content_based does)',
-              file=sys.stderr)
-        return 2
       features = {'rated': rated} if rated else {}
       if args.command in ('recommend', 'similar'):
         movies = (client.recommend(args.user, args.k, **features) if args.command == 'recommend'

@@ -1,4 +1,4 @@
-"""The TF Serving contract of both models: its six signatures over the whole movie catalogue.
+"""The TF Serving contract of both models: its seven signatures over the whole movie catalogue.
 
 - `serving_default`: serialized tf.Example (raw features, no label) -> `rating`.
 - `regress`: the same as TF Serving's Regress API wants it (input `inputs`, output `outputs`,
@@ -10,13 +10,21 @@
   best first by the model's ranking head. A score is the log-probability that the user's next
   pick is that movie, among the movies the row could be recommended (the softmax of the
   head's logits over them, as in training; <= 0, finite); for a new user of
-  `collaborative_filtering` (the popularity fallback), the log of the movie's share of the
+  `collaborative_filtering` who sends no ratings (the popularity fallback), the log of the movie's share of the
   training ratings among them. A `content_based` model trained without its ranking head
   (`retrieval_weight` 0) ranks by predicted rating, and its scores are those ratings, clipped
   to the scale. Blank entries (past a row's k) score 0. Movies the user rated in training are
   never recommended; ids in `exclude_movie_ids` are excluded too. `content_based` recommends
   movies without training ratings too, scored from their content; `collaborative_filtering`
   never recommends them (it knows nothing of them).
+- `recommend_new_user`: `recommend` for users with no training ratings (user_id ''), from
+  `rated_movie_ids` [B, H] strings ('' pads) and `rated_ratings` [B, H] floats, the movies they
+  rated (their first ratings, sent with the request) and, for `content_based`, the same user
+  features as `predict_rating`. `content_based` scores them as `recommend` does;
+  `collaborative_filtering` folds them in (components/models/collaborative_filtering.py): no
+  retraining. A row that sends no rated movie it knows gets the most rated movies from
+  `collaborative_filtering`. Sent movies are never recommended back. It is a signature of its
+  own so that `collaborative_filtering`'s `recommend` keeps its three inputs.
 - Every signature that takes named inputs refuses inputs of different numbers of rows
   (InvalidArgument naming them) instead of broadcasting one over the others.
 - `similar_movies`: `movie_id` [B], `k` [B] int32 -> the `k` nearest movies by cosine similarity
@@ -31,11 +39,12 @@ one. An unknown movie id or a rating off the scale there is an InvalidArgument e
 New users: `recommend` answers user_id '' (and, for `content_based`, any user_id sent with
 demographics or rated movies) from the request's features (`content_based`; missing ones take
 the most common training value) or with the most rated movies (`collaborative_filtering`;
-scores are then log popularity shares, above); any other user_id unknown to training is an InvalidArgument
+scores are then log popularity shares, above; `recommend_new_user` reads their ratings); any other user_id unknown to training is an InvalidArgument
 error, so a mistyped id is not answered with someone else's list. `predict_rating` rates every
 pair, unknown users and movies from the model's out-of-vocabulary rows: rating-prediction
 protocols score every test pair, including those of users or movies new to training. For
-TFMA, `transformed_features` maps serialized ratings to the slice features of components/evaluation/slicing.py (not a client API). Every
+TFMA, `transformed_features` maps serialized ratings to the slice features of
+components/evaluation/slicing.py (not a client API). Every
 signature uses core TensorFlow ops only; the catalogue, the per-user training history and the
 movie vectors are saved inside the SavedModel.
 """
@@ -186,10 +195,11 @@ class ServingTables(tf.Module):
         table = np.full(num_users, _mode(values), dtype=np.int64)
         table[first_users] = values
       self.user_features[name] = tf.Variable(table, trainable=False, name=f'user_{name}')
-    # A model whose ranking vector depends on the user index alone (no request features, no
-    # rating profile) has it computed here for every user, so `recommend` only looks it up.
+    # A model whose stored users' ranking vectors depend on the user index alone (no user
+    # features) has them computed here for every user, so `recommend` only looks them up for
+    # rows that send no ratings.
     self.user_ranking = None
-    if tuple(model.user_feature_names) == (f.USER_INDEX,) and not model.takes_profile:
+    if tuple(model.user_feature_names) == (f.USER_INDEX,):
       vectors, offsets = model.ranking_user({f.USER_INDEX: tf.range(num_users, dtype=tf.int64)})
       self.user_ranking = (tf.Variable(vectors, trainable=False, name='user_ranking_vectors'),
                            tf.Variable(offsets, trainable=False, name='user_ranking_offsets'))
@@ -222,7 +232,7 @@ def _log_share(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
 
 
 class ServingSignatures(tf.Module):
-  """The six signatures of the module docstring, one method each, over `model` and the
+  """The seven signatures of the module docstring, one method each, over `model` and the
   `ServingTables` computed for it at export.
 
   Each public method is the body of the signature of its name; `signatures()` traces them with
@@ -249,11 +259,12 @@ class ServingSignatures(tf.Module):
     self.user_specs = {name: tf.TensorSpec([None], _USER_REQUEST_FEATURES[name][1], name=name)
                        for name in _USER_REQUEST_FEATURES
                        if _USER_REQUEST_FEATURES[name][0] in model.user_feature_names}
+    rated = {RATED_MOVIE_IDS: tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS),
+             RATED_RATINGS: tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)}
+    # recommend_new_user's: the demographics and the rated movies, whatever the model.
+    self.new_user_specs = {**self.user_specs, **rated}
     if model.takes_profile:
-      self.user_specs[RATED_MOVIE_IDS] = tf.TensorSpec([None, None], tf.string,
-                                                        name=RATED_MOVIE_IDS)
-      self.user_specs[RATED_RATINGS] = tf.TensorSpec([None, None], tf.float32,
-                                                     name=RATED_RATINGS)
+      self.user_specs.update(rated)
 
   def input_signatures(self) -> Dict[str, list]:
     """Each signature's inputs: names, dtypes, shapes (the served contract)."""
@@ -270,6 +281,8 @@ class ServingSignatures(tf.Module):
                            exclude_movie_ids=tf.TensorSpec([None, None], tf.string,
                                                            name='exclude_movie_ids'),
                            **self.user_specs)],
+        'recommend_new_user': [dict(k=k, exclude_movie_ids=tf.TensorSpec(
+            [None, None], tf.string, name='exclude_movie_ids'), **self.new_user_specs)],
         'similar_movies': [dict(movie_id=ids(f.MOVIE_ID), k=k)],
     }
 
@@ -302,7 +315,7 @@ class ServingSignatures(tf.Module):
     request = _same_rows(request)
     user_id, k = request.pop(f.USER_ID), request.pop('k')
     exclude = request.pop('exclude_movie_ids')
-    if self.model.takes_profile:  # movies a new user says they rated are not recommended either
+    if RATED_MOVIE_IDS in request:  # movies a user says they rated are not recommended either
       exclude = tf.concat([exclude, request[RATED_MOVIE_IDS]], axis=1)
     index, user_inputs = self._user_inputs_of(user_id, request)
     known = tf.debugging.Assert(
@@ -314,6 +327,11 @@ class ServingSignatures(tf.Module):
       index = tf.identity(index)
     return self._recommendations(index, user_inputs, k,
                                  self._ids_mask(tf.shape(user_id)[0], exclude))
+
+  def recommend_new_user(self, request):
+    request = dict(request)
+    request[f.USER_ID] = tf.fill(tf.shape(request['k']), '')
+    return self.recommend(request)
 
   def similar_movies(self, request):
     request = _same_rows(request)
@@ -400,15 +418,13 @@ class ServingSignatures(tf.Module):
                                        message='rated_ratings above the rating scale')]
     with tf.control_dependencies(checks):  # before the lookups, which fail less clearly
       position = tf.identity(position)
-    offset, taste = model.profile(self._movies_by_position(position), ratings)
-    return {model.PROFILE_OFFSET: offset, model.PROFILE_TASTE: taste,
-            model.HAS_PROFILE: ids.row_lengths() > 0}
+    return model.profile_inputs(self._movies_by_position(position), ratings)
 
   def _user_inputs_of(self, user_id, request):
     """(user index, model inputs) of a request's users: stored, overridden by the request."""
     request = dict(request)
     profile = {}
-    if self.model.takes_profile:
+    if RATED_MOVIE_IDS in request:
       profile = self._request_profile(request.pop(RATED_MOVIE_IDS), request.pop(RATED_RATINGS))
     index, inputs = self._users(user_id, request)
     return index, {**inputs, **profile}
@@ -470,15 +486,19 @@ class ServingSignatures(tf.Module):
     """`recommend`'s answer for users [B] (index, model inputs), `excluded` [B, M] besides
     their training movies and what the model cannot recommend."""
     model, tables = self.model, self.tables
-    if tables.user_ranking is not None:  # depends on the user index only: computed at export
+    profile = user_inputs.get(model.HAS_PROFILE)  # rows described by the ratings they send
+    if tables.user_ranking is not None and profile is None:  # computed at export
       vectors, offsets = (tf.gather(t, index) for t in tables.user_ranking)
     else:
       vectors, offsets = model.ranking_user(user_inputs)
     scores = (offsets[:, tf.newaxis] + tables.movie_biases[tf.newaxis, :]
               + tf.matmul(vectors, tables.movie_vectors, transpose_b=True))
     if model.popularity_for_unknown_users:  # a movie's share of the training ratings
-      unknown = tf.equal(index, tables.unknown_user)[:, tf.newaxis]
-      scores = tf.where(unknown, tf.math.log1p(tables.popularity)[tf.newaxis, :], scores)
+      unknown = tf.equal(index, tables.unknown_user)
+      if profile is not None:
+        unknown &= ~profile
+      scores = tf.where(unknown[:, tf.newaxis], tf.math.log1p(tables.popularity)[tf.newaxis, :],
+                        scores)
     excluded |= self._seen_mask(tf.shape(index)[0], index) | ~tables.recommendable[tf.newaxis, :]
     if model.ranks_by_rating:  # ordered by the predicted rating, which stays on the scale
       best = self._top_k(scores, k, excluded)
@@ -521,7 +541,7 @@ class ServingSignatures(tf.Module):
 def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
            rating_range: Tuple[float, float], catalogue: Catalogue,
            train: model_io.Examples) -> 'ServingSignatures':
-  """Saves `model` with the six signatures of the module docstring, its warm-up requests, and
+  """Saves `model` with the seven signatures of the module docstring, its warm-up requests, and
   `regress` marked as TF Serving's regress method; returns the signatures' module."""
   fast_tracing.skip_tf_keras()
   serving = ServingSignatures(model, tft_output, rating_range, catalogue, train)

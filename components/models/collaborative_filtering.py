@@ -27,7 +27,9 @@ gradients are the same as the per-example step's.
 
 IDs unseen in training map to the OOV row (no history), so they never fail; after training that
 row is set to the mean trained user (`fill_unknown_users`), so an unseen user's rating is an
-average user's; for recommendations an unseen user falls back to popularity (see
+average user's. A new user who sends ratings is folded in (`profile_inputs`): their own
+parameters (p_u, r_u, b_u) minimise the training loss over those ratings, every other weight
+fixed, with N(u) the movies sent. A new user who sends none gets the most rated movies (see
 components/export/signatures.py).
 """
 
@@ -46,7 +48,11 @@ class CollaborativeFilteringModel(recommender.Recommender):
 
   user_feature_names = (features.USER_INDEX,)
   movie_feature_names = (features.MOVIE_INDEX,)
-  popularity_for_unknown_users = True
+  popularity_for_unknown_users = True  # who send no ratings (`profile_inputs` folds them in)
+  # `profile_inputs`' outputs: the folded-in user's rating factors (p_u + implicit), ranking
+  # factors and bias.
+  FOLDED_FACTORS, FOLDED_RANKING, FOLDED_BIAS = 'folded_factors', 'folded_ranking', 'folded_bias'
+  FOLD_IN_STEPS = 3  # Newton steps from the mean user: the fold-in's loss is convex
   vocabulary_tables = {
       **{name: (features.USER_VOCAB, 0)
          for name in ('user_embedding', 'user_bias', 'user_ranking_embedding')},
@@ -59,14 +65,20 @@ class CollaborativeFilteringModel(recommender.Recommender):
                retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
                retrieval_weight: float = 0.5, ranking_negatives: int = 0,
                training_history_cap: Optional[int] = None, score_all_users: bool = False,
-               **kwargs):
+               new_user_prior: float = 1.0, **kwargs):
     """`history` is (user indices, movie indices) of the training ratings: N(u) above.
     `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`).
     `training_history_cap`: in training, N(u)'s sum is estimated from at most this many of
     the user's ratings (`_distinct_user_factors`). `score_all_users`: train with
-    `_catalogue_step` where it applies (exact softmax, no cap in effect)."""
+    `_catalogue_step` where it applies (exact softmax, no cap in effect). `new_user_prior`: the
+    weight of the fold-in's pull towards the mean trained user (`profile_inputs`)."""
     super().__init__(**kwargs)
     self.num_movies = num_movies
+    self.new_user_prior = new_user_prior
+    # The fold-in's starting point and prior: the mean trained user's [p_u, r_u, b_u]
+    # (`fill_unknown_users` sets it after training).
+    self.new_user_mean = tf.Variable(tf.zeros([embedding_dim + retrieval_dim + 1]),
+                                     trainable=False, name='new_user_mean')
     self.retrieval_weight = retrieval_weight
     self.ranking_negatives = ranking_negatives
     self.seed = seed
@@ -167,6 +179,9 @@ class CollaborativeFilteringModel(recommender.Recommender):
     + movie bias (see `ranking_movies`)."""
     users = inputs[features.USER_INDEX]
     vector = tf.concat([self._user_factors(users), self.user_ranking_embedding(users)], axis=-1)
+    if self.HAS_PROFILE in inputs:  # users folded in from a request's ratings
+      folded = tf.concat([inputs[self.FOLDED_FACTORS], inputs[self.FOLDED_RANKING]], axis=-1)
+      vector = tf.where(inputs[self.HAS_PROFILE][:, tf.newaxis], folded, vector)
     return vector, tf.zeros_like(vector[:, 0])
 
   def ranking_movies(self, inputs):
@@ -186,11 +201,15 @@ class CollaborativeFilteringModel(recommender.Recommender):
     distinct, position = tf.unique(users, out_idx=tf.int64)
     factors = self._distinct_user_factors(distinct, training)
     user = tf.gather(factors, position)
+    user_bias = tf.squeeze(self.user_bias(users), -1)
+    if self.HAS_PROFILE in inputs:  # users folded in from a request's ratings
+      given = inputs[self.HAS_PROFILE]
+      user = tf.where(given[:, tf.newaxis], inputs[self.FOLDED_FACTORS], user)
+      user_bias = tf.where(given, inputs[self.FOLDED_BIAS], user_bias)
     movie, movie_bias = self.movie_representation(inputs)
     if training and self.retrieval_weight:
       self.add_loss(self.retrieval_weight * self.ranking_loss(distinct, factors, position, movies))
-    return (self.global_bias + tf.squeeze(self.user_bias(users), -1) + movie_bias
-            + tf.reduce_sum(user * movie, axis=-1))
+    return self.global_bias + user_bias + movie_bias + tf.reduce_sum(user * movie, axis=-1)
 
   def _catalogue_step(self, users: tf.Tensor, movies: tf.Tensor) -> tf.Tensor:
     """`call` in training when every user is scored each step: the rating [B] of each example,
@@ -338,8 +357,72 @@ class CollaborativeFilteringModel(recommender.Recommender):
         1.0 - tf.where(hits > 0, tf.exp(tf.minimum(own - sampled, 0.0)), 0.0), 1e-30))
     return tf.reduce_logsumexp(tf.stack([others, picked]), axis=0)
 
+  def profile_inputs(self, movie_inputs, ratings):
+    """Folds in the users of a request's rows [B] from their `ratings` [B, None] of the movies
+    `movie_inputs` (flat): each row's p_u, r_u and b_u minimise the training loss over its
+    ratings with every other weight fixed and N(u) the movies sent (SVD++'s fold-in; the
+    ranking softmax over the whole catalogue, each sent movie a pick, as in training), plus
+    `new_user_prior` x the squared distance from the mean trained user. The loss is convex in
+    them; `FOLD_IN_STEPS` Newton steps from that mean solve it. Movies the model has no
+    ratings of tell it nothing and are left out; a row left with none has no profile."""
+    movies = movie_inputs[features.MOVIE_INDEX]
+    known = movies < self.num_movies - 1  # the last row: movies unseen in training
+    rows = tf.boolean_mask(ratings.value_rowids(), known)
+    movies, values = tf.boolean_mask(movies, known), tf.boolean_mask(ratings.flat_values, known)
+    batch = ratings.nrows()
+    total = lambda x: tf.math.unsorted_segment_sum(x, rows, batch)
+    counts = total(tf.ones_like(values))
+    implicit = total(tf.gather(self.implicit_embedding.embeddings, movies)) * tf.math.rsqrt(
+        tf.maximum(counts, 1.0))[:, tf.newaxis]
+    rating_vectors = tf.gather(self.movie_embedding.embeddings, movies)
+    ranking_width = self.user_ranking_embedding.output_dim
+    # The rating's gradient in [p, r, b] per sent rating (constant: the rating is linear in them).
+    jacobian = tf.concat([rating_vectors, tf.zeros([tf.size(movies), ranking_width]),
+                          tf.ones([tf.size(movies), 1])], axis=-1)
+    rating_hessian = 2.0 * total(jacobian[:, :, tf.newaxis] * jacobian[:, tf.newaxis, :])
+    if self.retrieval_weight:
+      vectors, ranking_bias = self.ranking_movies(
+          {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
+      picked = total(tf.gather(vectors, movies))
+    width = self.movie_embedding.output_dim
+    prior = self.new_user_prior
+    start = tf.tile(self.new_user_mean[tf.newaxis, :], [batch, 1])
+    pad = lambda x: tf.pad(x, [[0, 0]] + [[0, 1]] * (len(x.shape) - 1))  # no ranking term in b
+    offset = (self.global_bias + tf.gather(self.movie_bias.embeddings[:, 0], movies)
+              - values)
+    x = start
+    for _ in range(self.FOLD_IN_STEPS):
+      factors = x[:, :width] + implicit
+      error = offset + tf.gather(x[:, -1], rows) + tf.reduce_sum(
+          rating_vectors * tf.gather(factors, rows), axis=-1)
+      gradient = 2.0 * total(error[:, tf.newaxis] * jacobian) + 2.0 * prior * (x - start)
+      hessian = rating_hessian + 2.0 * prior * tf.eye(tf.shape(x)[1])
+      if self.retrieval_weight:
+        user = tf.concat([factors, x[:, width:-1]], axis=-1)
+        chosen = tf.nn.softmax(tf.matmul(user, vectors, transpose_b=True) + ranking_bias)
+        mean = tf.matmul(chosen, vectors)
+        covariance = (tf.matmul(tf.transpose(vectors)[tf.newaxis] * chosen[:, tf.newaxis, :],
+                                vectors) - mean[:, :, tf.newaxis] * mean[:, tf.newaxis, :])
+        gradient += self.retrieval_weight * pad(counts[:, tf.newaxis] * mean - picked)
+        hessian += self.retrieval_weight * pad(counts[:, tf.newaxis, tf.newaxis] * covariance)
+      x -= tf.linalg.solve(hessian, gradient[:, :, tf.newaxis])[:, :, 0]
+    return {self.FOLDED_FACTORS: x[:, :width] + implicit, self.FOLDED_RANKING: x[:, width:-1],
+            self.FOLDED_BIAS: x[:, -1], self.HAS_PROFILE: counts > 0}
+
   def after_training(self) -> None:
+    self.set_new_user_mean()
     self.fill_unknown_users()
+
+  def set_new_user_mean(self) -> None:
+    """The fold-in's start and prior (`new_user_mean`): the mean trained user's p_u, r_u and
+    b_u."""
+    counts = self.history_splits[1:] - self.history_splits[:-1]
+    known = tf.cast(tf.where(counts > 0)[:, 0], tf.int64)
+    if tf.size(known) == 0:
+      return
+    self.new_user_mean.assign(tf.reduce_mean(tf.concat(
+        [self.user_embedding(known), self.user_ranking_embedding(known), self.user_bias(known)],
+        axis=-1), axis=0))
 
   def fill_unknown_users(self) -> None:
     """After training: users without training ratings (the OOV row, which training never

@@ -92,8 +92,9 @@ class ContentBasedModel(recommender.Recommender):
   movie_feature_names = content_feature_names + (f.MOVIE_INDEX,)
   popularity_for_unknown_users = False  # an unknown user is scored from their features
   takes_profile = True  # a request's ratings, read through `profile`
-  # Optional inputs: a rating profile computed elsewhere (from a request) by `profile`.
-  PROFILE_OFFSET, PROFILE_TASTE, HAS_PROFILE = 'profile_offset', 'profile_taste', 'has_profile'
+  # Optional inputs: a rating profile computed elsewhere (from a request) by `profile`, with
+  # `HAS_PROFILE` (`profile_inputs`).
+  PROFILE_OFFSET, PROFILE_TASTE = 'profile_offset', 'profile_taste'
   # Training input: each example's position in the stored history (`history_positions`).
   HISTORY_POSITION = 'history_position'
   vocabulary_tables = {
@@ -223,6 +224,11 @@ class ContentBasedModel(recommender.Recommender):
     residual_sum, taste_sum, count = self._sums(self.movie_features(movie_inputs), bias,
                                                 ratings)
     return self._shrunk(residual_sum, taste_sum, count)
+
+  def profile_inputs(self, movie_inputs, ratings):
+    offset, taste = self.profile(movie_inputs, ratings)
+    return {self.PROFILE_OFFSET: offset, self.PROFILE_TASTE: taste,
+            self.HAS_PROFILE: ratings.row_lengths() > 0}
 
   def training_inputs(self, num_examples: int) -> Dict[str, np.ndarray]:
     """Each example's position in the stored history: the rating is left out of its profile."""

@@ -106,6 +106,8 @@ class CollaborativeFiltering(Training):
       0, 'sampled softmax negatives; catalogues no bigger get the exact softmax')
   training_history_cap: int = _at_least(
       0, "N(u)'s sum is estimated from at most this many ratings in training; 0: all")
+  new_user_prior: float = _at_least(
+      0.0, "a new user's fold-in: weight of the pull towards the mean trained user")
 
 
 BY_MODEL: Dict[str, Type[Training]] = {

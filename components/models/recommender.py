@@ -19,8 +19,12 @@ class Recommender(tf.keras.Model):
   movie_feature_names: Tuple[str, ...] = ()
   # True: an unknown user gets the most rated movies (no features to score them from).
   popularity_for_unknown_users = False
-  # True: a request can send a user's ratings, read through `profile` (content_based).
+  # True: `predict_rating` and `recommend` take ratings sent for any user, read through
+  # `profile_inputs` (content_based); every model reads them for a new user
+  # (`recommend_new_user`).
   takes_profile = False
+  # Among `profile_inputs`: [B] bool, the rows whose user is described by the sent ratings.
+  HAS_PROFILE = 'has_profile'
   # True: `recommend` ranks by predicted rating (no ranking head was trained).
   ranks_by_rating = False
   # The tables whose rows are a Transform vocabulary's tokens, by their attribute path:
@@ -33,12 +37,24 @@ class Recommender(tf.keras.Model):
     del num_examples
     return {}
 
+  def profile_inputs(self, movie_inputs: Dict[str, tf.Tensor],
+                     ratings: tf.RaggedTensor) -> Dict[str, tf.Tensor]:
+    """The model inputs [B, ...] that describe users by the ratings a request sends:
+    `movie_inputs` are the movie features of `ratings.flat_values`' movies, `ratings` [B, None]
+    the ratings given, row by row. `HAS_PROFILE` says which rows; the model reads the others'
+    stored training ratings."""
+    raise NotImplementedError(f'{type(self).__name__} takes no rated movies')
+
   def build_weights(self, inputs: Dict[str, tf.Tensor]) -> None:
     """Creates every weight, the rating's and the ranking head's, by rating and ranking the
     examples `inputs` (a few): a warm start sets them before the first training step."""
     self(inputs)
     self.ranking_user(inputs)
     self.ranking_movies(inputs)
+
+  def set_new_user_mean(self) -> None:
+    """Sets what `profile_inputs` reads of the trained weights (nothing by default): after
+    training, and after each epoch where a validation reads new users."""
 
   def after_training(self) -> None:
     """Called once `fit` has finished, before export (nothing by default)."""

@@ -116,6 +116,7 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
         retrieval_dim=hparams.retrieval_dim, retrieval_l2=hparams.retrieval_l2 * scale,
         ranking_negatives=negatives if negatives < num_movies else 0,
         training_history_cap=hparams.training_history_cap or None,
+        new_user_prior=hparams.new_user_prior,
         # Scoring every user each step costs no more than a batch's own users would.
         score_all_users=size(f.USER_VOCAB) <= hparams.batch_size, **common)
   if isinstance(hparams, hyperparameters.ContentBased):

@@ -59,26 +59,30 @@ def test_the_exported_contract_is_the_published_one(exported):
     assert _contract(export_dir) == published[name]
 
 
-def test_six_signatures_one_method_each(exported):
+def test_seven_signatures_one_method_each(exported):
   for serving, _ in exported.values():
     assert set(serving.input_signatures()) == {
-        'serving_default', 'regress', 'predict_rating', 'recommend', 'similar_movies',
-        'transformed_features'}
+        'serving_default', 'regress', 'predict_rating', 'recommend', 'recommend_new_user',
+        'similar_movies', 'transformed_features'}
     assert all(callable(getattr(serving, name)) for name in serving.input_signatures())
 
 
 def _requests(name):
   recommend = dict(user_id=tf.constant(['1', '13', '']), k=tf.constant([10, 3, 5]),
                    exclude_movie_ids=tf.constant([['50'], [''], ['']]))
+  rated = dict(rated_movie_ids=tf.constant([['', ''], ['', ''], ['1', '181']]),
+               rated_ratings=tf.constant([[0.0, 0.0], [0.0, 0.0], [5.0, 4.0]]))
+  demographics = {}
   if name == 'content_based':
-    recommend.update(
+    demographics = dict(
         age=tf.constant([-1, -1, 30], tf.int64), gender=tf.constant(['', '', 'F']),
-        occupation=tf.constant(['', '', '']), zip_code=tf.constant(['', '', '']),
-        rated_movie_ids=tf.constant([['', ''], ['', ''], ['1', '181']]),
-        rated_ratings=tf.constant([[0.0, 0.0], [0.0, 0.0], [5.0, 4.0]]))
+        occupation=tf.constant(['', '', '']), zip_code=tf.constant(['', '', '']))
+    recommend.update(**demographics, **rated)
   rate = {key: value for key, value in recommend.items() if key not in ('k', 'exclude_movie_ids')}
   rate['movie_id'] = tf.constant(['1', '50', 'no-such-movie'])
-  return {'recommend': recommend, 'predict_rating': rate,
+  new_users = dict(k=recommend['k'], exclude_movie_ids=recommend['exclude_movie_ids'],
+                   **demographics, **rated)
+  return {'recommend': recommend, 'predict_rating': rate, 'recommend_new_user': new_users,
           'similar_movies': dict(movie_id=tf.constant(['1', '50']), k=tf.constant([5, 2]))}
 
 
@@ -97,6 +101,34 @@ def test_each_method_called_alone_answers_as_its_served_signature(exported):
     recommended = serving.recommend(dict(_requests(name)['recommend']))
     assert (recommended[signatures.MOVIE_IDS].numpy()[0] != b'').sum() == 10
     assert b'50' not in recommended[signatures.MOVIE_IDS].numpy()[0]  # excluded
+
+
+def test_recommend_new_user_reads_the_ratings_sent(exported):
+  """`recommend_new_user` is `recommend` for user_id '': content_based's lists are the same;
+  collaborative_filtering folds the ratings in (a new list, the sent movies left out) and
+  answers a row that sends none with the most rated movies, as `recommend` does."""
+  sent = dict(rated_movie_ids=tf.constant([['1', '181', '50'], ['', '', '']]),
+              rated_ratings=tf.constant([[5.0, 5.0, 4.0], [0.0, 0.0, 0.0]]))
+  ask = dict(k=tf.constant([10, 10]), exclude_movie_ids=tf.constant([[''], ['']]))
+  for name, (_, export_dir) in exported.items():
+    loaded = tf.saved_model.load(export_dir)
+    demographics = {}
+    if name == 'content_based':
+      demographics = dict(age=tf.constant([30, -1], tf.int64), gender=tf.constant(['F', '']),
+                          occupation=tf.constant(['', '']), zip_code=tf.constant(['', '']))
+    new_user = loaded.signatures['recommend_new_user'](**ask, **sent, **demographics)
+    lists = new_user[signatures.MOVIE_IDS].numpy()
+    assert (lists != b'').sum(axis=1).tolist() == [10, 10]
+    assert not {b'1', b'181', b'50'} & set(lists[0])
+    assert list(lists[0]) != list(lists[1])
+    stored_inputs = sent if name == 'content_based' else {}
+    by_recommend = loaded.signatures['recommend'](
+        user_id=tf.constant(['', '']), **ask, **stored_inputs, **demographics)
+    if name == 'content_based':
+      np.testing.assert_array_equal(lists, by_recommend[signatures.MOVIE_IDS].numpy())
+    else:  # recommend('') is the most rated movies, and so is a new user who sends nothing
+      np.testing.assert_array_equal(lists[1], by_recommend[signatures.MOVIE_IDS].numpy()[1])
+      assert list(lists[0]) != list(by_recommend[signatures.MOVIE_IDS].numpy()[0])
 
 
 def test_each_rating_gets_its_users_lists_whatever_else_is_in_the_batch(exported):

@@ -216,6 +216,67 @@ def test_cf_unknown_user_is_rated_as_the_mean_trained_user():
   assert not np.allclose(before, after)
 
 
+@pytest.mark.parametrize('retrieval_weight', [0.5, 0.0])
+def test_cf_fold_in_minimises_the_training_loss_over_a_new_user_s_own_weights(retrieval_weight):
+  """A new user's (p_u, r_u, b_u) from the ratings sent are the minimum of the training loss
+  over those ratings (squared error + retrieval_weight x the catalogue softmax of each sent
+  movie, N(u) the movies sent) plus the prior's pull to the mean trained user, written here
+  with tf.GradientTape: its gradient there is 0. Movies the model never trained on are left
+  out, and a row left with none has no profile; the rating and ranking read the folded user."""
+  model, _, _ = _train('cf', epochs=5, retrieval_weight=retrieval_weight)
+  model.after_training()
+  unseen = NUM_MOVIES - 1
+  movies, ratings = [0, 3, 5], [5.0, 2.0, 4.0]
+  rows = tf.RaggedTensor.from_row_lengths(
+      ratings + ratings + [1.0] + [3.0], [3, 4, 1])  # row 1: row 0's and an unseen movie
+  sent = tf.constant(movies + movies + [unseen] + [unseen], tf.int64)
+  folded = model.profile_inputs({f.MOVIE_INDEX: sent}, rows)
+  np.testing.assert_array_equal(folded[model.HAS_PROFILE], [True, True, False])
+  for name in (model.FOLDED_FACTORS, model.FOLDED_RANKING, model.FOLDED_BIAS):
+    np.testing.assert_allclose(folded[name][0], folded[name][1], rtol=1e-5, atol=1e-6)
+
+  dim = model.movie_embedding.output_dim
+  model.ranking_movies({f.MOVIE_INDEX: tf.range(NUM_MOVIES, dtype=tf.int64)})  # built if unused
+  table = lambda layer: tf.constant(layer.embeddings.numpy())
+  q, y, b_m = table(model.movie_embedding), table(model.implicit_embedding), table(model.movie_bias)
+  s, c = table(model.movie_ranking_embedding), table(model.movie_ranking_bias)
+  implicit = tf.reduce_sum(tf.gather(y, movies), axis=0) / np.sqrt(len(movies))
+  mean = model.new_user_mean.numpy()
+
+  def loss(p, r, b):
+    factors = p + implicit
+    error = (model.global_bias + b + tf.gather(b_m[:, 0], movies)
+             + tf.linalg.matvec(tf.gather(q, movies), factors) - ratings)
+    logits = tf.linalg.matvec(tf.concat([q, s], 1), tf.concat([factors, r], 0)) + c[:, 0]
+    softmax = tf.reduce_sum(tf.reduce_logsumexp(logits) - tf.gather(logits, movies))
+    prior = (tf.reduce_sum((p - mean[:dim]) ** 2) + tf.reduce_sum((r - mean[dim:-1]) ** 2)
+             + (b - mean[-1]) ** 2)
+    return (tf.reduce_sum(error ** 2) + retrieval_weight * softmax
+            + model.new_user_prior * prior)
+
+  weights = [tf.Variable(folded[model.FOLDED_FACTORS][0] - implicit),
+             tf.Variable(folded[model.FOLDED_RANKING][0]), tf.Variable(folded[model.FOLDED_BIAS][0])]
+  with tf.GradientTape() as tape:
+    at_fold_in = loss(*weights)
+  for gradient in tape.gradient(at_fold_in, weights):
+    np.testing.assert_allclose(gradient, np.zeros_like(gradient), atol=1e-4)
+  assert at_fold_in < loss(mean[:dim], mean[dim:-1], mean[-1])
+
+  new_user = tf.constant([NUM_USERS - 1] * 3, tf.int64)
+  inputs = {f.USER_INDEX: new_user, f.MOVIE_INDEX: tf.constant([2, 2, 2], tf.int64), **folded}
+  want = (model.global_bias + weights[2] + b_m[2, 0]
+          + tf.tensordot(q[2], folded[model.FOLDED_FACTORS][0], 1))
+  rated = model(inputs).numpy()
+  np.testing.assert_allclose(rated[:2], [want, want], rtol=1e-5)
+  np.testing.assert_allclose(rated[2], model({f.USER_INDEX: new_user[:1],
+                                              f.MOVIE_INDEX: tf.constant([2], tf.int64)})[0],
+                             rtol=1e-6)  # no profile: the stored (mean) user
+  vector, _ = model.ranking_user(inputs)
+  np.testing.assert_allclose(vector[0], tf.concat([folded[model.FOLDED_FACTORS][0],
+                                                   folded[model.FOLDED_RANKING][0]], 0))
+  np.testing.assert_allclose(vector[2], model.ranking_user({f.USER_INDEX: new_user[:1]})[0][0])
+
+
 def test_canonical_order_does_not_depend_on_the_read_order():
   examples = _examples()
   shuffled = np.random.default_rng(3).permutation(N)

@@ -376,13 +376,16 @@ def test_client_errors_name_the_problem(served):
       with pytest.raises(ServingError) as error:
         client.similar_movies('no-such-movie', k=3)
       assert 'unknown movie_id' in error.value.message
-      # A new user's ratings are content_based's input: sent to collaborative_filtering, they
-      # are refused, not dropped (it would answer with the most rated movies, rated ones too).
+      # Demographics are content_based's input: sent to collaborative_filtering, they are
+      # refused, not dropped (the list would not be the one the caller asked for).
       with pytest.raises(ServingError) as error:
-        client.recommend('', k=3, rated={'50': 5.0})
+        client.recommend('', k=3, age=30, gender='F')
       assert error.value.status == 'INVALID_ARGUMENT'
-      assert ("'recommend' takes no rated_movie_ids, rated_ratings; it takes"
-              in error.value.message)
+      assert "'recommend_new_user' takes no age, gender; it takes" in error.value.message
+      # A new user's ratings go to recommend_new_user, which folds them in.
+      folded = client.recommend('', k=5, rated={'50': 5.0, '181': 5.0})
+      assert len(folded) == 5 and not {'50', '181'} & {m.movie_id for m in folded}
+      assert folded != client.recommend('', k=5)
   for client in _clients(server, 'content_based'):
     with client:
       with pytest.raises(ServingError) as error:
@@ -427,16 +430,16 @@ def test_cli_answers_a_new_user_from_the_ratings_sent(served):
   run = lambda *args: subprocess.run(
       [sys.executable, '-m', 'serving.client', *args, '--port', str(server.rest_port)],
       cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
-  result = run('recommend', '--model', 'content_based', '--user', '', '-k', '5',
-               '--rated', '50=5', '--rated', '181=5')
-  assert result.returncode == 0, result.stderr
-  lines = result.stdout.rstrip().splitlines()
-  assert len(lines) == 5 and not any('(movie 50,' in line or '(movie 181,' in line
-                                  for line in lines)
-  assert run('recommend', '--model', 'collaborative_filtering', '--user', '').returncode == 0
-  refused = run('recommend', '--model', 'collaborative_filtering', '--user', '',
-                '--rated', '50=5')
-  assert refused.returncode == 2 and 'takes no rated movies' in refused.stderr
+  for model in ('content_based', 'collaborative_filtering'):
+    alone = run('recommend', '--model', model, '--user', '', '-k', '5')
+    assert alone.returncode == 0, alone.stderr
+    result = run('recommend', '--model', model, '--user', '', '-k', '5',
+                 '--rated', '50=5', '--rated', '181=5')
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.rstrip().splitlines()
+    assert len(lines) == 5 and not any('(movie 50,' in line or '(movie 181,' in line
+                                    for line in lines)
+    assert result.stdout != alone.stdout  # the ratings sent are read
   bad = run('recommend', '--model', 'content_based', '--user', '', '--rated', '50')
   assert bad.returncode == 2 and 'expected MOVIE=RATING' in bad.stderr
 
@@ -525,7 +528,7 @@ def test_every_export_has_warmup_requests_for_each_signature(finished_run):
     names = {(log.predict_log.request.model_spec.signature_name
               or log.regress_log.request.model_spec.signature_name) for log in logs}
     assert names == {'serving_default', 'regress', 'predict_rating', 'recommend',
-                     'similar_movies', 'transformed_features'}
+                     'recommend_new_user', 'similar_movies', 'transformed_features'}
 
 
 def test_servability_check_passes_the_exports_and_catches_foreign_ops(finished_run, tmp_path):
