@@ -23,7 +23,7 @@ help:
 	@echo "make test   set up .venv (once) and run the test suite"
 	@echo "make test-slow  the crash (SIGKILL) and load tests (about 10 minutes more)"
 	@echo "make lint   ruff over the code (pyproject.toml)"
-	@echo "make bench-quality   the published MovieLens protocols (about 20 minutes): bench/results/quality.md"
+	@echo "make bench-quality   the published MovieLens protocols (7-13 minutes): bench/results/quality.md"
 	@echo "make bench-pipeline  pipeline time and memory by data size (about 2 hours): bench/results/"
 	@echo "make bench-serving   latency and throughput of the served models: bench/results/serving.md"
 	@echo "make bench-timeline  a replayed monthly retraining schedule (7-10 minutes): bench/results/timeline-month.md"

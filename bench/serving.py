@@ -3,8 +3,8 @@
     python -m bench.serving [--serving-dir runs/local/serving] [--model collaborative_filtering]
 
 Starts serving/server.py on free ports over the pushed models (or measures a running server,
-e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10) and
-`predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
+e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10),
+`recommend_new_user` (k=10, 10 ratings sent) and `predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
 at concurrency 1, 8 and 32 (each client its own connection with one request in flight, back to
 back for `--seconds`), plus the signature called in-process as the floor. The load generator is
 h2load (Debian's nghttp2-client; `make bench-serving` installs it), which in C leaves the two
@@ -51,8 +51,12 @@ def _calls(users, movies):
       return 'predict_rating', {'user_id': [users[p % len(users)] for p in picks],
                                 'movie_id': [movies[p % len(movies)] for p in picks]}
     return build
-  return {'recommend k=10': recommend, 'predict_rating x1': rating(1),
-          'predict_rating x100': rating(100)}
+  def new_user(i):  # a new user's first 10 ratings, folded in by the signature
+    rated = [movies[(i * 10 + j) % len(movies)] for j in range(10)]
+    return 'recommend_new_user', {'k': [10], 'rated_movie_ids': [rated],
+                                  'rated_ratings': [[float(1 + (i + j) % 5) for j in range(10)]]}
+  return {'recommend k=10': recommend, 'recommend_new_user k=10, 10 rated': new_user,
+          'predict_rating x1': rating(1), 'predict_rating x100': rating(100)}
 
 
 def _percentiles(latencies):
