@@ -10,13 +10,13 @@
   best first by the model's ranking head. A score is the log-probability that the user's next
   pick is that movie, among the movies the row could be recommended (the softmax of the
   head's logits over them, as in training; <= 0, finite); for a new user of
-  `collaborative_filtering` who sends no ratings (the popularity fallback), the log of the movie's share of the
-  training ratings among them. A `content_based` model trained without its ranking head
-  (`retrieval_weight` 0) ranks by predicted rating, and its scores are those ratings, clipped
-  to the scale. Blank entries (past a row's k) score 0. Movies the user rated in training are
-  never recommended; ids in `exclude_movie_ids` are excluded too. `content_based` recommends
-  movies without training ratings too, scored from their content; `collaborative_filtering`
-  never recommends them (it knows nothing of them).
+  `collaborative_filtering` who sends no ratings (the popularity fallback), the log of the
+  movie's share of the training ratings among them. A `content_based` model trained without
+  its ranking head (`retrieval_weight` 0) ranks by predicted rating, and its scores are those
+  ratings, clipped to the scale. Blank entries (past a row's k) score 0. Movies the user
+  rated in training are never recommended; ids in `exclude_movie_ids` are excluded too.
+  `content_based` recommends movies without training ratings too, scored from their content;
+  `collaborative_filtering` never recommends them (it knows nothing of them).
 - `recommend_new_user`: `recommend` for users with no training ratings (user_id ''), from
   `rated_movie_ids` [B, H] strings ('' pads) and `rated_ratings` [B, H] floats, the movies they
   rated (their first ratings, sent with the request) and, for `content_based`, the same user
@@ -39,8 +39,9 @@ one. An unknown movie id or a rating off the scale there is an InvalidArgument e
 New users: `recommend` answers user_id '' (and, for `content_based`, any user_id sent with
 demographics or rated movies) from the request's features (`content_based`; missing ones take
 the most common training value) or with the most rated movies (`collaborative_filtering`;
-scores are then log popularity shares, above; `recommend_new_user` reads their ratings); any other user_id unknown to training is an InvalidArgument
-error, so a mistyped id is not answered with someone else's list. `predict_rating` rates every
+scores are then log popularity shares, above; `recommend_new_user` reads their ratings); any
+other user_id unknown to training is an InvalidArgument error, so a mistyped id is not
+answered with someone else's list. `predict_rating` rates every
 pair, unknown users and movies from the model's out-of-vocabulary rows: rating-prediction
 protocols score every test pair, including those of users or movies new to training. For
 TFMA, `transformed_features` maps serialized ratings to the slice features of

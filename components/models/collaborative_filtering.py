@@ -76,7 +76,7 @@ class CollaborativeFilteringModel(recommender.Recommender):
     self.num_movies = num_movies
     self.new_user_prior = new_user_prior
     # The fold-in's starting point and prior: the mean trained user's [p_u, r_u, b_u]
-    # (`fill_unknown_users` sets it after training).
+    # (`set_new_user_mean`, after training).
     self.new_user_mean = tf.Variable(tf.zeros([embedding_dim + retrieval_dim + 1]),
                                      trainable=False, name='new_user_mean')
     self.retrieval_weight = retrieval_weight
