@@ -1,9 +1,10 @@
 """What a person would look at before trusting a model: a few users' lists, as served.
 
 For three seeded eval users (each with training and eval ratings), their five best-rated
-training movies, and each trained model's top 10 from its `recommend` signature (the
-SavedModel loaded the way TF Serving loads it), with the movies the user rated in eval marked
-as hits. The run summary holds them and the report shows them beside each other.
+training movies, each trained model's top 10 from its `recommend` signature (the SavedModel
+loaded the way TF Serving loads it) and the top 10 the same user would get as a new user who
+sent only those five ratings (`recommend_new_user`), with the movies the user rated in eval
+marked as hits. The run summary holds them and the report shows them beside each other.
 """
 
 import csv
@@ -59,22 +60,36 @@ def pick_users(input_base: str, users: int = USERS, seed: int = SEED,
 
 
 def top_lists(saved_model_dir: str, users: List[Dict], k: int = TOP_K) -> List[Dict]:
-  """Each user's top `k` from the model's `recommend` signature, hits (eval movies) marked."""
+  """Each user's top `k` from the model's `recommend` signature and, as a new user who sends
+  only their five best-rated movies, from `recommend_new_user` (where the model has it and
+  every user has `best_rated`); hits (eval movies) marked."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
   from serving import client  # pylint: disable=import-outside-toplevel
-  recommend = tf.saved_model.load(saved_model_dir).signatures['recommend']
-  wanted = {name: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
-            for name, spec in recommend.structured_input_signature[1].items()}
-  inputs = {'user_id': [u['user_id'] for u in users], 'k': [k] * len(users),
-            'exclude_movie_ids': [['']] * len(users)}
-  outputs = recommend(**{name: tf.constant(value) for name, value in
-                         client.fill_inputs(wanted, inputs).items()})
-  lists = []
-  for user, ids, titles, scores in zip(users, outputs['movie_ids'].numpy(),
-                                       outputs['titles'].numpy(), outputs['scores'].numpy()):
-    hits = set(user['eval_movie_ids'])
-    lists.append({'user_id': user['user_id'], 'top': [
-        {'movie_id': m.decode(), 'title': t.decode(), 'score': float(s),
-         'hit': m.decode() in hits} for m, t, s in zip(ids, titles, scores) if m]})
-  return lists
+  signatures = tf.saved_model.load(saved_model_dir).signatures
+
+  def call(name, inputs):
+    function = signatures[name]
+    wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+              for key, spec in function.structured_input_signature[1].items()}
+    outputs = function(**{key: tf.constant(value) for key, value in
+                          client.fill_inputs(wanted, inputs).items()})
+    lists = []
+    for user, ids, titles, scores in zip(users, outputs['movie_ids'].numpy(),
+                                         outputs['titles'].numpy(), outputs['scores'].numpy()):
+      hits = set(user['eval_movie_ids'])
+      lists.append([{'movie_id': m.decode(), 'title': t.decode(), 'score': float(s),
+                     'hit': m.decode() in hits} for m, t, s in zip(ids, titles, scores) if m])
+    return lists
+
+  ask = {'k': [k] * len(users), 'exclude_movie_ids': [['']] * len(users)}
+  known = call('recommend', {'user_id': [u['user_id'] for u in users], **ask})
+  new = [None] * len(users)
+  if 'recommend_new_user' in signatures and all(u.get('best_rated') for u in users):
+    width = max(len(u['best_rated']) for u in users)
+    padded = lambda key, empty: [[b[key] for b in u['best_rated']]
+                                 + [empty] * (width - len(u['best_rated'])) for u in users]
+    new = call('recommend_new_user', {**ask, 'rated_movie_ids': padded('movie_id', ''),
+                                      'rated_ratings': padded('rating', 0.0)})
+  return [{'user_id': user['user_id'], 'top': top, 'as_new_user': as_new}
+          for user, top, as_new in zip(users, known, new)]

@@ -211,7 +211,8 @@ HIT = ' \u2713'  # marks a recommended movie the user rated in eval
 
 
 def _lists_section(summary: Dict) -> List[str]:
-  """Three seeded eval users: their best-rated training movies beside each model's top 10."""
+  """Three seeded eval users: their best-rated training movies beside each model's top 10, as
+  themselves and as a new user who sends only those movies' ratings."""
   users = summary.get('example_users') or []
   models = [m for m in summary.get('models', []) if m.get('example_lists')]
   if not users or not models:
@@ -219,12 +220,17 @@ def _lists_section(summary: Dict) -> List[str]:
   parts = ['<h2>What three users get</h2>',
            f'<p>Three seeded eval users: their five best-rated training movies, and each trained '
            f'model\'s top 10 from <code>recommend</code> (the movies they rated in training '
-           f'left out).{html.escape(HIT)} marks a movie the user rated in the eval split.</p>']
+           f'left out); then, as a new user who sent only those five ratings, its top 10 from '
+           f'<code>recommend_new_user</code>.{html.escape(HIT)} marks a movie the user rated in '
+           f'the eval split.</p>']
   for i, user in enumerate(users):
-    columns = [[f'{b["title"]} ({b["rating"]:g})' for b in user['best_rated']]]
-    for model in models:
-      top = model['example_lists'][i]['top']
-      columns.append([m['title'] + (HIT if m['hit'] else '') for m in top])
+    columns, names = [[f'{b["title"]} ({b["rating"]:g})' for b in user['best_rated']]], []
+    for key, suffix in (('top', ''), ('as_new_user', ', as a new user')):
+      for model in models:
+        top = model['example_lists'][i].get(key)
+        if top is not None:  # (a summary of before recommend_new_user has none)
+          columns.append([m['title'] + (HIT if m['hit'] else '') for m in top])
+          names.append(model['name'] + suffix)
     depth = max(len(c) for c in columns)
     rows = [(rank + 1,) + tuple(c[rank] if rank < len(c) else '' for c in columns)
             for rank in range(depth)]
@@ -233,7 +239,7 @@ def _lists_section(summary: Dict) -> List[str]:
     parts += [f'<h3>User {html.escape(user["user_id"])}: {user["training_ratings"]:,} training '
               f'ratings, {len(user["eval_movie_ids"]):,} in eval; hits in the top 10: '
               f'{html.escape(hits)}</h3>',
-              _table(('#', 'best rated in training') + tuple(m['name'] for m in models), rows,
+              _table(('#', 'best rated in training') + tuple(names), rows,
                      f'lists-user-{user["user_id"]}')]
   return parts
 

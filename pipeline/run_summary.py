@@ -216,11 +216,13 @@ def _training(md: _Metadata, trainer_id: str) -> Optional[Dict]:
 def _example_lists(model_uri: Optional[str], users: List[Dict],
                    previous: Dict) -> Optional[List[Dict]]:
   """The example users' top 10 from this run's trained model (candidate), if it trained; the
-  previous summary's where it had the same model and users (a cached re-run)."""
+  previous summary's where it had the same model and users (a cached re-run) and the same
+  kinds of lists."""
   if model_uri is None or not users:
     return None
   if (previous.get('model_uri') == model_uri and previous.get('example_users') == users
-      and previous.get('example_lists')):
+      and previous.get('example_lists')
+      and all('as_new_user' in lists for lists in previous['example_lists'])):
     return previous['example_lists']
   return example_lists.top_lists(path_utils.serving_model_path(model_uri), users)
 

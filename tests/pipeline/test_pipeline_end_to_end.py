@@ -218,6 +218,15 @@ def test_report_shows_three_users_lists_beside_their_best_rated_movies(finished_
       for m in top['top']:
         assert html.escape(m['title'] + (report.HIT if m['hit'] else ''), quote=False) in table
       assert f'{model["name"]} {sum(hits)}' in heading
+      # As a new user who sent only their five best-rated movies: a list without those.
+      new = top['as_new_user']
+      new_ids = [m['movie_id'] for m in new]
+      assert len(set(new_ids)) == 10 and not set(new_ids) & {b['movie_id'] for b in best}
+      assert [m['hit'] for m in new] == [m in evaluated[user['user_id']] for m in new_ids]
+      assert [m['score'] for m in new] == sorted((m['score'] for m in new), reverse=True)
+      for m in new:
+        assert html.escape(m['title'] + (report.HIT if m['hit'] else ''), quote=False) in table
+      assert f'{model["name"]}, as a new user' in table
 
 
 def test_report_is_rebuilt_from_a_finished_run_without_rerunning(finished_run):
@@ -268,9 +277,12 @@ def test_example_lists_are_reused_only_for_the_same_model_and_users(finished_run
   from pipeline import run_summary  # pylint: disable=import-outside-toplevel
   _, _, _, first = finished_run
   model, users = first['models'][0], first['example_users']
-  kept = [{'user_id': 'from the previous summary', 'top': []}]
+  kept = [{'user_id': 'from the previous summary', 'top': [], 'as_new_user': []}]
   previous = {'model_uri': model['model_uri'], 'example_users': users, 'example_lists': kept}
   assert run_summary._example_lists(model['model_uri'], users, previous) is kept
+  # A summary of before the new-user lists: asked of the SavedModel again, to have them.
+  older = {**previous, 'example_lists': [{'user_id': 'older', 'top': []}]}
+  assert run_summary._example_lists(model['model_uri'], users, older) == model['example_lists']
   # Other users (or another model): asked of the SavedModel again.
   again = run_summary._example_lists(model['model_uri'], users[:2], previous)
   ids = lambda lists: [[m['movie_id'] for m in row['top']] for row in lists]
