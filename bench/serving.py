@@ -4,8 +4,8 @@
 
 Starts serving/server.py on free ports over the pushed models (or measures a running server,
 e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10),
-`recommend_new_user` (k=10, 10 ratings sent) and `predict_rating` (batch 1 and 100) measures p50/p95/p99 latency and requests/s over REST and gRPC
-at concurrency 1, 8 and 32 (each client its own connection with one request in flight, back to
+`recommend_new_user` (k=10, 10 ratings sent) and `predict_rating` (batch 1 and 100) measures
+p50/p95/p99 latency and requests/s over REST and gRPC at concurrency 1, 8 and 32 (each client its own connection with one request in flight, back to
 back for `--seconds`), plus the signature called in-process as the floor. The load generator is
 h2load (Debian's nghttp2-client; `make bench-serving` installs it), which in C leaves the two
 cores to the server as remote clients would; `--load-generator python` uses an asyncio one

@@ -413,11 +413,16 @@ class CollaborativeFilteringModel(recommender.Recommender):
     self.set_new_user_mean()
     self.fill_unknown_users()
 
+  def _users_by_history(self) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(user indices with training ratings [K], those without [U])."""
+    counts = self.history_splits[1:] - self.history_splits[:-1]
+    return (tf.cast(tf.where(counts > 0)[:, 0], tf.int64),
+            tf.cast(tf.where(counts == 0)[:, 0], tf.int64))
+
   def set_new_user_mean(self) -> None:
     """The fold-in's start and prior (`new_user_mean`): the mean trained user's p_u, r_u and
     b_u."""
-    counts = self.history_splits[1:] - self.history_splits[:-1]
-    known = tf.cast(tf.where(counts > 0)[:, 0], tf.int64)
+    known, _ = self._users_by_history()
     if tf.size(known) == 0:
       return
     self.new_user_mean.assign(tf.reduce_mean(tf.concat(
@@ -429,9 +434,8 @@ class CollaborativeFilteringModel(recommender.Recommender):
     updates) take the mean trained user's factors and biases, so an unseen user is rated as an
     average user would rate the movie (global + mean b_u + b_m + <mean p_u, q_m>) rather than
     from an untrained row."""
-    counts = self.history_splits[1:] - self.history_splits[:-1]
-    known = tf.cast(tf.where(counts > 0)[:, 0], tf.int64)
-    unknown = tf.cast(tf.where(counts == 0), tf.int64)
+    known, unknown = self._users_by_history()
+    unknown = unknown[:, tf.newaxis]  # scatter indices
     if tf.size(unknown) == 0 or tf.size(known) == 0:
       return
     for table, mean in (
