@@ -216,22 +216,25 @@ def user_request_features(data: formats.MovieLensData, user_ids: List[int], spec
 
 
 def predict_with_signature(saved_model, data: formats.MovieLensData, ratings: formats.Ratings,
-                           profiles: Dict[int, Tuple[List[str], List[float]]]) -> np.ndarray:
-  """Predicted ratings from the exported SavedModel's `predict_rating` signature (loaded the way
-  TF Serving loads it). The users' demographics and their `profiles` (user -> rated movie ids,
-  ratings) are sent with the request where the signature takes them."""
+                           profiles: Dict[int, Tuple[List[str], List[float]]],
+                           signature: str = 'predict_rating') -> np.ndarray:
+  """Predicted ratings from the exported SavedModel's `signature` (loaded the way TF Serving
+  loads it; `predict_rating_new_user` takes no user_id: every user is a new one). The users'
+  demographics and their `profiles` (user -> rated movie ids, ratings) are sent with the
+  request where the signature takes them."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from components.export import signatures  # pylint: disable=import-outside-toplevel
-  predict = saved_model.signatures['predict_rating']
+  predict = saved_model.signatures[signature]
   specs = predict.structured_input_signature[1]
   width = max([len(ids) for ids, _ in profiles.values()] + [1])
   predicted = []
   for start in range(0, len(ratings), 1024):
     users = ratings.user_id[start:start + 1024].tolist()
     movies = ratings.movie_id[start:start + 1024].tolist()
-    request = {f.USER_ID: tf.constant([str(u) for u in users]),
-               f.MOVIE_ID: tf.constant([str(m) for m in movies]),
+    request = {f.MOVIE_ID: tf.constant([str(m) for m in movies]),
                **user_request_features(data, users, specs)}
+    if f.USER_ID in specs:
+      request[f.USER_ID] = tf.constant([str(u) for u in users])
     if signatures.RATED_MOVIE_IDS in specs:
       rows = [profiles.get(u, ([], [])) for u in users]
       request[signatures.RATED_MOVIE_IDS] = tf.constant(
@@ -276,9 +279,9 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
                         seed: int = 42):
   """Users held out of training entirely (a seeded 10%). Each sends `given` of their ratings
   (seeded) with the request, as a new user's first ratings; the rest are tested. Every method
-  is scored on the same test ratings; `content_based` twice: from demographics only and with
-  the given ratings as its profile."""
-  from components.export import signatures  # pylint: disable=import-outside-toplevel
+  is scored on the same test ratings; each model twice: by `predict_rating` for a user it does
+  not know (`content_based` reads their demographics) and by `predict_rating_new_user` with the
+  given ratings sent."""
   train, shown, test = cold_users_split(data, data.ratings, fraction, given, seed)
   profiles: Dict[int, Tuple[List[str], List[float]]] = {}
   for user, movie, rating in zip(shown.user_id.tolist(), shown.movie_id.tolist(),
@@ -301,13 +304,10 @@ def evaluate_cold_start(data, hparams, models, fraction: float = 0.1, given: int
   }
   with tempfile.TemporaryDirectory() as temp_dir:
     for name, saved_model in exported_models(data, train, hparams, models, temp_dir):
-      takes_profile = (signatures.RATED_MOVIE_IDS in
-                       saved_model.signatures['predict_rating'].structured_input_signature[1])
-      label = f'{name} (no ratings)' if takes_profile else name
-      results[label] = scores(predict_with_signature(saved_model, data, test, {}), test.rating)
-      if takes_profile:
-        results[f'{name} ({given} ratings sent)'] = scores(
-            predict_with_signature(saved_model, data, test, profiles), test.rating)
+      results[f'{name} (no ratings)'] = scores(predict_with_signature(saved_model, data, test, {}),
+                                               test.rating)
+      results[f'{name} ({given} ratings sent)'] = scores(predict_with_signature(
+          saved_model, data, test, profiles, 'predict_rating_new_user'), test.rating)
   return results
 
 

@@ -4,13 +4,14 @@
 
 Starts serving/server.py on free ports over the pushed models (or measures a running server,
 e.g. real TF Serving, given `--rest-port`/`--grpc-port`), then for `recommend` (k=10),
-`recommend_new_user` (k=10, 10 ratings sent) and `predict_rating` (batch 1 and 100) measures
-p50/p95/p99 latency and requests/s over REST and gRPC at concurrency 1, 8 and 32 (each client its own connection with one request in flight, back to
-back for `--seconds`), plus the signature called in-process as the floor. The load generator is
-h2load (Debian's nghttp2-client; `make bench-serving` installs it), which in C leaves the two
-cores to the server as remote clients would; `--load-generator python` uses an asyncio one
-instead (the numbers then include its share of the cores). Writes bench/results/serving.md (and .json) with the command, date, machine and
-commit.
+`recommend_new_user` (k=10, 10 ratings sent), `predict_rating` (batch 1 and 100) and
+`predict_rating_new_user` (one movie, 10 ratings sent) measures p50/p95/p99 latency and
+requests/s over REST and gRPC at concurrency 1, 8 and 32 (each client its own connection with
+one request in flight, back to back for `--seconds`), plus the signature called in-process as
+the floor. The load generator is h2load (Debian's nghttp2-client; `make bench-serving` installs
+it), which in C leaves the two cores to the server as remote clients would; `--load-generator
+python` uses an asyncio one instead (the numbers then include its share of the cores). Writes
+bench/results/serving.md (and .json) with the command, date, machine and commit.
 """
 
 from components import tf_env  # noqa: F401  (first: Keras 2 before TensorFlow loads)
@@ -51,12 +52,19 @@ def _calls(users, movies):
       return 'predict_rating', {'user_id': [users[p % len(users)] for p in picks],
                                 'movie_id': [movies[p % len(movies)] for p in picks]}
     return build
-  def new_user(i):  # a new user's first 10 ratings, folded in by the signature
-    rated = [movies[(i * 10 + j) % len(movies)] for j in range(10)]
-    return 'recommend_new_user', {'k': [10], 'rated_movie_ids': [rated],
-                                  'rated_ratings': [[float(1 + (i + j) % 5) for j in range(10)]]}
+  def first_ratings(i):  # a new user's first 10 ratings, folded in by the signature
+    return {'rated_movie_ids': [[movies[(i * 10 + j) % len(movies)] for j in range(10)]],
+            'rated_ratings': [[float(1 + (i + j) % 5) for j in range(10)]]}
+
+  def new_user(i):
+    return 'recommend_new_user', {'k': [10], **first_ratings(i)}
+
+  def new_user_rating(i):
+    return 'predict_rating_new_user', {'movie_id': [movies[(i * 7) % len(movies)]],
+                                       **first_ratings(i)}
   return {'recommend k=10': recommend, 'recommend_new_user k=10, 10 rated': new_user,
-          'predict_rating x1': rating(1), 'predict_rating x100': rating(100)}
+          'predict_rating x1': rating(1), 'predict_rating x100': rating(100),
+          'predict_rating_new_user x1, 10 rated': new_user_rating}
 
 
 def _percentiles(latencies):

@@ -110,12 +110,17 @@ class Client:
     return _movies(self.predict('recommend', {'user_id': [str(user_id)], **inputs}))[0]
 
   def predict_rating(self, pairs: Iterable[Tuple[str, str]], **user_features) -> List[float]:
-    """Predicted ratings of (user_id, movie_id) pairs, in order."""
+    """Predicted ratings of (user_id, movie_id) pairs, in order. A new user's (every user_id
+    '') are rated from `rated={movie_id: rating}` (and, for content_based, demographics) by
+    the model's `predict_rating_new_user` signature, where it has one."""
     pairs = [(str(u), str(m)) for u, m in pairs]
     if not pairs:
       return []
-    inputs = {'user_id': [u for u, _ in pairs], 'movie_id': [m for _, m in pairs],
-              **_user_rows(user_features, len(pairs))}
+    inputs = {'movie_id': [m for _, m in pairs], **_user_rows(user_features, len(pairs))}
+    if (all(u == '' for u, _ in pairs)
+        and 'predict_rating_new_user' in self.signatures()):
+      return [float(r) for r in self.predict('predict_rating_new_user', inputs)['rating']]
+    inputs['user_id'] = [u for u, _ in pairs]
     return [float(r) for r in self.predict('predict_rating', inputs)['rating']]
 
   def similar_movies(self, movie_id: str, k: int = 10) -> List[Movie]:
@@ -309,8 +314,8 @@ def main(argv=None) -> int:
   parser.add_argument('--user', help="user id (recommend, predict); '' for a new user")
   parser.add_argument('--rated', action='append', default=[], metavar='MOVIE=RATING',
                       help="a rating of the user's, sent with the request (repeatable): a "
-                           "new user (--user '') is answered from these; content_based also "
-                           'reads them for a known user')
+                           "new user (--user '') is recommended and rated from these; "
+                           'content_based also reads them for a known user')
   parser.add_argument('--movie', action='append', default=[],
                       help='movie id (similar; predict: repeat for several)')
   parser.add_argument('-k', type=int, default=10, help='how many movies')

@@ -1,4 +1,4 @@
-"""The TF Serving contract of both models: its seven signatures over the whole movie catalogue.
+"""The TF Serving contract of both models: its eight signatures over the whole movie catalogue.
 
 - `serving_default`: serialized tf.Example (raw features, no label) -> `rating`.
 - `regress`: the same as TF Serving's Regress API wants it (input `inputs`, output `outputs`,
@@ -25,6 +25,10 @@
   retraining. A row that sends no rated movie it knows gets the most rated movies from
   `collaborative_filtering`. Sent movies are never recommended back. It is a signature of its
   own so that `collaborative_filtering`'s `recommend` keeps its three inputs.
+- `predict_rating_new_user`: `predict_rating` for users with no training ratings: `movie_id`
+  [B] and the inputs `recommend_new_user` takes besides `k` and `exclude_movie_ids` -> `rating`
+  [B]. `collaborative_filtering` rates from the same fold-in (a row that sends no movie it
+  knows is rated as the average user); `content_based` as `predict_rating` with user_id ''.
 - Every signature that takes named inputs refuses inputs of different numbers of rows
   (InvalidArgument naming them) instead of broadcasting one over the others.
 - `similar_movies`: `movie_id` [B], `k` [B] int32 -> the `k` nearest movies by cosine similarity
@@ -225,6 +229,11 @@ def _same_rows(request: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {name: tf.identity(value) for name, value in request.items()}
 
 
+def _new_users(request: Dict[str, tf.Tensor], rows_of: str) -> Dict[str, tf.Tensor]:
+  """A `*_new_user` request as its general signature's: user_id '' on every row of `rows_of`."""
+  return {**request, f.USER_ID: tf.fill(tf.shape(request[rows_of]), '')}
+
+
 def _log_share(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
   """[B, M] ranking scores as log-probabilities over each row's candidates (the movies not
   `excluded`): the softmax the ranking head was trained with, so a score says how likely the
@@ -233,7 +242,7 @@ def _log_share(scores: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
 
 
 class ServingSignatures(tf.Module):
-  """The seven signatures of the module docstring, one method each, over `model` and the
+  """The eight signatures of the module docstring, one method each, over `model` and the
   `ServingTables` computed for it at export.
 
   Each public method is the body of the signature of its name; `signatures()` traces them with
@@ -262,7 +271,8 @@ class ServingSignatures(tf.Module):
                        if _USER_REQUEST_FEATURES[name][0] in model.user_feature_names}
     rated = {RATED_MOVIE_IDS: tf.TensorSpec([None, None], tf.string, name=RATED_MOVIE_IDS),
              RATED_RATINGS: tf.TensorSpec([None, None], tf.float32, name=RATED_RATINGS)}
-    # recommend_new_user's: the demographics and the rated movies, whatever the model.
+    # recommend_new_user's and predict_rating_new_user's: the demographics and the rated
+    # movies, whatever the model.
     self.new_user_specs = {**self.user_specs, **rated}
     if model.takes_profile:
       self.user_specs.update(rated)
@@ -284,6 +294,7 @@ class ServingSignatures(tf.Module):
                            **self.user_specs)],
         'recommend_new_user': [dict(k=k, exclude_movie_ids=tf.TensorSpec(
             [None, None], tf.string, name='exclude_movie_ids'), **self.new_user_specs)],
+        'predict_rating_new_user': [dict(movie_id=ids(f.MOVIE_ID), **self.new_user_specs)],
         'similar_movies': [dict(movie_id=ids(f.MOVIE_ID), k=k)],
     }
 
@@ -330,9 +341,10 @@ class ServingSignatures(tf.Module):
                                  self._ids_mask(tf.shape(user_id)[0], exclude))
 
   def recommend_new_user(self, request):
-    request = dict(request)
-    request[f.USER_ID] = tf.fill(tf.shape(request['k']), '')
-    return self.recommend(request)
+    return self.recommend(_new_users(request, 'k'))
+
+  def predict_rating_new_user(self, request):
+    return self.predict_rating(_new_users(request, f.MOVIE_ID))
 
   def similar_movies(self, request):
     request = _same_rows(request)
@@ -542,7 +554,7 @@ class ServingSignatures(tf.Module):
 def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, export_dir: str,
            rating_range: Tuple[float, float], catalogue: Catalogue,
            train: model_io.Examples) -> 'ServingSignatures':
-  """Saves `model` with the seven signatures of the module docstring, its warm-up requests, and
+  """Saves `model` with the eight signatures of the module docstring, its warm-up requests, and
   `regress` marked as TF Serving's regress method; returns the signatures' module."""
   fast_tracing.skip_tf_keras()
   serving = ServingSignatures(model, tft_output, rating_range, catalogue, train)

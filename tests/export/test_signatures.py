@@ -59,11 +59,11 @@ def test_the_exported_contract_is_the_published_one(exported):
     assert _contract(export_dir) == published[name]
 
 
-def test_seven_signatures_one_method_each(exported):
+def test_eight_signatures_one_method_each(exported):
   for serving, _ in exported.values():
     assert set(serving.input_signatures()) == {
         'serving_default', 'regress', 'predict_rating', 'recommend', 'recommend_new_user',
-        'similar_movies', 'transformed_features'}
+        'predict_rating_new_user', 'similar_movies', 'transformed_features'}
     assert all(callable(getattr(serving, name)) for name in serving.input_signatures())
 
 
@@ -82,7 +82,9 @@ def _requests(name):
   rate['movie_id'] = tf.constant(['1', '50', 'no-such-movie'])
   new_users = dict(k=recommend['k'], exclude_movie_ids=recommend['exclude_movie_ids'],
                    **demographics, **rated)
+  new_ratings = dict(movie_id=rate['movie_id'], **demographics, **rated)
   return {'recommend': recommend, 'predict_rating': rate, 'recommend_new_user': new_users,
+          'predict_rating_new_user': new_ratings,
           'similar_movies': dict(movie_id=tf.constant(['1', '50']), k=tf.constant([5, 2]))}
 
 
@@ -129,6 +131,36 @@ def test_recommend_new_user_reads_the_ratings_sent(exported):
     else:  # recommend('') is the most rated movies, and so is a new user who sends nothing
       np.testing.assert_array_equal(lists[1], by_recommend[signatures.MOVIE_IDS].numpy()[1])
       assert list(lists[0]) != list(by_recommend[signatures.MOVIE_IDS].numpy()[0])
+
+
+def test_predict_rating_new_user_reads_the_ratings_sent(exported):
+  """`predict_rating_new_user` is `predict_rating` for user_id '': content_based's ratings are
+  the same; collaborative_filtering folds the ratings in, so a user who sends 5 stars is rated
+  above one who sends 1 star for the same movies, and a row that sends none is the average
+  user, as `predict_rating('')`."""
+  sent = dict(rated_movie_ids=tf.constant([['1', '181', '50']] * 2 + [['', '', '']]),
+              rated_ratings=tf.constant([[5.0] * 3, [1.0] * 3, [0.0] * 3]))
+  movie_id = tf.constant(['100'] * 3)
+  for name, (_, export_dir) in exported.items():
+    loaded = tf.saved_model.load(export_dir)
+    demographics = {}
+    if name == 'content_based':
+      demographics = dict(age=tf.constant([30, 30, -1], tf.int64),
+                          gender=tf.constant(['F', 'F', '']),
+                          occupation=tf.constant([''] * 3), zip_code=tf.constant([''] * 3))
+    rating = loaded.signatures['predict_rating_new_user'](
+        movie_id=movie_id, **sent, **demographics)[signatures.RATING].numpy()
+    assert rating[0] > rating[1] + 0.5, (name, rating)
+    stored_inputs = sent if name == 'content_based' else {}
+    by_predict_rating = loaded.signatures['predict_rating'](
+        user_id=tf.constant([''] * 3), movie_id=movie_id, **stored_inputs,
+        **demographics)[signatures.RATING].numpy()
+    if name == 'content_based':
+      np.testing.assert_array_equal(rating, by_predict_rating)
+    else:  # predict_rating('') is the average user, and so is a new user who sends nothing
+      assert rating[2] == pytest.approx(by_predict_rating[2], abs=1e-6)
+      assert len({round(float(r), 4) for r in by_predict_rating}) == 1
+      assert abs(rating[0] - by_predict_rating[0]) > 0.1
 
 
 def test_each_rating_gets_its_users_lists_whatever_else_is_in_the_batch(exported):

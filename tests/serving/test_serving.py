@@ -115,6 +115,11 @@ def test_client_answers_every_signature_like_the_saved_model(served, name):
       'predict_rating': {'user_id': [USER, USER, 'no-such-user'],
                          'movie_id': ['242', '50', '50']},
       'similar_movies': {'movie_id': ['50'], 'k': [5]},
+      'recommend_new_user': {'k': [10], 'exclude_movie_ids': [['']],
+                             'rated_movie_ids': [['50', '172']], 'rated_ratings': [[5.0, 4.0]]},
+      'predict_rating_new_user': {'movie_id': ['181', '1'],
+                                  'rated_movie_ids': [['50', '172'], ['50', '']],
+                                  'rated_ratings': [[5.0, 4.0], [2.0, 0.0]]},
   }
   for client in _clients(server, name):
     with client:
@@ -386,6 +391,10 @@ def test_client_errors_name_the_problem(served):
       folded = client.recommend('', k=5, rated={'50': 5.0, '181': 5.0})
       assert len(folded) == 5 and not {'50', '181'} & {m.movie_id for m in folded}
       assert folded != client.recommend('', k=5)
+      # And rated from them (predict_rating_new_user): high ratings sent, a higher rating.
+      fans, critics = (client.predict_rating([('', '172')], rated={'50': r, '181': r})[0]
+                       for r in (5.0, 1.0))
+      assert fans > critics + 0.5, (fans, critics)
   for client in _clients(server, 'content_based'):
     with client:
       with pytest.raises(ServingError) as error:
@@ -440,6 +449,11 @@ def test_cli_answers_a_new_user_from_the_ratings_sent(served):
     assert len(lines) == 5 and not any('(movie 50,' in line or '(movie 181,' in line
                                     for line in lines)
     assert result.stdout != alone.stdout  # the ratings sent are read
+    rated = [run('predict', '--model', model, '--user', '', '--movie', '172',
+                 '--rated', f'50={r}', '--rated', f'181={r}') for r in (5, 1)]
+    assert all(r.returncode == 0 for r in rated), [r.stderr for r in rated]
+    fans, critics = (float(r.stdout.rsplit(':', 1)[1]) for r in rated)
+    assert fans > critics, (model, fans, critics)
   bad = run('recommend', '--model', 'content_based', '--user', '', '--rated', '50')
   assert bad.returncode == 2 and 'expected MOVIE=RATING' in bad.stderr
 
@@ -528,7 +542,8 @@ def test_every_export_has_warmup_requests_for_each_signature(finished_run):
     names = {(log.predict_log.request.model_spec.signature_name
               or log.regress_log.request.model_spec.signature_name) for log in logs}
     assert names == {'serving_default', 'regress', 'predict_rating', 'recommend',
-                     'recommend_new_user', 'similar_movies', 'transformed_features'}
+                     'recommend_new_user', 'predict_rating_new_user', 'similar_movies',
+                     'transformed_features'}
 
 
 def test_servability_check_passes_the_exports_and_catches_foreign_ops(finished_run, tmp_path):
