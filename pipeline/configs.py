@@ -45,7 +45,7 @@ def default_hparams() -> Dict[str, hyperparameters.Training]:
           user_chunk=0, user_chunk_from=0, l2_examples=80_000, example_budget=16_000_000,
           min_epoch_share=1.0,
           retrieval_dim=32, retrieval_l2=3e-5, ranking_negatives=2048,
-          training_history_cap=1024, new_user_prior=1.0),
+          training_history_cap=1024, new_user_prior=1.0, new_user_bias_prior=3.0),
   }
 
 

@@ -117,8 +117,7 @@ class Client:
     if not pairs:
       return []
     inputs = {'movie_id': [m for _, m in pairs], **_user_rows(user_features, len(pairs))}
-    if (all(u == '' for u, _ in pairs)
-        and 'predict_rating_new_user' in self.signatures()):
+    if all(u == '' for u, _ in pairs) and 'predict_rating_new_user' in self.signatures():
       return [float(r) for r in self.predict('predict_rating_new_user', inputs)['rating']]
     inputs['user_id'] = [u for u, _ in pairs]
     return [float(r) for r in self.predict('predict_rating', inputs)['rating']]

@@ -65,16 +65,20 @@ class CollaborativeFilteringModel(recommender.Recommender):
                retrieval_dim: int = 32, retrieval_l2: float = 3e-5,
                retrieval_weight: float = 0.5, ranking_negatives: int = 0,
                training_history_cap: Optional[int] = None, score_all_users: bool = False,
-               new_user_prior: float = 1.0, **kwargs):
+               new_user_prior: float = 1.0, new_user_bias_prior: Optional[float] = None,
+               **kwargs):
     """`history` is (user indices, movie indices) of the training ratings: N(u) above.
     `ranking_negatives` > 0 makes the training softmax a sampled one (`ranking_loss`).
     `training_history_cap`: in training, N(u)'s sum is estimated from at most this many of
     the user's ratings (`_distinct_user_factors`). `score_all_users`: train with
     `_catalogue_step` where it applies (exact softmax, no cap in effect). `new_user_prior`: the
-    weight of the fold-in's pull towards the mean trained user (`profile_inputs`)."""
+    weight of the fold-in's pull towards the mean trained user (`profile_inputs`);
+    `new_user_bias_prior`, if given, that weight on the rating bias b_u."""
     super().__init__(**kwargs)
     self.num_movies = num_movies
     self.new_user_prior = new_user_prior
+    self.new_user_bias_prior = (new_user_prior if new_user_bias_prior is None
+                                else new_user_bias_prior)
     # The fold-in's starting point and prior: the mean trained user's [p_u, r_u, b_u]
     # (`set_new_user_mean`, after training).
     self.new_user_mean = tf.Variable(tf.zeros([embedding_dim + retrieval_dim + 1]),
@@ -362,9 +366,10 @@ class CollaborativeFilteringModel(recommender.Recommender):
     `movie_inputs` (flat): each row's p_u, r_u and b_u minimise the training loss over its
     ratings with every other weight fixed and N(u) the movies sent (SVD++'s fold-in; the
     ranking softmax over the whole catalogue, each sent movie a pick, as in training), plus
-    `new_user_prior` x the squared distance from the mean trained user. The loss is convex in
-    them; `FOLD_IN_STEPS` Newton steps from that mean solve it. Movies the model has no
-    ratings of tell it nothing and are left out; a row left with none has no profile."""
+    `new_user_prior` x the squared distance from the mean trained user (`new_user_bias_prior`
+    x b_u's). The loss is convex in them; `FOLD_IN_STEPS` Newton steps from that mean solve
+    it. Movies the model has no ratings of tell it nothing and are left out; a row left with
+    none has no profile."""
     movies = movie_inputs[features.MOVIE_INDEX]
     known = movies < self.num_movies - 1  # the last row: movies unseen in training
     rows = tf.boolean_mask(ratings.value_rowids(), known)
@@ -385,7 +390,8 @@ class CollaborativeFilteringModel(recommender.Recommender):
           {features.MOVIE_INDEX: tf.range(self.num_movies, dtype=tf.int64)})
       picked = total(tf.gather(vectors, movies))
     width = self.movie_embedding.output_dim
-    prior = self.new_user_prior
+    prior = tf.concat([tf.fill([width + ranking_width], self.new_user_prior),
+                       [self.new_user_bias_prior]], axis=0)
     start = tf.tile(self.new_user_mean[tf.newaxis, :], [batch, 1])
     pad = lambda x: tf.pad(x, [[0, 0]] + [[0, 1]] * (len(x.shape) - 1))  # no ranking term in b
     offset = (self.global_bias + tf.gather(self.movie_bias.embeddings[:, 0], movies)
@@ -396,7 +402,7 @@ class CollaborativeFilteringModel(recommender.Recommender):
       error = offset + tf.gather(x[:, -1], rows) + tf.reduce_sum(
           rating_vectors * tf.gather(factors, rows), axis=-1)
       gradient = 2.0 * total(error[:, tf.newaxis] * jacobian) + 2.0 * prior * (x - start)
-      hessian = rating_hessian + 2.0 * prior * tf.eye(tf.shape(x)[1])
+      hessian = rating_hessian + 2.0 * tf.linalg.diag(prior)
       if self.retrieval_weight:
         user = tf.concat([factors, x[:, width:-1]], axis=-1)
         chosen = tf.nn.softmax(tf.matmul(user, vectors, transpose_b=True) + ranking_bias)

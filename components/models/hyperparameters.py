@@ -108,6 +108,8 @@ class CollaborativeFiltering(Training):
       0, "N(u)'s sum is estimated from at most this many ratings in training; 0: all")
   new_user_prior: float = _at_least(
       0.0, "a new user's fold-in: weight of the pull towards the mean trained user")
+  new_user_bias_prior: float = _at_least(
+      0.0, "a new user's fold-in: that weight on their rating bias b_u alone")
 
 
 BY_MODEL: Dict[str, Type[Training]] = {

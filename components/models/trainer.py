@@ -117,6 +117,7 @@ def build_model(tf_transform_output: tft.TFTransformOutput, hparams: hyperparame
         ranking_negatives=negatives if negatives < num_movies else 0,
         training_history_cap=hparams.training_history_cap or None,
         new_user_prior=hparams.new_user_prior,
+        new_user_bias_prior=hparams.new_user_bias_prior,
         # Scoring every user each step costs no more than a batch's own users would.
         score_all_users=size(f.USER_VOCAB) <= hparams.batch_size, **common)
   if isinstance(hparams, hyperparameters.ContentBased):

@@ -220,11 +220,12 @@ def test_cf_unknown_user_is_rated_as_the_mean_trained_user():
 def test_cf_fold_in_minimises_the_training_loss_over_a_new_user_s_own_weights(retrieval_weight):
   """A new user's (p_u, r_u, b_u) from the ratings sent are the minimum of the training loss
   over those ratings (squared error + retrieval_weight x the catalogue softmax of each sent
-  movie, N(u) the movies sent) plus the prior's pull to the mean trained user, written here
+  movie, N(u) the movies sent) plus the priors' pull to the mean trained user, written here
   with tf.GradientTape: its gradient there is 0. Movies the model never trained on are left
   out, and a row left with none has no profile; the rating and ranking read the folded user."""
   model, _, _ = _train('cf', epochs=5, retrieval_weight=retrieval_weight)
   model.after_training()
+  model.new_user_prior, model.new_user_bias_prior = 1.0, 3.0  # b_u's pull its own
   unseen = NUM_MOVIES - 1
   movies, ratings = [0, 3, 5], [5.0, 2.0, 4.0]
   rows = tf.RaggedTensor.from_row_lengths(
@@ -249,10 +250,9 @@ def test_cf_fold_in_minimises_the_training_loss_over_a_new_user_s_own_weights(re
              + tf.linalg.matvec(tf.gather(q, movies), factors) - ratings)
     logits = tf.linalg.matvec(tf.concat([q, s], 1), tf.concat([factors, r], 0)) + c[:, 0]
     softmax = tf.reduce_sum(tf.reduce_logsumexp(logits) - tf.gather(logits, movies))
-    prior = (tf.reduce_sum((p - mean[:dim]) ** 2) + tf.reduce_sum((r - mean[dim:-1]) ** 2)
-             + (b - mean[-1]) ** 2)
+    prior = tf.reduce_sum((p - mean[:dim]) ** 2) + tf.reduce_sum((r - mean[dim:-1]) ** 2)
     return (tf.reduce_sum(error ** 2) + retrieval_weight * softmax
-            + model.new_user_prior * prior)
+            + model.new_user_prior * prior + model.new_user_bias_prior * (b - mean[-1]) ** 2)
 
   weights = [tf.Variable(folded[model.FOLDED_FACTORS][0] - implicit),
              tf.Variable(folded[model.FOLDED_RANKING][0]), tf.Variable(folded[model.FOLDED_BIAS][0])]
