@@ -348,7 +348,8 @@ def main(argv=None) -> int:
       elif args.command == 'predict':
         ratings = client.predict_rating([(args.user, m) for m in args.movie], **features)
         for movie, rating in zip(args.movie, ratings):
-          print(f'user {args.user}, movie {movie}: {rating:.3f}')
+          print(f"{f'user {args.user}' if args.user else 'new user'}, movie {movie}: "
+                f'{rating:.3f}')
       elif args.command == 'status':
         for s in client.status():
           print(f"{args.model} version {s['version']}: {s['state']} {s['error']}".rstrip())

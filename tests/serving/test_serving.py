@@ -452,6 +452,7 @@ def test_cli_answers_a_new_user_from_the_ratings_sent(served):
     rated = [run('predict', '--model', model, '--user', '', '--movie', '172',
                  '--rated', f'50={r}', '--rated', f'181={r}') for r in (5, 1)]
     assert all(r.returncode == 0 for r in rated), [r.stderr for r in rated]
+    assert all(r.stdout.startswith('new user, movie 172: ') for r in rated), rated[0].stdout
     fans, critics = (float(r.stdout.rsplit(':', 1)[1]) for r in rated)
     assert fans > critics, (model, fans, critics)
   bad = run('recommend', '--model', 'content_based', '--user', '', '--rated', '50')
