@@ -86,10 +86,8 @@ def top_lists(saved_model_dir: str, users: List[Dict], k: int = TOP_K) -> List[D
   known = call('recommend', {'user_id': [u['user_id'] for u in users], **ask})
   new = [None] * len(users)
   if 'recommend_new_user' in signatures and all(u.get('best_rated') for u in users):
-    width = max(len(u['best_rated']) for u in users)
-    padded = lambda key, empty: [[b[key] for b in u['best_rated']]
-                                 + [empty] * (width - len(u['best_rated'])) for u in users]
-    new = call('recommend_new_user', {**ask, 'rated_movie_ids': padded('movie_id', ''),
-                                      'rated_ratings': padded('rating', 0.0)})
+    sent = lambda key: [[b[key] for b in u['best_rated']] for u in users]  # padded by the client
+    new = call('recommend_new_user', {**ask, 'rated_movie_ids': sent('movie_id'),
+                                      'rated_ratings': sent('rating')})
   return [{'user_id': user['user_id'], 'top': top, 'as_new_user': as_new}
           for user, top, as_new in zip(users, known, new)]

@@ -259,13 +259,41 @@ class Client:
 
 def fill_inputs(wanted: Dict[str, str], inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
   """Arrays for every input in `wanted` (name -> dtype name, e.g. 'DT_STRING'); those missing
-  from `inputs` get the signatures' "not given" value, one per row."""
+  from `inputs` get the signatures' "not given" value, one per row. The rows of a list input
+  (`exclude_movie_ids`, `rated_movie_ids`, `rated_ratings`) may differ in length, as users'
+  ratings do: they are padded with what the signatures read as padding ('', 0)."""
   rows = len(next(iter(inputs.values())))
+  _check_rated_rows(inputs)
   full = {}
   for name, dtype in wanted.items():
     value = inputs[name] if name in inputs else [_NOT_GIVEN.get(name, '')] * rows
+    if isinstance(_NOT_GIVEN.get(name), list):
+      value = _padded_rows(name, value)
     full[name] = np.array(value, dtype=_DTYPES.get(dtype, object))
   return full
+
+
+def _padded_rows(name: str, rows) -> list:
+  """A list input's rows, each padded to the longest (at least one entry)."""
+  for number, row in enumerate(rows):
+    if isinstance(row, (str, bytes)) or np.ndim(row) != 1:
+      raise ServingError('INVALID_ARGUMENT', f'{name}: row {number} is {row!r}; each row is a '
+                         f"list, e.g. [['50', '172']] for one row")
+  rows = [list(row) for row in rows]
+  width = max([len(row) for row in rows] + [1])
+  return [row + _NOT_GIVEN[name] * (width - len(row)) for row in rows]
+
+
+def _check_rated_rows(inputs: Dict[str, list]) -> None:
+  """Each row sends as many `rated_ratings` as `rated_movie_ids` (padding would otherwise pair a
+  movie with a rating of 0, off the scale, or a rating with no movie)."""
+  ids, ratings = inputs.get('rated_movie_ids'), inputs.get('rated_ratings')
+  if ids is None or ratings is None:
+    return
+  for number, (row_ids, row_ratings) in enumerate(zip(ids, ratings)):
+    if np.size(row_ids) != np.size(row_ratings):
+      raise ServingError('INVALID_ARGUMENT', f'row {number}: {np.size(row_ids)} '
+                         f'rated_movie_ids but {np.size(row_ratings)} rated_ratings')
 
 
 def _json_column(array: np.ndarray) -> list:

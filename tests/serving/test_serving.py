@@ -30,7 +30,7 @@ from tensorflow_serving.apis import regression_pb2
 from components.export import warmup
 from serving import check
 from serving import server as server_main
-from serving.client import Client, ServingError
+from serving.client import Client, ServingError, fill_inputs
 from tests.conftest import MODELS, PROJECT_DIR, ml100k_rating
 
 MAX_BODY = 256 * 1024
@@ -406,6 +406,40 @@ def test_client_errors_name_the_problem(served):
   with Client('collaborative_filtering', port=1), pytest.raises(ServingError) as error:
     Client('collaborative_filtering', port=1).recommend(USER)
   assert error.value.status == 'UNAVAILABLE'
+
+
+def test_new_users_of_different_lengths_in_one_request_get_their_own_answers(served):
+  """The client pads ragged rated rows (as users' ratings are) with the signatures' padding, so
+  a batch of new users gets what each would get alone."""
+  _, server = served
+  users = [{'50': 5.0}, {'50': 5.0, '172': 4.0, '1': 2.0}, {}]
+  for name in MODELS:
+    for client in _clients(server, name):
+      with client:
+        batch = client.predict('recommend_new_user', {
+            'k': [5] * 3, 'exclude_movie_ids': [[], ['181'], []],
+            'rated_movie_ids': [list(u) for u in users],
+            'rated_ratings': [list(u.values()) for u in users]})
+        for row, (user, exclude) in enumerate(zip(users, [[], ['181'], []])):
+          alone = client.predict('recommend_new_user', {
+              'k': [5], 'exclude_movie_ids': [exclude], 'rated_movie_ids': [list(user)],
+              'rated_ratings': [list(user.values())]})
+          assert list(batch['movie_ids'][row]) == list(alone['movie_ids'][0]), (name, row)
+        ratings = client.predict_rating([('', '181')] * 2, rated={'50': 5.0})
+        assert ratings[0] == pytest.approx(ratings[1])
+
+
+def test_the_client_refuses_rated_rows_it_cannot_pad():
+  wanted = {'rated_movie_ids': 'DT_STRING', 'rated_ratings': 'DT_FLOAT', 'k': 'DT_INT32'}
+  with pytest.raises(ServingError, match='row 1: 2 rated_movie_ids but 1 rated_ratings'):
+    fill_inputs(wanted, {'k': [5, 5], 'rated_movie_ids': [['50'], ['50', '1']],
+                         'rated_ratings': [[5.0], [4.0]]})
+  with pytest.raises(ServingError, match="rated_movie_ids: row 0 is '50'; each row is a list"):
+    fill_inputs(wanted, {'k': [5], 'rated_movie_ids': ['50'], 'rated_ratings': [[5.0]]})
+  padded = fill_inputs(wanted, {'k': [5, 5], 'rated_movie_ids': [['50', '1'], []],
+                                'rated_ratings': [[5.0, 4.0], []]})
+  assert padded['rated_movie_ids'].tolist() == [['50', '1'], ['', '']]
+  assert padded['rated_ratings'].tolist() == [[5.0, 4.0], [0.0, 0.0]]
 
 
 def test_cli_prints_ten_titles_over_rest_and_grpc(served):
