@@ -192,27 +192,14 @@ def item_mean(train_movies, train_y, test_movies) -> np.ndarray:
   return np.where(known, means[np.minimum(test_movies, len(means) - 1)], train_y.mean())
 
 
-def _unset_user_inputs(specs, request, rows: int):
-  """The signature's inputs missing from `request`, each set to "not given" for `rows` rows:
-  user features -1 / '' (use the stored ones), rated movies none ('' / 0)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  unset = {}
-  for name, spec in specs.items():
-    if name not in request:
-      value = {tf.int64: -1, tf.string: '', tf.float32: 0.0}[spec.dtype]
-      unset[name] = tf.fill([rows] + [1] * (spec.shape.rank - 1), tf.constant(value, spec.dtype))
-  return unset
-
-
-def user_request_features(data: formats.MovieLensData, user_ids: List[int], specs):
+def user_request_features(data: formats.MovieLensData, user_ids: List[int], specs) -> Dict:
   """The demographics of `user_ids` as a request sends them, for the inputs in `specs` (a new
   user tells who they are; for a known user they equal the stored ones)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   users = [data.users[u] for u in user_ids] if data.users else []
   columns = {f.AGE: lambda u: u.age, f.GENDER: lambda u: u.gender,
              f.OCCUPATION: lambda u: u.occupation, f.ZIP_CODE: lambda u: u.zip_code}
-  return {name: tf.constant([value(u) for u in users], specs[name].dtype)
-          for name, value in columns.items() if name in specs and users}
+  return {name: [value(u) for u in users] for name, value in columns.items()
+          if name in specs and users}
 
 
 def predict_with_signature(saved_model, data: formats.MovieLensData, ratings: formats.Ratings,
@@ -221,28 +208,23 @@ def predict_with_signature(saved_model, data: formats.MovieLensData, ratings: fo
   """Predicted ratings from the exported SavedModel's `signature` (loaded the way TF Serving
   loads it; `predict_rating_new_user` takes no user_id: every user is a new one). The users'
   demographics and their `profiles` (user -> rated movie ids, ratings) are sent with the
-  request where the signature takes them."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  request where the signature takes them, as serving/client.py sends a request."""
   from components.export import signatures  # pylint: disable=import-outside-toplevel
+  from serving import client  # pylint: disable=import-outside-toplevel
   predict = saved_model.signatures[signature]
   specs = predict.structured_input_signature[1]
-  width = max([len(ids) for ids, _ in profiles.values()] + [1])
   predicted = []
   for start in range(0, len(ratings), 1024):
     users = ratings.user_id[start:start + 1024].tolist()
     movies = ratings.movie_id[start:start + 1024].tolist()
-    request = {f.MOVIE_ID: tf.constant([str(m) for m in movies]),
-               **user_request_features(data, users, specs)}
+    request = {f.MOVIE_ID: [str(m) for m in movies], **user_request_features(data, users, specs)}
     if f.USER_ID in specs:
-      request[f.USER_ID] = tf.constant([str(u) for u in users])
+      request[f.USER_ID] = [str(u) for u in users]
     if signatures.RATED_MOVIE_IDS in specs:
       rows = [profiles.get(u, ([], [])) for u in users]
-      request[signatures.RATED_MOVIE_IDS] = tf.constant(
-          [ids + [''] * (width - len(ids)) for ids, _ in rows])
-      request[signatures.RATED_RATINGS] = tf.constant(
-          [values + [0.0] * (width - len(values)) for _, values in rows], tf.float32)
-    request.update(_unset_user_inputs(specs, request, len(users)))
-    predicted.append(predict(**request)[signatures.RATING].numpy())
+      request[signatures.RATED_MOVIE_IDS] = [ids for ids, _ in rows]
+      request[signatures.RATED_RATINGS] = [values for _, values in rows]
+    predicted.append(client.call_loaded(predict, request)[signatures.RATING])
   return np.concatenate(predicted)
 
 
@@ -337,16 +319,13 @@ def ranking_metrics(recommended: Dict[str, List[str]], relevant: Dict[str, set],
 def recommend_with_signature(saved_model, user_ids: List[str], k: int) -> Dict[str, List[str]]:
   """Top-k movie ids per user from the exported SavedModel's `recommend` signature (loaded the
   way TF Serving loads it); the training history is excluded by the signature itself."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from serving import client  # pylint: disable=import-outside-toplevel
   recommend = saved_model.signatures['recommend']
-  inputs = recommend.structured_input_signature[1]
   result = {}
   for start in range(0, len(user_ids), 256):
     batch = user_ids[start:start + 256]
-    request = {'user_id': tf.constant(batch), 'k': tf.fill([len(batch)], k),
-               'exclude_movie_ids': tf.fill([len(batch), 1], '')}
-    request.update(_unset_user_inputs(inputs, request, len(batch)))
-    movie_ids = recommend(**request)['movie_ids'].numpy()
+    movie_ids = client.call_loaded(recommend, {'user_id': batch, 'k': [k] * len(batch)})[
+        'movie_ids']
     for user, row in zip(batch, movie_ids):
       result[user] = [m.decode('utf-8') for m in row if m]
   return result
@@ -383,30 +362,25 @@ def recommend_rows(saved_model, requests: List[Dict], k: int,
                    signature: str = 'recommend') -> List[List[str]]:
   """Top-k movie ids for each request ({'user_id', 'exclude', and for a new user 'rated':
   {movie: rating} and 'features': demographics}) from the `signature` signature
-  (`recommend_new_user` takes no user_id: every request is a new user's)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  (`recommend_new_user` takes no user_id: every request is a new user's), sent as
+  serving/client.py sends a request."""
   from components.export import signatures  # pylint: disable=import-outside-toplevel
+  from serving import client  # pylint: disable=import-outside-toplevel
   recommend = saved_model.signatures[signature]
   specs = recommend.structured_input_signature[1]
   result = []
   for start in range(0, len(requests), 64):
     batch = requests[start:start + 64]
-    pad = lambda rows, empty: [row + [empty] * (max(map(len, rows)) - len(row)) for row in rows]
-    request = {'k': tf.fill([len(batch)], k),
-               'exclude_movie_ids': tf.constant(pad([list(r['exclude']) or [''] for r in batch],
-                                                    ''))}
+    request = {'k': [k] * len(batch), 'exclude_movie_ids': [list(r['exclude']) for r in batch]}
     if f.USER_ID in specs:
-      request[f.USER_ID] = tf.constant([r['user_id'] for r in batch])
+      request[f.USER_ID] = [r['user_id'] for r in batch]
     if signatures.RATED_MOVIE_IDS in specs:
-      request[signatures.RATED_MOVIE_IDS] = tf.constant(
-          pad([list(r.get('rated', {})) or [''] for r in batch], ''))
-      request[signatures.RATED_RATINGS] = tf.constant(
-          pad([list(r.get('rated', {}).values()) or [0.0] for r in batch], 0.0), tf.float32)
-    for name, spec in specs.items():
+      request[signatures.RATED_MOVIE_IDS] = [list(r.get('rated', {})) for r in batch]
+      request[signatures.RATED_RATINGS] = [list(r.get('rated', {}).values()) for r in batch]
+    for name in specs:
       if name not in request and all(name in r.get('features', {}) for r in batch):
-        request[name] = tf.constant([r['features'][name] for r in batch], spec.dtype)
-    request.update(_unset_user_inputs(specs, request, len(batch)))
-    for row in recommend(**request)['movie_ids'].numpy():
+        request[name] = [r['features'][name] for r in batch]
+    for row in client.call_loaded(recommend, request)['movie_ids']:
       result.append([m.decode('utf-8') for m in row if m])
   return result
 

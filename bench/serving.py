@@ -76,8 +76,7 @@ def _percentiles(latencies):
 def in_process(model_dir, calls, seconds):
   """The signature on the loaded SavedModel: the floor under any server."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
-  from serving.client import fill_inputs  # pylint: disable=import-outside-toplevel
+  from serving.client import loaded_inputs  # pylint: disable=import-outside-toplevel
   tf.config.threading.set_intra_op_parallelism_threads(1)  # as serving/server.py runs it
   tf.config.threading.set_inter_op_parallelism_threads(1)
   loaded = tf.saved_model.load(model_dir)
@@ -87,12 +86,7 @@ def in_process(model_dir, calls, seconds):
   for name, build in calls.items():
     signature, _ = build(0)
     function = loaded.signatures[signature]
-    wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
-              for key, spec in function.structured_input_signature[1].items()}
-
-    def tensors(i):  # what serving/client.py sends, as tensors
-      return {k: tf.constant(v) for k, v in fill_inputs(wanted, build(i)[1]).items()}
-    prepared = [tensors(i) for i in range(200)]
+    prepared = [loaded_inputs(function, build(i)[1]) for i in range(200)]  # as a client sends
     for request in prepared[:20]:
       function(**request)
     latencies, i = [], 0

@@ -64,19 +64,14 @@ def top_lists(saved_model_dir: str, users: List[Dict], k: int = TOP_K) -> List[D
   only their five best-rated movies, from `recommend_new_user` (where the model has it and
   every user has `best_rated`); hits (eval movies) marked."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
   from serving import client  # pylint: disable=import-outside-toplevel
   signatures = tf.saved_model.load(saved_model_dir).signatures
 
   def call(name, inputs):
-    function = signatures[name]
-    wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
-              for key, spec in function.structured_input_signature[1].items()}
-    outputs = function(**{key: tf.constant(value) for key, value in
-                          client.fill_inputs(wanted, inputs).items()})
+    outputs = client.call_loaded(signatures[name], inputs)
     lists = []
-    for user, ids, titles, scores in zip(users, outputs['movie_ids'].numpy(),
-                                         outputs['titles'].numpy(), outputs['scores'].numpy()):
+    for user, ids, titles, scores in zip(users, outputs['movie_ids'], outputs['titles'],
+                                         outputs['scores']):
       hits = set(user['eval_movie_ids'])
       lists.append([{'movie_id': m.decode(), 'title': t.decode(), 'score': float(s),
                      'hit': m.decode() in hits} for m, t, s in zip(ids, titles, scores) if m])

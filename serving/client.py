@@ -273,6 +273,27 @@ def fill_inputs(wanted: Dict[str, str], inputs: Dict[str, list]) -> Dict[str, np
   return full
 
 
+def loaded_inputs(function, inputs: Dict[str, list]) -> dict:
+  """Tensors for a signature of a SavedModel loaded in process (`tf.saved_model.load`, as TF
+  Serving loads it), from column inputs as `Client.predict` takes them and with the same
+  filling and padding, so an in-process caller sends what a client would."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
+  wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
+            for key, spec in function.structured_input_signature[1].items()}
+  unknown = sorted(set(inputs) - set(wanted))
+  if unknown:
+    raise ServingError('INVALID_ARGUMENT', f'the signature takes no {", ".join(unknown)}; it '
+                       f'takes {", ".join(sorted(wanted))}')
+  return {name: tf.constant(value) for name, value in fill_inputs(wanted, inputs).items()}
+
+
+def call_loaded(function, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
+  """Calls a loaded SavedModel's signature with `loaded_inputs`; its outputs as arrays."""
+  return {name: value.numpy() for name, value in function(**loaded_inputs(function,
+                                                                           inputs)).items()}
+
+
 def _padded_rows(name: str, rows) -> list:
   """A list input's rows, each padded to the longest (at least one entry)."""
   for number, row in enumerate(rows):

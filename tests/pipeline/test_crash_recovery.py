@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
 
 from serving import client
 from tests.conftest import MODELS, PROJECT_DIR, pipeline_command, run_pipeline
@@ -43,11 +42,7 @@ def _ratings(summary, name):
   """predict_rating of the pushed model on PAIRS (other inputs: "not given")."""
   model = next(m for m in summary['models'] if m['name'] == name)
   predict = tf.saved_model.load(model['pushed_version_path']).signatures['predict_rating']
-  wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
-            for key, spec in predict.structured_input_signature[1].items()}
-  given = dict(PAIRS, rated_movie_ids=[['']] * 4, rated_ratings=[[0.0]] * 4)
-  inputs = client.fill_inputs(wanted, {k: v for k, v in given.items() if k in wanted})
-  return predict(**{key: tf.constant(value) for key, value in inputs.items()})['rating'].numpy()
+  return client.call_loaded(predict, PAIRS)['rating']
 
 
 @pytest.mark.slow
