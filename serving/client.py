@@ -110,9 +110,9 @@ class Client:
     return _movies(self.predict('recommend', {'user_id': [str(user_id)], **inputs}))[0]
 
   def predict_rating(self, pairs: Iterable[Tuple[str, str]], **user_features) -> List[float]:
-    """Predicted ratings of (user_id, movie_id) pairs, in order. A new user's (every user_id
-    '') are rated from `rated={movie_id: rating}` (and, for content_based, demographics) by
-    the model's `predict_rating_new_user` signature, where it has one."""
+    """Predicted ratings of (user_id, movie_id) pairs, in order. Where every user_id is '' (a
+    new user), the pairs are rated from `rated={movie_id: rating}` (and, for content_based,
+    demographics) by the model's `predict_rating_new_user` signature, where it has one."""
     pairs = [(str(u), str(m)) for u, m in pairs]
     if not pairs:
       return []
