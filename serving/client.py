@@ -146,10 +146,7 @@ class Client:
     if wanted is None:
       raise ServingError('INVALID_ARGUMENT', f'{self.model} has no signature {signature_name!r}; '
                          f'it has {sorted(self.signatures())}')
-    unknown = sorted(set(inputs) - set(wanted))
-    if unknown:
-      raise ServingError('INVALID_ARGUMENT', f'{self.model}\'s {signature_name!r} takes no '
-                         f'{", ".join(unknown)}; it takes {", ".join(sorted(wanted))}')
+    _refuse_unknown(f'{self.model}\'s {signature_name!r}', wanted, inputs)
     return fill_inputs(wanted, inputs)
 
   def predict(self, signature_name: str, inputs: Dict[str, list],
@@ -281,10 +278,7 @@ def loaded_inputs(function, inputs: Dict[str, list]) -> dict:
   from tensorflow.core.framework import types_pb2  # pylint: disable=import-outside-toplevel
   wanted = {key: types_pb2.DataType.Name(spec.dtype.as_datatype_enum)
             for key, spec in function.structured_input_signature[1].items()}
-  unknown = sorted(set(inputs) - set(wanted))
-  if unknown:
-    raise ServingError('INVALID_ARGUMENT', f'the signature takes no {", ".join(unknown)}; it '
-                       f'takes {", ".join(sorted(wanted))}')
+  _refuse_unknown('the signature', wanted, inputs)
   return {name: tf.constant(value) for name, value in fill_inputs(wanted, inputs).items()}
 
 
@@ -292,6 +286,14 @@ def call_loaded(function, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
   """Calls a loaded SavedModel's signature with `loaded_inputs`; its outputs as arrays."""
   return {name: value.numpy() for name, value in function(**loaded_inputs(function,
                                                                            inputs)).items()}
+
+
+def _refuse_unknown(signature: str, wanted: Dict[str, str], inputs: Dict[str, list]) -> None:
+  """An input the signature does not take is an error, as in TF Serving, never dropped unseen."""
+  unknown = sorted(set(inputs) - set(wanted))
+  if unknown:
+    raise ServingError('INVALID_ARGUMENT', f'{signature} takes no {", ".join(unknown)}; it '
+                       f'takes {", ".join(sorted(wanted))}')
 
 
 def _padded_rows(name: str, rows) -> list:

@@ -396,13 +396,14 @@ class CollaborativeFilteringModel(recommender.Recommender):
     pad = lambda x: tf.pad(x, [[0, 0]] + [[0, 1]] * (len(x.shape) - 1))  # no ranking term in b
     offset = (self.global_bias + tf.gather(self.movie_bias.embeddings[:, 0], movies)
               - values)
+    prior_hessian = rating_hessian + 2.0 * tf.linalg.diag(prior)  # the same at every step
     x = start
     for _ in range(self.FOLD_IN_STEPS):
       factors = x[:, :width] + implicit
       error = offset + tf.gather(x[:, -1], rows) + tf.reduce_sum(
           rating_vectors * tf.gather(factors, rows), axis=-1)
       gradient = 2.0 * total(error[:, tf.newaxis] * jacobian) + 2.0 * prior * (x - start)
-      hessian = rating_hessian + 2.0 * tf.linalg.diag(prior)
+      hessian = prior_hessian
       if self.retrieval_weight:
         user = tf.concat([factors, x[:, width:-1]], axis=-1)
         chosen = tf.nn.softmax(tf.matmul(user, vectors, transpose_b=True) + ranking_bias)
